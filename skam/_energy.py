@@ -1,0 +1,295 @@
+"""Energies of Dense Associative Memories and their closed-form gradients.
+
+One convention for every estimator of skam::
+
+    E(v) = -(1/beta) * log( eps + sum_mu w_mu * F(beta * S(v, xi_mu)) )
+
+* ``S`` is the similarity between the state ``v`` and memory ``xi_mu``:
+  ``"sqeuclidean"``: ``S = -1/2 * sum_i c_i (v_i - xi_i)^2`` (the ``beta/2``
+  inside the kernel), ``"dot"``: ``S = sum_i c_i v_i xi_i``; ``c`` are optional
+  per-coordinate weights (the classifier's feature/label weight lambda).
+* ``F`` is the separation function applied to ``z = beta * S``:
+
+  ======================  ========================  ==============================
+  ``separation``          ``F(z)``                  kernel with ``"sqeuclidean"``
+  ======================  ========================  ==============================
+  ``"lse"``               ``exp(z)``                Gaussian, bandwidth 1/sqrt(beta)
+  ``"poly"``              ``(1 + z)^n``             polynomial kernel with ``"dot"``
+  ``"rectified_poly"``    ``max(1 + z, 0)^n``       quartic (n=2), triweight (n=3)
+  ``"lsr"``               ``max(1 + z, 0)``         Epanechnikov, radius sqrt(2/beta)
+  ======================  ========================  ==============================
+
+* ``w`` are optional memory weights and ``eps`` (0 for LSE) keeps the energy
+  finite where the kernel sum vanishes (outside the support of LSR). Negative
+  kernel sums (``"poly"`` with odd degree) are clipped at 0 before adding
+  ``eps``; the clipped energy is flat there and its gradient is zero.
+
+Everything is computed in log space (a max-shifted, sign-aware log-sum-exp), so
+huge or tiny ``beta`` never overflows: the energy stays finite for LSE and,
+with ``eps > 0``, for the other separations.
+
+The gradient is ``grad E(v) = -sum_mu P_mu grad_v S(v, xi_mu)`` with
+``P_mu = w_mu F'(z_mu) / (eps + sum_nu w_nu F(z_nu))``; for LSE ``P`` is the
+softmax, so one step with ``alpha = 1`` is the attention update
+``v <- softmax(beta S) @ Xi``.
+
+Functions here are pure: they take arrays and an array namespace ``xp`` and work
+on one chunk of queries. Chunking lives in :mod:`skam._chunking`.
+"""
+
+import math
+from dataclasses import dataclass
+
+SEPARATIONS = ("lse", "poly", "rectified_poly", "lsr")
+SIMILARITIES = ("sqeuclidean", "dot")
+
+
+@dataclass(frozen=True)
+class EnergySpec:
+    """A fully resolved energy: what ``F``, ``S``, ``beta`` and ``eps`` are.
+
+    Parameters
+    ----------
+    separation : {"lse", "poly", "rectified_poly", "lsr"}
+    similarity : {"sqeuclidean", "dot"}
+    beta : float
+        Inverse temperature, > 0.
+    degree : int
+        Degree ``n`` of the polynomial separations (``"lsr"`` uses 1).
+    epsilon : float
+        Added to the kernel sum of the non-exponential separations.
+    """
+
+    separation: str = "lse"
+    similarity: str = "sqeuclidean"
+    beta: float = 1.0
+    degree: int = 3
+    epsilon: float = 1e-10
+
+    @property
+    def is_lse(self):
+        return self.separation == "lse"
+
+    @property
+    def power(self):
+        return 1 if self.separation == "lsr" else int(self.degree)
+
+    @property
+    def log_epsilon(self):
+        if self.is_lse or self.epsilon <= 0:
+            return -math.inf
+        return math.log(self.epsilon)
+
+
+@dataclass(frozen=True)
+class Memories:
+    """Stored patterns moved to the compute namespace, with cached norms.
+
+    ``patterns`` has shape (K, D). ``log_weights`` is None or (K,).
+    ``coord_weights`` is None or (D,). ``half_sqnorms`` is
+    ``1/2 * sum_i c_i xi_i^2`` of each memory, shape (K,).
+    """
+
+    patterns: object
+    log_weights: object
+    coord_weights: object
+    half_sqnorms: object
+
+    @property
+    def n_memories(self):
+        return self.patterns.shape[0]
+
+
+def prepare_memories(patterns, xp, *, weights=None, coord_weights=None):
+    """Build :class:`Memories` (log weights, weighted half squared norms).
+
+    All arrays must already live in ``xp`` with the compute dtype.
+    """
+    if coord_weights is None:
+        half_sqnorms = 0.5 * xp.sum(patterns * patterns, axis=1)
+    else:
+        half_sqnorms = 0.5 * xp.sum(coord_weights * patterns * patterns, axis=1)
+    log_weights = None
+    if weights is not None:
+        positive = weights > 0
+        safe = xp.where(positive, weights, xp.ones_like(weights))
+        log_weights = xp.where(positive, xp.log(safe), -math.inf)
+    return Memories(patterns, log_weights, coord_weights, half_sqnorms)
+
+
+def _weighted(V, memories):
+    if memories.coord_weights is None:
+        return V
+    return V * memories.coord_weights
+
+
+def _cross(V, memories):
+    """``sum_i c_i v_i xi_i`` for every query and memory: one GEMM, (n, K)."""
+    return _weighted(V, memories) @ memories.patterns.T
+
+
+def _half_sqnorm_rows(V, memories, xp):
+    return 0.5 * xp.sum(_weighted(V, memories) * V, axis=1)
+
+
+def half_sq_distances(V, memories, xp):
+    """``1/2 * sum_i c_i (v_i - xi_i)^2`` for every query and memory, (n, K).
+
+    One GEMM (``|v|^2 - 2 v.xi + |xi|^2``), clipped at 0 against rounding.
+    """
+    half_sq = _half_sqnorm_rows(V, memories, xp)[:, None] - _cross(V, memories)
+    return xp.maximum(half_sq + memories.half_sqnorms[None, :], 0.0)
+
+
+def _scaled_similarity(V, memories, spec, xp):
+    """``z = beta * S`` for every query and memory, shape (n, K)."""
+    if spec.similarity == "dot":
+        return spec.beta * _cross(V, memories)
+    return (-spec.beta) * half_sq_distances(V, memories, xp)
+
+
+def _log_abs_separation(z, spec, xp):
+    """``log|F(z)|``, ``sign F(z)`` (None = positive), ``log|F'(z)|``, sign F'.
+
+    Points where ``F`` (or ``F'``) vanishes get ``-inf``.
+    """
+    if spec.is_lse:
+        return z, None, z, None
+    n = spec.power
+    base = 1.0 + z
+    if spec.separation in ("rectified_poly", "lsr"):
+        inside = base > 0
+        log_base = xp.log(xp.where(inside, base, xp.ones_like(base)))
+        log_f = xp.where(inside, n * log_base, -math.inf)
+        if n == 1:
+            log_df = xp.where(inside, xp.zeros_like(base), -math.inf)
+        else:
+            log_df = xp.where(inside, math.log(n) + (n - 1) * log_base, -math.inf)
+        return log_f, None, log_df, None
+    # "poly": (1 + z)^n, possibly negative for odd n
+    nonzero = base != 0
+    log_base = xp.log(xp.where(nonzero, xp.abs(base), xp.ones_like(base)))
+    negative = base < 0
+    log_f = xp.where(nonzero, n * log_base, -math.inf)
+    sign = 1.0 - 2.0 * xp.astype(negative, z.dtype)
+    sign_f = sign if n % 2 else None
+    if n == 1:
+        log_df, sign_df = xp.zeros_like(base), None
+    else:
+        log_df = xp.where(nonzero, math.log(n) + (n - 1) * log_base, -math.inf)
+        sign_df = sign if (n - 1) % 2 else None
+    return log_f, sign_f, log_df, sign_df
+
+
+def _finite_or_zero(x, xp):
+    return xp.where(xp.isfinite(x), x, xp.zeros_like(x))
+
+
+def log_kernel_sum(V, memories, spec, xp, *, need_weights=True):
+    """Core of the engine, on one chunk of queries.
+
+    Returns
+    -------
+    log_z : array of shape (n,)
+        ``log(eps + max(sum_mu w_mu F(beta S_mu), 0))``; the energy is
+        ``-log_z / beta``.
+    P : array of shape (n, K) or None
+        Gradient weights ``P_mu`` (None when ``need_weights`` is False).
+    """
+    if spec.is_lse and spec.similarity == "sqeuclidean":
+        # Shift-invariant form: drop 1/2 ||v||^2 from the softmax, add it back.
+        logits = _cross(V, memories) - memories.half_sqnorms[None, :]
+        logits = spec.beta * logits
+        if memories.log_weights is not None:
+            logits = logits + memories.log_weights[None, :]
+        row_max = _finite_or_zero(xp.max(logits, axis=1, keepdims=True), xp)
+        T = xp.exp(logits - row_max)
+        r = xp.sum(T, axis=1)
+        log_z = (
+            row_max[:, 0] + xp.log(r) - spec.beta * _half_sqnorm_rows(V, memories, xp)
+        )
+        P = T / r[:, None] if need_weights else None
+        return log_z, P
+    z = _scaled_similarity(V, memories, spec, xp)
+    log_f, sign_f, log_df, sign_df = _log_abs_separation(z, spec, xp)
+    if memories.log_weights is not None:
+        log_f = log_f + memories.log_weights[None, :]
+        log_df = log_df + memories.log_weights[None, :]
+    row_max = _finite_or_zero(xp.max(log_f, axis=1, keepdims=True), xp)
+    T = xp.exp(log_f - row_max)
+    if sign_f is not None:
+        T = T * sign_f
+    r = xp.sum(T, axis=1)
+    if spec.is_lse:  # "dot" similarity: r >= 1, no epsilon
+        log_z = row_max[:, 0] + xp.log(r)
+        P = T / r[:, None] if need_weights else None
+        return log_z, P
+    positive = r > 0
+    log_sum = xp.where(
+        positive,
+        row_max[:, 0] + xp.log(xp.where(positive, r, xp.ones_like(r))),
+        -math.inf,
+    )
+    log_eps = xp.full_like(log_sum, spec.log_epsilon)
+    log_z = xp.logaddexp(log_sum, log_eps)
+    if not need_weights:
+        return log_z, None
+    finite_z = xp.isfinite(log_z)
+    shift = xp.where(finite_z, log_z, xp.zeros_like(log_z))
+    P = xp.exp(log_df - shift[:, None])
+    if sign_df is not None:
+        P = P * sign_df
+    keep = xp.logical_and(positive, finite_z)
+    P = xp.where(keep[:, None], P, xp.zeros_like(P))
+    return log_z, P
+
+
+def energy_from_log_z(log_z, spec):
+    """``E = -log_z / beta``."""
+    return log_z * (-1.0 / spec.beta)
+
+
+def gradient_from_weights(V, P, memories, spec, xp):
+    """``grad E = -sum_mu P_mu grad_v S_mu`` (closed form), shape (n, D)."""
+    pulled = P @ memories.patterns
+    if spec.similarity == "dot":
+        grad = -pulled
+    elif spec.is_lse:
+        grad = V - pulled  # the softmax weights sum to one
+    else:
+        grad = xp.sum(P, axis=1, keepdims=True) * V - pulled
+    if memories.coord_weights is not None:
+        grad = grad * memories.coord_weights
+    return grad
+
+
+def descent_direction(V, P, memories, spec, xp):
+    """The direction the descent steps along: ``grad E`` rescaled per query.
+
+    For ``"lse"`` this is exactly ``grad E`` (the softmax weights sum to one).
+    For the other separations the gradient of ``log`` of a compact or
+    polynomial kernel grows without bound near the edge of its support, so
+    each query's gradient is divided by ``sum_mu P_mu`` (when positive): the
+    mean-shift step. With the squared-Euclidean similarity and ``alpha = 1``
+    it moves a state to the weighted mean of the memories that reach it, which
+    for ``"lsr"`` is the exact step of Hoover et al. (2025).
+    """
+    grad = gradient_from_weights(V, P, memories, spec, xp)
+    if spec.is_lse:
+        return grad
+    total = xp.sum(P, axis=1, keepdims=True)
+    positive = total > 0
+    return grad / xp.where(positive, total, xp.ones_like(total))
+
+
+def energy_and_gradient(V, memories, spec, xp):
+    """Energy (n,) and gradient (n, D) of one chunk of queries."""
+    log_z, P = log_kernel_sum(V, memories, spec, xp)
+    return energy_from_log_z(log_z, spec), gradient_from_weights(
+        V, P, memories, spec, xp
+    )
+
+
+def lsr_support_radius_sq(spec):
+    """Squared radius ``2/beta`` of one memory's support (``"lsr"`` only)."""
+    return 2.0 / spec.beta

@@ -1,0 +1,752 @@
+"""Auto-associative memories: :class:`DenseAM` and :class:`HopfieldNetwork`."""
+
+from numbers import Integral
+
+import numpy as np
+from array_api_compat import array_namespace
+from array_api_compat import device as array_device
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from skam._chunking import chunk_rows, concat, iter_chunks
+from skam._descent import descend as _descend
+from skam._docstrings import fill_doc
+from skam._energy import (
+    energy_from_log_z,
+    half_sq_distances,
+    log_kernel_sum,
+    lsr_support_radius_sq,
+    prepare_memories,
+)
+from skam._validation import (
+    BACKEND_CONSTRAINT,
+    DESCENT_CONSTRAINTS,
+    ENERGY_CONSTRAINTS,
+    backend_for,
+    make_spec,
+    remember_namespace,
+    resolve_beta,
+    validate_clamp_mask,
+    validate_sample_weight,
+    validate_X,
+)
+
+# Memories checked by the fit-time self-recall diagnostic (evenly spaced).
+_N_SELF_RECALL = 256
+
+
+def _evenly_spaced(n, at_most):
+    return np.unique(np.linspace(0, n - 1, min(n, at_most)).astype(np.intp))
+
+
+@fill_doc
+class DenseAM(TransformerMixin, BaseEstimator):
+    """Dense Associative Memory: store patterns, retrieve them by energy descent.
+
+    ``fit`` stores the training samples as memories ``xi_mu``. ``transform``
+    moves each query downhill on the energy
+
+    ``E(v) = -(1/beta) log(eps + sum_mu w_mu F(beta S(v, xi_mu)))``
+
+    by ``v <- v - alpha * m * grad E(v)``, where ``m`` is zero on clamped
+    coordinates, and returns the states it reaches: a corrupted pattern is
+    completed or cleaned up towards the stored pattern whose basin it lies in.
+    With the default log-sum-exp energy this is the modern (continuous)
+    Hopfield network, whose one step at ``alpha=1`` is the attention update.
+
+    Read more in the :ref:`User Guide <energy_convention>`.
+
+    Parameters
+    ----------
+    %(separation)s
+    %(similarity)s
+    beta : float or "scale", default="scale"
+        Inverse temperature: the kernel bandwidth is ``1/sqrt(beta)`` in data
+        units. Larger values give sharper, more separated basins (``beta ->
+        inf`` is nearest-pattern lookup). ``"scale"`` uses
+        ``4 * log(K) / r2`` with ``r2`` the median squared distance between a
+        memory and its nearest other memory, so that every stored pattern is
+        close to a fixed point.
+    %(degree)s
+    %(epsilon)s
+    %(alpha)s
+    %(max_iter)s
+    %(tol)s
+    %(backend)s
+
+    Attributes
+    ----------
+    memories_ : ndarray of shape (n_memories, n_features)
+        The stored patterns (the training samples).
+    memory_weights_ : ndarray of shape (n_memories,) or None
+        ``sample_weight`` given to ``fit``/``partial_fit`` (None when unweighted).
+    beta_ : float
+        The inverse temperature used (``beta`` resolved).
+    n_iter_ : int
+        Descent steps taken by the fit-time self-recall check (the largest
+        over the checked memories). Use :meth:`descend` for per-query counts.
+    self_recall_ : float
+        Fraction of stored patterns (at most 256, evenly spaced) that descend
+        back to themselves: a capacity diagnostic for the chosen ``beta``.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit`` (string column names only).
+
+    See Also
+    --------
+    HopfieldNetwork : The classical binary network that DenseAM generalises.
+    sklearn.neighbors.KernelDensity : ``exp(-beta * E)`` is a kernel density.
+
+    Notes
+    -----
+    The energy is an unnormalised kernel density estimate: with ``"lse"``,
+    ``-beta * E(v) = log sum_mu exp(-beta/2 ||v - xi_mu||^2)``, the Gaussian
+    KDE with bandwidth ``1/sqrt(beta)`` up to a constant; ``"lsr"`` is the
+    Epanechnikov KDE with bandwidth ``sqrt(2/beta)``. ``"lsr"`` retrievals are
+    finished by the exact fixed-point iteration of Hoover et al. (2025).
+
+    References
+    ----------
+    .. [1] D. Krotov, B. Hoover, P. Ram, B. Pham, "Modern Methods in
+       Associative Memory", arXiv:2507.06211, 2025.
+    .. [2] H. Ramsauer et al., "Hopfield Networks is All You Need", ICLR 2021.
+    .. [3] B. Hoover et al., "Dense Associative Memory with Epanechnikov
+       Energy", NeurIPS 2025.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skam import DenseAM
+    >>> rng = np.random.RandomState(0)
+    >>> patterns = np.sign(rng.randn(5, 32))
+    >>> am = DenseAM(beta=1.0).fit(patterns)
+    >>> noisy = patterns.copy()
+    >>> noisy[:, :6] *= -1                      # flip 6 of 32 bits
+    >>> recalled = np.sign(am.transform(noisy))
+    >>> bool((recalled == patterns).all())
+    True
+    >>> am.predict(noisy)
+    array([0, 1, 2, 3, 4])
+    """
+
+    _parameter_constraints: dict = {
+        **ENERGY_CONSTRAINTS,
+        **DESCENT_CONSTRAINTS,
+        "backend": BACKEND_CONSTRAINT,
+    }
+
+    def __init__(
+        self,
+        *,
+        separation="lse",
+        similarity="sqeuclidean",
+        beta="scale",
+        degree=3,
+        epsilon=1e-10,
+        alpha=1.0,
+        max_iter=100,
+        tol=1e-6,
+        backend="numpy",
+    ):
+        self.separation = separation
+        self.similarity = similarity
+        self.beta = beta
+        self.degree = degree
+        self.epsilon = epsilon
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+        self.backend = backend
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Store the samples of ``X`` as memories.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Patterns to store (binary ``+-1`` or continuous).
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight ``w_mu`` of each memory in the energy (an integer weight
+            acts like a repeated pattern).
+
+        Returns
+        -------
+        self : object
+            The fitted memory.
+        """
+        X = validate_X(self, X, reset=True, method="fit")
+        remember_namespace(self, X)
+        backend = backend_for(self, X)
+        self.memories_ = X
+        self.memory_weights_ = validate_sample_weight(sample_weight, X, backend)
+        self._finish_storing()
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Add the samples of ``X`` to the stored memories.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Patterns to add.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the new memories.
+
+        Returns
+        -------
+        self : object
+            The memory with the new patterns added.
+        """
+        first = not hasattr(self, "memories_")
+        X = validate_X(self, X, reset=first, method="partial_fit")
+        if first:
+            remember_namespace(self, X)
+        sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
+        if first:
+            self.memories_, self.memory_weights_ = X, sw
+        else:
+            xp = array_namespace(self.memories_)
+            old_w = self.memory_weights_
+            if old_w is not None or sw is not None:
+                old_w = _ones(xp, self.memories_) if old_w is None else old_w
+                sw = _ones(xp, X) if sw is None else sw
+                self.memory_weights_ = xp.concat(
+                    [old_w, xp.astype(sw, old_w.dtype)], axis=0
+                )
+            self.memories_ = xp.concat(
+                [self.memories_, xp.astype(X, self.memories_.dtype)], axis=0
+            )
+        self._finish_storing()
+        return self
+
+    def _finish_storing(self):
+        self.beta_ = resolve_beta(self.beta, self.memories_, rule="separation")
+        xp_in = array_namespace(self.memories_)
+        idx = _evenly_spaced(self.memories_.shape[0], _N_SELF_RECALL)
+        idx = xp_in.asarray(idx, device=_dev(self.memories_))
+        backend = backend_for(self, self.memories_)
+        xp = backend.xp
+        probe = backend.to_compute(xp_in.take(self.memories_, idx, axis=0))
+        result = self._descend(backend, probe, None, return_trace=False)
+        reached = self._reached(backend, result.states)
+        patterns = backend.to_compute(self.memories_, probe.dtype)
+        target = xp.take(patterns, xp.maximum(reached, 0), axis=0)
+        same = xp.logical_and(reached >= 0, xp.all(target == probe, axis=1))
+        self.self_recall_ = float(xp.mean(xp.astype(same, xp.float64)))
+        self.n_iter_ = max(1, int(xp.max(result.n_iter)))
+
+    # ------------------------------------------------------------------ engine
+    def _memories(self, backend, dtype):
+        """Memories in the compute namespace and dtype (no caching)."""
+        xp = backend.xp
+        patterns = backend.to_compute(self.memories_, dtype)
+        weights = backend.to_compute(self.memory_weights_, dtype)
+        return prepare_memories(patterns, xp, weights=weights)
+
+    def _spec(self):
+        return make_spec(self, self.beta_)
+
+    def _box(self, memories, backend):
+        if self.similarity != "dot":
+            return None
+        xp = backend.xp
+        return xp.min(memories.patterns, axis=0), xp.max(memories.patterns, axis=0)
+
+    def _descend(self, backend, X, clamp_mask, *, return_trace):
+        """Descent of validated X; results in the compute namespace."""
+        Xc = backend.to_compute(X)
+        memories = self._memories(backend, Xc.dtype)
+        mask = validate_clamp_mask(clamp_mask, Xc, backend)
+        return _descend(
+            Xc,
+            memories,
+            self._spec(),
+            backend.xp,
+            clamp_mask=mask,
+            alpha=self.alpha,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            box=self._box(memories, backend),
+            lsr_fixed_point=True,
+            return_trace=return_trace,
+        )
+
+    def _reached(self, backend, states):
+        """Index of the memory each state reached, -1 where none (compute ns)."""
+        xp = backend.xp
+        memories = self._memories(backend, states.dtype)
+        K = memories.n_memories
+        rows = chunk_rows(states.shape[0], K, _itemsize(states, xp), temporaries=2)
+        out = []
+        lsr = self.separation == "lsr"
+        for sl in iter_chunks(states.shape[0], rows):
+            half_sq = half_sq_distances(states[sl, :], memories, xp)
+            nearest = xp.argmin(half_sq, axis=1)
+            d1 = xp.min(half_sq, axis=1)
+            if K > 1:
+                cols = xp.arange(K, device=_dev(half_sq))[None, :]
+                others = xp.where(cols == nearest[:, None], xp.inf, half_sq)
+                ok = 4.0 * d1 <= xp.min(others, axis=1)
+            else:
+                ok = xp.ones_like(d1, dtype=xp.bool)
+            if lsr:
+                ok = xp.logical_and(ok, 2.0 * d1 < lsr_support_radius_sq(self._spec()))
+            out.append(xp.where(ok, nearest, -1))
+        return concat(out, xp)
+
+    # ------------------------------------------------------------- public API
+    def descend(self, X, clamp_mask=None, *, return_energy_trace=False):
+        """Run the energy descent and report how it went, query by query.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Initial states (queries).
+        clamp_mask : array-like of bool, shape (n_features,) or (n_samples, n_features), default=None
+            True marks a clamped coordinate: it keeps its value from ``X``.
+        return_energy_trace : bool, default=False
+            Also return the energy of every query before every step.
+
+        Returns
+        -------
+        result : :class:`~sklearn.utils.Bunch`
+            ``states`` (n_samples, n_features), ``n_iter`` (n_samples,),
+            ``converged`` (n_samples,), ``energy`` (n_samples,) of the final
+            states and, if asked, ``energy_trace`` (n_steps + 1, n_samples).
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="descend")
+        backend = backend_for(self, X)
+        r = self._descend(backend, X, clamp_mask, return_trace=return_energy_trace)
+        out = Bunch(
+            states=backend.to_output(r.states),
+            n_iter=backend.to_output(r.n_iter),
+            converged=backend.to_output(r.converged),
+            energy=backend.to_output(r.energy),
+        )
+        if return_energy_trace:
+            out.energy_trace = backend.to_output(r.energy_trace)
+        return out
+
+    def transform(self, X, clamp_mask=None):
+        """Retrieve: descend from each query and return the states reached.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Queries (corrupted or partial patterns).
+        clamp_mask : array-like of bool, shape (n_features,) or (n_samples, n_features), default=None
+            True marks a clamped coordinate: it keeps its value from ``X``
+            (e.g. the visible half of an occluded image).
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_features)
+            Retrieved states, in the dtype of ``X`` (float32 stays float32).
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="transform")
+        backend = backend_for(self, X)
+        states = self._descend(backend, X, clamp_mask, return_trace=False).states
+        return backend.to_output(states)
+
+    def predict(self, X, clamp_mask=None):
+        """Index of the memory each query descends to (-1 where none).
+
+        A query reaches memory ``mu`` when its final state is at most half as
+        far from ``xi_mu`` as from any other memory (and, for ``"lsr"``, inside
+        the support of ``xi_mu``). Mixture and spurious states give -1.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Queries.
+        clamp_mask : array-like of bool, shape (n_features,) or (n_samples, n_features), default=None
+            Clamped coordinates, as in :meth:`transform`.
+
+        Returns
+        -------
+        index : ndarray of shape (n_samples,), dtype=int64
+            Row of ``memories_`` reached by each query, or -1.
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="predict")
+        backend = backend_for(self, X)
+        states = self._descend(backend, X, clamp_mask, return_trace=False).states
+        return backend.to_output(self._reached(backend, states))
+
+    def energy(self, X):
+        """Energy ``E(v)`` of each row of ``X`` (lower is more memory-like).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            States.
+
+        Returns
+        -------
+        energy : ndarray of shape (n_samples,)
+            ``-(1/beta) log(eps + sum_mu w_mu F(beta S(x, xi_mu)))``.
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="energy")
+        return self._energy(X)
+
+    def _energy(self, X):
+        backend = backend_for(self, X)
+        xp = backend.xp
+        Xc = backend.to_compute(X)
+        memories = self._memories(backend, Xc.dtype)
+        spec = self._spec()
+        rows = chunk_rows(Xc.shape[0], memories.n_memories, _itemsize(Xc, xp))
+        parts = [
+            energy_from_log_z(
+                log_kernel_sum(Xc[sl, :], memories, spec, xp, need_weights=False)[0],
+                spec,
+            )
+            for sl in iter_chunks(Xc.shape[0], rows)
+        ]
+        return backend.to_output(concat(parts, xp))
+
+    def score_samples(self, X):
+        """Minus the energy: an unnormalised log-density divided by ``beta``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            States.
+
+        Returns
+        -------
+        score : ndarray of shape (n_samples,)
+            Minus the energy (higher is more memory-like).
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="score_samples")
+        return -self._energy(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.array_api_support = True
+        return tags
+
+
+def _ones(xp, like):
+    return xp.ones((like.shape[0],), dtype=like.dtype, device=_dev(like))
+
+
+def _dev(array):
+    return array_device(array)
+
+
+def _itemsize(array, xp):
+    return 4 if array.dtype == xp.float32 else 8
+
+
+@fill_doc
+class HopfieldNetwork(TransformerMixin, BaseEstimator):
+    """Classical binary Hopfield network with Hebbian weights.
+
+    ``fit`` sets the couplings ``W = (1/D) sum_mu w_mu xi_mu xi_mu^T`` with a
+    zero diagonal (the Hebbian rule); ``transform`` runs sign updates
+    ``s_i <- sgn(sum_j W_ij s_j)`` (``sgn(0) = +1``) until no neuron changes.
+    It is the quadratic special case of :class:`DenseAM` (``F(x) = x^2/2``
+    with the dot-product similarity) and can store about ``0.14 D`` random
+    patterns; beyond that, and on correlated data, recall breaks down.
+
+    Inputs are binarised: entries ``> 0`` become +1 and the others -1, so
+    ``{0, 1}`` and ``{-1, +1}`` data both work; outputs are ``+-1``.
+
+    Read more in the :ref:`User Guide <hopfield>`.
+
+    Parameters
+    ----------
+    update : {"async", "sync"}, default="async"
+        ``"async"`` updates one neuron at a time, in a random order each
+        sweep (the energy never increases, so it always stops at a fixed
+        point); ``"sync"`` updates all neurons at once (faster, but can end in
+        a 2-cycle).
+    max_iter : int, default=100
+        Maximum number of sweeps over all neurons.
+    %(random_state)s
+    %(backend)s
+
+    Attributes
+    ----------
+    coupling_ : ndarray of shape (n_features, n_features)
+        Hebbian weights ``W`` with zero diagonal.
+    memories_ : ndarray of shape (n_memories, n_features)
+        The stored patterns, binarised to ``+-1``.
+    n_iter_ : int
+        Sweeps taken by the fit-time self-recall check (the largest over the
+        checked patterns).
+    self_recall_ : float
+        Fraction of stored patterns (at most 256, evenly spaced) that are
+        fixed points of the dynamics.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit`` (string column names only).
+
+    See Also
+    --------
+    DenseAM : Dense Associative Memory, with far larger capacity.
+
+    Notes
+    -----
+    The energy ``E(s) = -1/2 s^T W s`` is symmetric, ``E(-s) = E(s)``, so a
+    very noisy query can retrieve the inverted pattern.
+
+    References
+    ----------
+    .. [1] J. J. Hopfield, "Neural networks and physical systems with emergent
+       collective computational abilities", PNAS 79, 1982.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skam import HopfieldNetwork
+    >>> rng = np.random.RandomState(0)
+    >>> patterns = np.sign(rng.randn(3, 100))
+    >>> net = HopfieldNetwork(random_state=0).fit(patterns)
+    >>> noisy = patterns.copy()
+    >>> noisy[:, :10] *= -1                     # flip 10 of 100 bits
+    >>> bool((net.transform(noisy) == patterns).all())
+    True
+    >>> net.predict(noisy)
+    array([0, 1, 2])
+    """
+
+    _parameter_constraints: dict = {
+        "update": [StrOptions({"async", "sync"})],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "backend": BACKEND_CONSTRAINT,
+    }
+
+    def __init__(
+        self, *, update="async", max_iter=100, random_state=None, backend="numpy"
+    ):
+        self.update = update
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.backend = backend
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Set the Hebbian couplings of the patterns in ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Patterns (binarised: ``> 0`` is +1).
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each pattern in the Hebbian sum.
+
+        Returns
+        -------
+        self : object
+            The fitted network.
+        """
+        X = validate_X(self, X, reset=True, method="fit")
+        remember_namespace(self, X)
+        xp = array_namespace(X)
+        self.memories_ = _binarize(X, xp)
+        sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
+        self.coupling_ = _hebbian(self.memories_, sw, xp)
+        self._self_recall()
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Add the patterns of ``X`` to the Hebbian couplings.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Patterns to add.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the new patterns.
+
+        Returns
+        -------
+        self : object
+            The network with the new patterns stored.
+        """
+        if not hasattr(self, "coupling_"):
+            return self.fit(X, sample_weight=sample_weight)
+        X = validate_X(self, X, reset=False, method="partial_fit")
+        xp = array_namespace(X)
+        new = xp.astype(_binarize(X, xp), self.memories_.dtype)
+        sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
+        self.coupling_ = self.coupling_ + xp.astype(
+            _hebbian(new, sw, xp), self.coupling_.dtype
+        )
+        self.memories_ = xp.concat([self.memories_, new], axis=0)
+        self._self_recall()
+        return self
+
+    def _self_recall(self):
+        xp_in = array_namespace(self.memories_)
+        idx = _evenly_spaced(self.memories_.shape[0], _N_SELF_RECALL)
+        probe = xp_in.take(
+            self.memories_, xp_in.asarray(idx, device=_dev(self.memories_)), axis=0
+        )
+        backend = backend_for(self, probe)
+        xp = backend.xp
+        probe = backend.to_compute(probe)
+        states, n_sweeps = self._recall(backend, probe)
+        stable = xp.all(states == probe, axis=1)
+        self.self_recall_ = float(xp.mean(xp.astype(stable, xp.float64)))
+        self.n_iter_ = max(1, n_sweeps)
+
+    def _recall(self, backend, S):
+        """Sign dynamics from binary states S (compute namespace)."""
+        xp = backend.xp
+        W = backend.to_compute(self.coupling_, S.dtype)
+        D = W.shape[0]
+        rng = check_random_state(self.random_state)
+        one = xp.ones_like(S)
+        sweeps = 0
+        for sweeps in range(1, self.max_iter + 1):
+            if self.update == "sync":
+                S_new = xp.where(S @ W >= 0, one, -one)
+                changed = bool(xp.any(S_new != S))
+                S = S_new
+            else:
+                S_start = S
+                for i in rng.permutation(D).tolist():
+                    field = S @ W[:, i]
+                    S[:, i] = xp.where(field >= 0, one[:, 0], -one[:, 0])
+                changed = bool(xp.any(S != S_start))
+            if not changed:
+                break
+        return S, sweeps
+
+    def transform(self, X):
+        """Recall: run the sign dynamics from each (binarised) query.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Queries.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_features)
+            Final ``+-1`` states, in the floating dtype of ``X``.
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="transform")
+        backend = backend_for(self, X)
+        S = _binarize(backend.to_compute(X), backend.xp)
+        return backend.to_output(self._recall(backend, S)[0])
+
+    def predict(self, X):
+        """Index of the stored pattern each query recalls exactly (-1 if none).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Queries.
+
+        Returns
+        -------
+        index : ndarray of shape (n_samples,), dtype=int64
+            Row of ``memories_`` equal to the recalled state, or -1 (spurious
+            or inverted states).
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="predict")
+        backend = backend_for(self, X)
+        xp = backend.xp
+        S, _ = self._recall(backend, _binarize(backend.to_compute(X), xp))
+        patterns = backend.to_compute(self.memories_, S.dtype)
+        D = S.shape[1]
+        rows = chunk_rows(
+            S.shape[0], patterns.shape[0], _itemsize(S, xp), temporaries=1
+        )
+        out = []
+        for sl in iter_chunks(S.shape[0], rows):
+            overlap = S[sl, :] @ patterns.T
+            exact = overlap >= D - 0.5
+            found = xp.any(exact, axis=1)
+            out.append(
+                xp.where(found, xp.argmax(xp.astype(exact, xp.int8), axis=1), -1)
+            )
+        return backend.to_output(concat(out, xp))
+
+    def energy(self, X):
+        """Energy ``-1/2 s^T W s`` of each (binarised) row of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            States.
+
+        Returns
+        -------
+        energy : ndarray of shape (n_samples,)
+            Lower is more memory-like.
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="energy")
+        return self._energy(X)
+
+    def _energy(self, X):
+        backend = backend_for(self, X)
+        xp = backend.xp
+        S = _binarize(backend.to_compute(X), xp)
+        W = backend.to_compute(self.coupling_, S.dtype)
+        return backend.to_output(-0.5 * xp.sum((S @ W) * S, axis=1))
+
+    def score_samples(self, X):
+        """Minus the energy of each (binarised) row of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            States.
+
+        Returns
+        -------
+        score : ndarray of shape (n_samples,)
+            Higher is more memory-like.
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="score_samples")
+        return -self._energy(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.array_api_support = True
+        return tags
+
+
+def _binarize(X, xp):
+    one = xp.ones_like(X)
+    return xp.where(X > 0, one, -one)
+
+
+def _hebbian(patterns, weights, xp):
+    """``(1/D) sum_mu w_mu xi_mu xi_mu^T`` with the diagonal set to zero."""
+    D = patterns.shape[1]
+    weighted = patterns if weights is None else patterns * weights[:, None]
+    W = (weighted.T @ patterns) / D
+    eye = xp.eye(D, dtype=W.dtype, device=_dev(W))
+    return W * (1.0 - eye)
