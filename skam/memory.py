@@ -622,17 +622,17 @@ class HopfieldNetwork(TransformerMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         one = xp.ones_like(S)
         sweeps = 0
-        for sweeps in range(1, self.max_iter + 1):
+        while sweeps < self.max_iter:
+            sweeps += 1
             if self.update == "sync":
                 S_new = xp.where(S @ W >= 0, one, -one)
-                changed = bool(xp.any(S_new != S))
-                S = S_new
             else:
-                S_start = S
+                S_new = xp.asarray(S, copy=True)  # updated neuron by neuron
                 for i in rng.permutation(D).tolist():
-                    field = S @ W[:, i]
-                    S[:, i] = xp.where(field >= 0, one[:, 0], -one[:, 0])
-                changed = bool(xp.any(S != S_start))
+                    field = S_new @ W[:, i]
+                    S_new[:, i] = xp.where(field >= 0, one[:, 0], -one[:, 0])
+            changed = bool(xp.any(S_new != S))
+            S = S_new
             if not changed:
                 break
         return S, sweeps
