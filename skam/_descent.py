@@ -14,18 +14,62 @@ memories whose support contains the state, until that set stops changing.
 
 Queries are processed in chunks (:mod:`skam._chunking`) so that extra memory
 stays within ``working_memory``; the results do not depend on the chunk size.
+
+The loop asks an *energy oracle* for the energy and the descent direction of a
+chunk of states. Stored memories (:class:`~skam._energy.Memories` with an
+:class:`~skam._energy.EnergySpec`) are wrapped in :class:`KernelSumOracle`;
+any other object with the same three members (``n_columns``,
+``energy_and_direction(V)``, ``energy(V)``) can be passed instead of the
+memories, e.g. the distributed memory of the random-feature AM
+(:mod:`skam._bochner`), which stores no patterns.
 """
 
 from dataclasses import dataclass
 
 from skam._chunking import chunk_rows, concat, iter_chunks
 from skam._energy import (
-    descent_direction,
     energy_from_log_z,
     half_sq_distances,
     log_kernel_sum,
+    log_z_and_direction,
     lsr_support_radius_sq,
 )
+
+
+class KernelSumOracle:
+    """Energy oracle of stored memories: the default of :func:`descend`.
+
+    An energy oracle provides, for one chunk of states ``V`` (n, D):
+
+    * ``n_columns``: width of its per-query temporaries (sizes the chunks);
+    * ``energy_and_direction(V)`` -> energy (n,), descent direction (n, D);
+    * ``energy(V)`` -> energy (n,).
+    """
+
+    def __init__(self, memories, spec, xp):
+        self.memories = memories
+        self.spec = spec
+        self.xp = xp
+
+    @property
+    def n_columns(self):
+        return self.memories.n_memories
+
+    def energy_and_direction(self, V):
+        log_z, direction = log_z_and_direction(V, self.memories, self.spec, self.xp)
+        return energy_from_log_z(log_z, self.spec), direction
+
+    def energy(self, V):
+        log_z, _ = log_kernel_sum(
+            V, self.memories, self.spec, self.xp, need_weights=False
+        )
+        return energy_from_log_z(log_z, self.spec)
+
+
+def _as_oracle(memories, spec, xp):
+    if hasattr(memories, "energy_and_direction"):
+        return memories
+    return KernelSumOracle(memories, spec, xp)
 
 
 @dataclass
@@ -83,6 +127,7 @@ def descend(
     box=None,
     lsr_fixed_point=False,
     return_trace=False,
+    compute_energy=True,
     chunk_size=None,
 ):
     """Clamped energy descent of every row of ``V0``.
@@ -91,9 +136,11 @@ def descend(
     ----------
     V0 : array of shape (n, D)
         Initial states (compute namespace, compute dtype).
-    memories : Memories
-        From :func:`skam._energy.prepare_memories`.
-    spec : EnergySpec
+    memories : Memories or energy oracle
+        From :func:`skam._energy.prepare_memories`, or an object with
+        ``n_columns``, ``energy_and_direction(V)`` and ``energy(V)`` (see
+        :class:`KernelSumOracle`); ``spec`` is then unused (may be None).
+    spec : EnergySpec or None
     xp : namespace
     clamp_mask : bool array of shape (D,) or (n, D), or None
         True = clamped (frozen) coordinate.
@@ -109,6 +156,9 @@ def descend(
         Finish with the exact LSR fixed-point iteration.
     return_trace : bool
         Record the energy before every step.
+    compute_energy : bool
+        Compute the energy of the final states (``result.energy``; None
+        otherwise). Retrieval alone does not need it.
     chunk_size : int or None
         Queries per chunk; None sizes chunks from ``working_memory``.
 
@@ -118,15 +168,15 @@ def descend(
     """
     n = V0.shape[0]
     itemsize = 4 if V0.dtype == xp.float32 else 8
-    rows = chunk_rows(n, memories.n_memories, itemsize, chunk_size=chunk_size)
+    oracle = _as_oracle(memories, spec, xp)
+    rows = chunk_rows(n, oracle.n_columns, itemsize, chunk_size=chunk_size)
     free = free_mask(clamp_mask, xp)
     parts = []
     for sl in iter_chunks(n, rows):
         parts.append(
             _descend_chunk(
                 V0[sl, :],
-                memories,
-                spec,
+                oracle,
                 xp,
                 free=_take_rows(free, sl),
                 alpha=alpha,
@@ -135,6 +185,7 @@ def descend(
                 box=box,
                 lsr_fixed_point=lsr_fixed_point,
                 return_trace=return_trace,
+                compute_energy=compute_energy,
             )
         )
     trace = None
@@ -145,7 +196,7 @@ def descend(
         states=concat([p.states for p in parts], xp),
         n_iter=concat([p.n_iter for p in parts], xp),
         converged=concat([p.converged for p in parts], xp),
-        energy=concat([p.energy for p in parts], xp),
+        energy=concat([p.energy for p in parts], xp) if compute_energy else None,
         energy_trace=trace,
     )
 
@@ -167,8 +218,7 @@ def _project(V, box, free, xp):
 
 def _descend_chunk(
     V,
-    memories,
-    spec,
+    oracle,
     xp,
     *,
     free,
@@ -178,17 +228,17 @@ def _descend_chunk(
     box,
     lsr_fixed_point,
     return_trace,
+    compute_energy,
 ):
     n = V.shape[0]
     active = xp.ones((n,), dtype=xp.bool, device=_device(V))
     n_iter = xp.zeros((n,), dtype=xp.int64, device=_device(V))
     trace = []
-    log_z = None
     for _ in range(max_iter):
-        log_z, P = log_kernel_sum(V, memories, spec, xp)
+        energy, direction = oracle.energy_and_direction(V)
         if return_trace:
-            trace.append(energy_from_log_z(log_z, spec))
-        step = alpha * descent_direction(V, P, memories, spec, xp)
+            trace.append(energy)
+        step = alpha * direction
         if free is not None:
             step = xp.where(free, step, xp.zeros_like(step))
         V_new = V - step
@@ -200,10 +250,12 @@ def _descend_chunk(
         active = xp.logical_and(active, delta > tol)
         if not bool(xp.any(active)):
             break
-    if lsr_fixed_point and spec.separation == "lsr":
-        V = lsr_fixed_point_iteration(V, memories, spec, xp, free=free)
-    log_z, _ = log_kernel_sum(V, memories, spec, xp, need_weights=False)
-    energy = energy_from_log_z(log_z, spec)
+    spec = getattr(oracle, "spec", None)
+    if lsr_fixed_point and spec is not None and spec.separation == "lsr":
+        V = lsr_fixed_point_iteration(V, oracle.memories, spec, xp, free=free)
+    energy = None
+    if compute_energy or return_trace:
+        energy = oracle.energy(V)
     if return_trace:
         trace.append(energy)
         trace = xp.stack(trace, axis=0)

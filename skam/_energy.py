@@ -185,6 +185,44 @@ def _finite_or_zero(x, xp):
     return xp.where(xp.isfinite(x), x, xp.zeros_like(x))
 
 
+def _lse_terms(V, memories, spec, xp):
+    """LSE with the squared-Euclidean similarity, in its shift-invariant form.
+
+    The softmax does not depend on ``1/2 ||v||^2``, so the logits are
+    ``beta * (v.xi - 1/2 ||xi||^2) + log w``: one GEMM on ``beta * v`` and one
+    bias vector; ``1/2 ||v||^2`` is added back to the energy only. Returns
+    ``(log_z, T, r)`` with ``T`` the unnormalised softmax and ``r`` its row
+    sums (the softmax is ``T / r``).
+    """
+    bias = (-spec.beta) * memories.half_sqnorms
+    if memories.log_weights is not None:
+        bias = bias + memories.log_weights
+    logits = _cross(spec.beta * V, memories)
+    logits += bias[None, :]
+    row_max = _finite_or_zero(xp.max(logits, axis=1, keepdims=True), xp)
+    logits -= row_max
+    T = xp.exp(logits)
+    r = xp.sum(T, axis=1)
+    log_z = row_max[:, 0] + xp.log(r) - spec.beta * _half_sqnorm_rows(V, memories, xp)
+    return log_z, T, r
+
+
+def log_z_and_direction(V, memories, spec, xp):
+    """``log_z`` and :func:`descent_direction` in one pass (what descent needs).
+
+    For LSE with the squared-Euclidean similarity the softmax is never
+    normalised as a matrix: ``(T @ Xi) / r`` costs an (n, D) division only.
+    """
+    if spec.is_lse and spec.similarity == "sqeuclidean":
+        log_z, T, r = _lse_terms(V, memories, spec, xp)
+        grad = V - (T @ memories.patterns) / r[:, None]
+        if memories.coord_weights is not None:
+            grad = grad * memories.coord_weights
+        return log_z, grad
+    log_z, P = log_kernel_sum(V, memories, spec, xp)
+    return log_z, descent_direction(V, P, memories, spec, xp)
+
+
 def log_kernel_sum(V, memories, spec, xp, *, need_weights=True):
     """Core of the engine, on one chunk of queries.
 
@@ -197,19 +235,8 @@ def log_kernel_sum(V, memories, spec, xp, *, need_weights=True):
         Gradient weights ``P_mu`` (None when ``need_weights`` is False).
     """
     if spec.is_lse and spec.similarity == "sqeuclidean":
-        # Shift-invariant form: drop 1/2 ||v||^2 from the softmax, add it back.
-        logits = _cross(V, memories) - memories.half_sqnorms[None, :]
-        logits = spec.beta * logits
-        if memories.log_weights is not None:
-            logits = logits + memories.log_weights[None, :]
-        row_max = _finite_or_zero(xp.max(logits, axis=1, keepdims=True), xp)
-        T = xp.exp(logits - row_max)
-        r = xp.sum(T, axis=1)
-        log_z = (
-            row_max[:, 0] + xp.log(r) - spec.beta * _half_sqnorm_rows(V, memories, xp)
-        )
-        P = T / r[:, None] if need_weights else None
-        return log_z, P
+        log_z, T, r = _lse_terms(V, memories, spec, xp)
+        return log_z, (T / r[:, None] if need_weights else None)
     z = _scaled_similarity(V, memories, spec, xp)
     log_f, sign_f, log_df, sign_df = _log_abs_separation(z, spec, xp)
     if memories.log_weights is not None:

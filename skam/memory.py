@@ -261,7 +261,7 @@ class DenseAM(TransformerMixin, BaseEstimator):
         xp = backend.xp
         return xp.min(memories.patterns, axis=0), xp.max(memories.patterns, axis=0)
 
-    def _descend(self, backend, X, clamp_mask, *, return_trace):
+    def _descend(self, backend, X, clamp_mask, *, return_trace, compute_energy=False):
         """Descent of validated X; results in the compute namespace."""
         Xc = backend.to_compute(X)
         memories = self._memories(backend, Xc.dtype)
@@ -278,6 +278,7 @@ class DenseAM(TransformerMixin, BaseEstimator):
             box=self._box(memories, backend),
             lsr_fixed_point=True,
             return_trace=return_trace,
+            compute_energy=compute_energy,
         )
 
     def _reached(self, backend, states):
@@ -326,7 +327,13 @@ class DenseAM(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_X(self, X, reset=False, method="descend")
         backend = backend_for(self, X)
-        r = self._descend(backend, X, clamp_mask, return_trace=return_energy_trace)
+        r = self._descend(
+            backend,
+            X,
+            clamp_mask,
+            return_trace=return_energy_trace,
+            compute_energy=True,
+        )
         out = Bunch(
             states=backend.to_output(r.states),
             n_iter=backend.to_output(r.n_iter),
