@@ -10,6 +10,7 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from skam._backend import to_numpy
 from skam._chunking import chunk_rows, concat, iter_chunks
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
@@ -230,7 +231,9 @@ class DenseAM(TransformerMixin, BaseEstimator):
 
     def _finish_storing(self):
         self.beta_ = resolve_beta(self.beta, self.memories_, rule="separation")
+        rows = _distinct_rows(self.memories_, self.memory_weights_)
         xp_in = array_namespace(self.memories_)
+        self._distinct_rows = xp_in.asarray(rows, device=_dev(self.memories_))
         idx = _evenly_spaced(self.memories_.shape[0], _N_SELF_RECALL)
         idx = xp_in.asarray(idx, device=_dev(self.memories_))
         backend = backend_for(self, self.memories_)
@@ -282,14 +285,22 @@ class DenseAM(TransformerMixin, BaseEstimator):
         )
 
     def _reached(self, backend, states):
-        """Index of the memory each state reached, -1 where none (compute ns)."""
+        """Index of the memory each state reached, -1 where none (compute ns).
+
+        Only distinct patterns of positive weight compete (a repeated pattern
+        is one memory); the index returned is the first row holding it.
+        """
         xp = backend.xp
-        memories = self._memories(backend, states.dtype)
+        rows = backend.to_compute(self._distinct_rows)
+        patterns = xp.take(
+            backend.to_compute(self.memories_, states.dtype), rows, axis=0
+        )
+        memories = prepare_memories(patterns, xp)
         K = memories.n_memories
-        rows = chunk_rows(states.shape[0], K, _itemsize(states, xp), temporaries=2)
+        n_chunk = chunk_rows(states.shape[0], K, _itemsize(states, xp), temporaries=2)
+        lsr_radius_sq = lsr_support_radius_sq(self._spec())
         out = []
-        lsr = self.separation == "lsr"
-        for sl in iter_chunks(states.shape[0], rows):
+        for sl in iter_chunks(states.shape[0], n_chunk):
             half_sq = half_sq_distances(states[sl, :], memories, xp)
             nearest = xp.argmin(half_sq, axis=1)
             d1 = xp.min(half_sq, axis=1)
@@ -299,9 +310,9 @@ class DenseAM(TransformerMixin, BaseEstimator):
                 ok = 4.0 * d1 <= xp.min(others, axis=1)
             else:
                 ok = xp.ones_like(d1, dtype=xp.bool)
-            if lsr:
-                ok = xp.logical_and(ok, 2.0 * d1 < lsr_support_radius_sq(self._spec()))
-            out.append(xp.where(ok, nearest, -1))
+            if self.separation == "lsr":
+                ok = xp.logical_and(ok, 2.0 * d1 < lsr_radius_sq)
+            out.append(xp.where(ok, xp.take(rows, nearest), -1))
         return concat(out, xp)
 
     # ------------------------------------------------------------- public API
@@ -454,6 +465,16 @@ def _ones(xp, like):
 
 def _dev(array):
     return array_device(array)
+
+
+def _distinct_rows(memories, weights):
+    """Host int64 array: first row of each distinct pattern of positive weight."""
+    host = to_numpy(memories)
+    keep = np.arange(host.shape[0])
+    if weights is not None:
+        keep = np.flatnonzero(to_numpy(weights) > 0)
+    _, first = np.unique(host[keep], axis=0, return_index=True)
+    return keep[np.sort(first)].astype(np.int64)
 
 
 def _itemsize(array, xp):

@@ -102,3 +102,14 @@ def test_cupy_input_is_followed(make, binary_patterns):
     np.testing.assert_allclose(
         out.get(), make("numpy").fit(binary_patterns).transform(Q), rtol=1e-10
     )
+
+
+def test_gpu_backend_without_gpu_libraries_fails_clearly(binary_patterns):
+    try:
+        import cupy  # noqa: F401
+
+        pytest.skip("CuPy is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(ImportError, match=r"skam\[gpu\]"):
+        DenseAM(backend="cupy").fit(binary_patterns)

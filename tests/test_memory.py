@@ -168,3 +168,24 @@ def test_hopfield_async_needs_several_sweeps_above_capacity():
     out = net.transform(np.sign(rng.randn(30, 60)))
     # a fixed point: one more synchronous field evaluation flips nothing
     np.testing.assert_array_equal(np.where(out @ net.coupling_ >= 0, 1.0, -1.0), out)
+
+
+def test_repeated_memories_count_once_in_predict():
+    rng = np.random.RandomState(6)
+    Xi = rng.randn(5, 4)
+    repeated = np.vstack([Xi, Xi[[0, 2]]])
+    Q = Xi + 0.05 * rng.randn(5, 4)
+    expected = DenseAM(beta=20.0).fit(Xi).predict(Q)
+    assert list(expected) == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(DenseAM(beta=20.0).fit(repeated).predict(Q), expected)
+    # a zero-weight memory is not a memory
+    w = np.array([1.0, 1.0, 0.0, 1.0, 1.0])
+    assert DenseAM(beta=20.0).fit(Xi, sample_weight=w).predict(Q)[2] != 2
+
+
+def test_sample_weight_equivalence_with_float_beta():
+    from sklearn.utils.estimator_checks import (
+        check_sample_weight_equivalence_on_dense_data,
+    )
+
+    check_sample_weight_equivalence_on_dense_data("DenseAM", DenseAM(beta=1.0))
