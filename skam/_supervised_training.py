@@ -1,0 +1,374 @@
+"""Parametric label-neuron memories: initialisation and minibatch training.
+
+The model is the prediction itself: ``T = max_iter`` steps of clamped LSE
+descent on the label neurons from their uninformative start, read out. Its
+memories ``[features, label part]`` are learned by minimising a loss of the
+read-out (cross-entropy for classes, squared error for targets; paper
+eq. 5.18) with minibatch Adam. The gradients through the ``T`` unrolled steps
+come from :func:`skam._training.unrolled_backward`; this module adds the
+loss, the read-out and the parametrisation of the label parts:
+
+* classes: the label part of a memory is ``label_scale * softmax(theta)``,
+  a point of the scaled probability simplex, so that the label neurons, a
+  convex combination of such points when ``alpha * (1 - lam) <= 1``, stay a
+  probability vector (the read-out is then exact, no clipping);
+* targets: the label part is ``label_scale * u`` with ``u`` free.
+
+Memories are initialised by k-means (per class for classifiers) on the host:
+like other random draws, the initialisation runs in NumPy and is moved to the
+compute device.
+"""
+
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+
+from skam._supervised_base import coordinate_weights, label_update_mask
+from skam._training import Adam, unrolled_backward, unrolled_forward
+
+# An epoch improves the monitored loss when it lowers it by more than this.
+IMPROVEMENT_TOL = 1e-4
+# Floor of a probability inside the logarithm of the cross-entropy.
+_TINY = 1e-12
+
+
+# --------------------------------------------------------------- read-outs
+def normalise_label_neurons(R, xp):
+    """Class probabilities from label neurons: clip at 0 and renormalise.
+
+    Rows whose clipped sum is 0 (no evidence) become uniform.
+    """
+    clipped = xp.maximum(R, 0.0)
+    total = xp.sum(clipped, axis=1, keepdims=True)
+    uniform = xp.ones_like(R) / R.shape[1]
+    has_mass = total > 0
+    return xp.where(
+        has_mass, clipped / xp.where(has_mass, total, xp.ones_like(total)), uniform
+    )
+
+
+def cross_entropy(R, onehot, w, xp):
+    """Weighted mean of ``-log p_y`` with ``p`` the clipped, renormalised
+    label neurons ``R``; returns the loss and ``dloss/dR`` (the clip's
+    derivative is 0 where a neuron is negative)."""
+    positive = R > 0
+    clipped = xp.where(positive, R, xp.zeros_like(R))
+    total = xp.sum(clipped, axis=1, keepdims=True)
+    total = xp.maximum(total, _TINY)
+    r_true = xp.maximum(xp.sum(clipped * onehot, axis=1, keepdims=True), _TINY)
+    per_sample = xp.log(total[:, 0]) - xp.log(r_true[:, 0])
+    scale = w / xp.sum(w)
+    loss = float(xp.sum(scale * per_sample))
+    dR = (1.0 / total - onehot / r_true) * xp.astype(positive, R.dtype)
+    return loss, dR * scale[:, None]
+
+
+def squared_error(R, targets, w, xp):
+    """Weighted mean over samples of ``1/2 * mean_j (R_j - t_j)^2``."""
+    diff = R - targets
+    scale = w / (xp.sum(w) * R.shape[1])
+    loss = 0.5 * float(xp.sum(scale[:, None] * diff * diff))
+    return loss, diff * scale[:, None]
+
+
+# --------------------------------------------------------------- the model
+@dataclass
+class LabelNeuronModel:
+    """The forward map of a label-neuron AM and its gradients.
+
+    Parameters
+    ----------
+    kind : {"classification", "regression"}
+    n_features, n_labels : int
+    lam, label_scale, beta, alpha : float
+    n_steps : int
+        Unrolled descent steps ``T``.
+    start : float
+        Value of every label neuron at the start (``1/k`` or 0, times
+        ``label_scale``).
+    xp : namespace
+    dtype, device
+        Of the compute arrays.
+    """
+
+    kind: str
+    n_features: int
+    n_labels: int
+    lam: float
+    label_scale: float
+    beta: float
+    alpha: float
+    n_steps: int
+    start: float
+    xp: object
+    dtype: object
+    device: object
+
+    def __post_init__(self):
+        xp, d, k = self.xp, self.n_features, self.n_labels
+        self.coord_weights = coordinate_weights(
+            d, k, self.lam, xp, self.dtype, self.device
+        )
+        self.update_mask = label_update_mask(d, k, xp, self.device)
+
+    def label_part(self, L):
+        xp = self.xp
+        if self.kind == "regression":
+            return self.label_scale * L
+        shifted = L - xp.max(L, axis=1, keepdims=True)
+        e = xp.exp(shifted)
+        return self.label_scale * (e / xp.sum(e, axis=1, keepdims=True))
+
+    def patterns(self, F, L):
+        """Memories ``[F, label part]``, shape (K, n_features + n_labels)."""
+        return self.xp.concat([F, self.label_part(L)], axis=1)
+
+    def _start_states(self, Xb):
+        xp = self.xp
+        labels = xp.full(
+            (Xb.shape[0], self.n_labels),
+            self.start,
+            dtype=self.dtype,
+            device=self.device,
+        )
+        return xp.concat([Xb, labels], axis=1)
+
+    def forward(self, patterns, Xb):
+        """Tape of the ``T`` steps; ``readout(tape)`` gives the label neurons."""
+        return unrolled_forward(
+            self._start_states(Xb),
+            patterns,
+            self.xp,
+            beta=self.beta,
+            alpha=self.alpha,
+            n_steps=self.n_steps,
+            update_mask=self.update_mask,
+            coord_weights=self.coord_weights,
+        )
+
+    def readout(self, tape):
+        return tape.states[-1][:, self.n_features :] / self.label_scale
+
+    def loss(self, R, targets, w):
+        if self.kind == "regression":
+            return squared_error(R, targets, w, self.xp)
+        return cross_entropy(R, targets, w, self.xp)
+
+    def loss_and_gradients(self, F, L, Xb, targets, w):
+        """Loss of a batch and its gradients for ``F`` and ``L``."""
+        xp = self.xp
+        patterns = self.patterns(F, L)
+        tape = self.forward(patterns, Xb)
+        loss, dR = self.loss(self.readout(tape), targets, w)
+        frozen = xp.zeros(
+            (Xb.shape[0], self.n_features), dtype=self.dtype, device=self.device
+        )
+        grad_out = xp.concat([frozen, dR / self.label_scale], axis=1)
+        grad_patterns, _, _ = unrolled_backward(
+            tape,
+            patterns,
+            grad_out,
+            xp,
+            beta=self.beta,
+            coord_weights=self.coord_weights,
+        )
+        d = self.n_features
+        gF = grad_patterns[:, :d]
+        g_label = grad_patterns[:, d:] * self.label_scale
+        if self.kind == "regression":
+            return loss, gF, g_label
+        q = self.label_part(L) / self.label_scale
+        gL = q * (g_label - xp.sum(q * g_label, axis=1, keepdims=True))
+        return loss, gF, gL
+
+    def mean_loss(self, F, L, X, targets, w, batch_size):
+        """Loss over a whole set, by batches (forward only)."""
+        xp = self.xp
+        patterns = self.patterns(F, L)
+        total, n = 0.0, X.shape[0]
+        w_sum = float(xp.sum(w))
+        for start in range(0, n, batch_size):
+            sl = slice(start, min(n, start + batch_size))
+            R = self.readout(self.forward(patterns, X[sl, :]))
+            loss, _ = self.loss(R, targets[sl, :], w[sl])
+            total += loss * float(xp.sum(w[sl])) / w_sum
+        return total
+
+
+# ---------------------------------------------------------- initialisation
+def kmeans_memories(X, n_clusters, sample_weight, rng):
+    """Cluster centres of ``X`` (host arrays), or ``X`` itself when small."""
+    distinct = np.unique(X, axis=0).shape[0]
+    n_clusters = max(1, min(int(n_clusters), distinct))
+    if n_clusters == X.shape[0]:
+        return X.copy()
+    km = KMeans(n_clusters=n_clusters, n_init=1, random_state=rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        km.fit(X, sample_weight=sample_weight)
+    return km.cluster_centers_.astype(X.dtype, copy=False)
+
+
+def memories_per_class(X, y_idx, w, n_classes, n_memories, rng):
+    """Per-class k-means centres (host) and their class index."""
+    feats, owners = [], []
+    for c in range(n_classes):
+        rows = (y_idx == c) & (w > 0)
+        if not rows.any():
+            continue
+        count = _count(n_memories, int(rows.sum()))
+        centres = kmeans_memories(X[rows], count, w[rows], rng)
+        feats.append(centres)
+        owners.append(np.full(centres.shape[0], c))
+    return np.concatenate(feats), np.concatenate(owners)
+
+
+def regression_memories(X, Z, w, n_memories, rng):
+    """k-means centres of the features (host) and the weighted mean of the
+    standardised targets ``Z`` of the samples closest to each centre."""
+    from sklearn.metrics import pairwise_distances_argmin
+
+    rows = w > 0
+    X, Z, w = X[rows], Z[rows], w[rows]
+    F = kmeans_memories(X, _count(n_memories, X.shape[0]), w, rng)
+    owner = pairwise_distances_argmin(X, F)
+    U = np.zeros((F.shape[0], Z.shape[1]))
+    for c in range(F.shape[0]):
+        members = owner == c
+        if members.any():
+            U[c] = np.average(Z[members], axis=0, weights=w[members])
+    return F, U
+
+
+def _count(n_memories, n_rows):
+    """Memories for ``n_rows`` samples: an int, or a fraction of them."""
+    if isinstance(n_memories, float) or isinstance(n_memories, np.floating):
+        return max(1, int(round(n_memories * n_rows)))
+    return int(n_memories)
+
+
+def class_label_logits(owners, n_classes, confidence=0.99):
+    """Logits whose softmax puts ``confidence`` on each memory's class."""
+    rest = (1.0 - confidence) / max(n_classes - 1, 1)
+    L = np.full((owners.size, n_classes), np.log(rest))
+    L[np.arange(owners.size), owners] = np.log(confidence)
+    if n_classes == 1:
+        L[:] = 0.0
+    return L
+
+
+# ----------------------------------------------------------------- training
+@dataclass
+class TrainingResult:
+    F: object
+    L: object
+    loss_curve: list
+    validation_loss_curve: list
+    n_epochs: int
+
+
+def split_validation(n, fraction, stratify, rng):
+    """Train and validation row indices (host); no validation when too few."""
+    idx = np.arange(n)
+    if not fraction or int(np.floor(fraction * n)) < 1 or n < 4:
+        return idx, None
+    if stratify is not None:
+        _, counts = np.unique(stratify, return_counts=True)
+        n_val = int(np.ceil(fraction * n))
+        if counts.min() < 2 or n_val < counts.size or n - n_val < counts.size:
+            stratify = None
+    train, val = train_test_split(
+        idx, test_size=fraction, stratify=stratify, random_state=rng
+    )
+    return np.sort(train), np.sort(val)
+
+
+def train(
+    model,
+    F0,
+    L0,
+    X,
+    targets,
+    w,
+    *,
+    train_rows,
+    val_rows,
+    learning_rate,
+    batch_size,
+    max_epochs,
+    n_iter_no_change,
+    rng,
+    verbose,
+    name,
+):
+    """Minibatch Adam with early stopping; returns the best parameters.
+
+    ``X``, ``targets`` (one-hot or standardised, (n, n_labels)) and ``w``
+    live in the compute namespace; ``train_rows``/``val_rows`` are host
+    index arrays. The monitored loss is the validation loss when there is a
+    validation set, else the training loss of the epoch; the parameters with
+    the lowest monitored loss are returned, and training stops after
+    ``n_iter_no_change`` epochs without an improvement of ``IMPROVEMENT_TOL``.
+    """
+    xp, dev = model.xp, model.device
+
+    def rows(index):
+        return xp.asarray(index, device=dev)
+
+    Xt, Tt, wt = (xp.take(a, rows(train_rows), axis=0) for a in (X, targets, w))
+    if val_rows is not None:
+        Xv, Tv, wv = (xp.take(a, rows(val_rows), axis=0) for a in (X, targets, w))
+    opt = Adam([F0, L0], xp, learning_rate=learning_rate)
+    best = (float("inf"), F0, L0)
+    losses, val_losses, stale, epoch = [], [], 0, 0
+    n = Xt.shape[0]
+    for epoch in range(1, max_epochs + 1):
+        tic = time.perf_counter()
+        order = rows(rng.permutation(n))
+        epoch_loss = 0.0
+        for start in range(0, n, batch_size):
+            batch = order[start : min(n, start + batch_size)]
+            Xb, Tb, wb = (xp.take(a, batch, axis=0) for a in (Xt, Tt, wt))
+            F, L = opt.params
+            loss, gF, gL = model.loss_and_gradients(F, L, Xb, Tb, wb)
+            epoch_loss += loss * float(xp.sum(wb))
+            opt.step([gF, gL])
+        losses.append(epoch_loss / float(xp.sum(wt)))
+        F, L = opt.params
+        monitored = losses[-1]
+        if val_rows is not None:
+            monitored = model.mean_loss(F, L, Xv, Tv, wv, max(batch_size, 1024))
+            val_losses.append(monitored)
+        if monitored < best[0] - IMPROVEMENT_TOL:
+            best, stale = (monitored, F, L), 0
+        else:
+            stale += 1
+        if verbose:
+            val = f", validation loss {monitored:.5f}" if val_rows is not None else ""
+            print(
+                f"[{name}] epoch {epoch}: loss {losses[-1]:.5f}{val} "
+                f"({time.perf_counter() - tic:.2f} s)"
+            )
+        if stale >= n_iter_no_change:
+            break
+    else:
+        warnings.warn(
+            f"{name}: max_epochs={max_epochs} reached while the loss was still "
+            "improving; consider increasing max_epochs.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    if best[0] == float("inf"):  # no finite loss at all: keep the last state
+        best = (losses[-1], *opt.params)
+    return TrainingResult(
+        F=best[1],
+        L=best[2],
+        loss_curve=losses,
+        validation_loss_curve=val_losses if val_rows is not None else None,
+        n_epochs=epoch,
+    )

@@ -1,0 +1,690 @@
+"""Supervised Dense Associative Memories: :class:`DenseAMClassifier` and
+:class:`DenseAMRegressor` (label neurons, Krotov et al. 2025, section 5.2)."""
+
+import numpy as np
+from array_api_compat import array_namespace
+from array_api_compat import device as array_device
+from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_y, check_consistent_length, check_is_fitted
+
+from skam._backend import is_non_numpy_array, to_numpy
+from skam._docstrings import fill_doc
+from skam._supervised_base import SUPERVISED_CONSTRAINTS, LabelNeuronAM
+from skam._supervised_training import (
+    LabelNeuronModel,
+    class_label_logits,
+    memories_per_class,
+    normalise_label_neurons,
+    regression_memories,
+    split_validation,
+    train,
+)
+from skam._validation import (
+    backend_for,
+    remember_namespace,
+    validate_sample_weight,
+    validate_X,
+)
+
+_COMMON_PARAMS_DOC = """
+    lam : float, default=0.5
+        Weight ``lambda`` of the feature coordinates in the similarity; the
+        label neurons get ``1 - lambda``. The feature kernel is
+        ``exp(-beta * lam / 2 * ||x - x_mu||^2)``, so ``lam`` and ``beta``
+        together set its bandwidth ``1 / sqrt(beta * lam)``; ``1 - lam``
+        sets how strongly the label neurons pull the state towards memories
+        whose labels agree with them (it matters from the second step on).
+    label_scale : float, default=1.0
+        Amplitude ``s`` of the label part of the memories (``s`` times the
+        label code).
+    alpha : float, default=None
+        Step size of the descent on the label neurons. None means
+        ``1 / (1 - lam)``: the first step then jumps the label neurons to the
+        kernel-weighted average of the memories' labels (the softmax vote).
+    max_iter : int, default=1
+        Descent steps on the label neurons (``T``). One step is a kernel
+        smoother; more steps sharpen the read-out towards the memories the
+        label neurons already agree with. In parametric mode the memories are
+        trained through exactly these steps.
+    tol : float, default=1e-6
+        A query stops descending when the norm of its update is at most
+        ``tol``.
+    mode : {"nonparametric", "parametric"}, default="nonparametric"
+        ``"nonparametric"``: the memories are the training samples (the model
+        grows with the data). ``"parametric"``: a fixed number of memories,
+        initialised by k-means and learned by minibatch Adam through the
+        ``max_iter`` unrolled descent steps (needs ``separation="lse"`` and
+        ``similarity="sqeuclidean"``).
+    learning_rate : float, default=0.01
+        Adam step size (parametric mode).
+    batch_size : int, default=128
+        Minibatch size (parametric mode).
+    max_epochs : int, default=100
+        Maximum number of passes over the training data (parametric mode).
+    validation_fraction : float or None, default=0.1
+        Fraction of the training data held out (stratified for classes) to
+        monitor the loss, keep the best memories and stop early. None or 0
+        monitors the training loss instead (parametric mode).
+    n_iter_no_change : int, default=10
+        Stop after this many epochs without an improvement of the monitored
+        loss by at least ``1e-4`` (parametric mode).
+"""
+
+
+def _common_params(doc):
+    return doc.replace("    %(supervised_params)s\n", _COMMON_PARAMS_DOC.lstrip("\n"))
+
+
+def _host_y(y):
+    if y is None:
+        return None
+    return to_numpy(y) if is_non_numpy_array(y) else y
+
+
+def _require_y(estimator, y):
+    if y is None:
+        raise ValueError(
+            f"{type(estimator).__name__} requires y to be passed, but the target y "
+            "is None."
+        )
+
+
+def _weights_on_host(sample_weight, n, dtype):
+    if sample_weight is None:
+        return np.ones(n, dtype=dtype)
+    return np.asarray(to_numpy(sample_weight), dtype=dtype)
+
+
+def _output_like(values, X):
+    """Host array ``values`` moved to the namespace and device of input X."""
+    if is_non_numpy_array(X):
+        xp = array_namespace(X)
+        return xp.asarray(values, device=array_device(X))
+    return values
+
+
+class _SupervisedAM(LabelNeuronAM):
+    """``fit`` plumbing shared by the classifier and the regressor."""
+
+    _parameter_constraints: dict = dict(SUPERVISED_CONSTRAINTS)
+
+    def _fit_memories(self, X, targets, sw, *, stratify, y_start, kind):
+        """Set ``memories_``, ``memory_weights_``, ``beta_``, ``alpha_`` and
+        ``n_iter_`` (and the training curves in parametric mode).
+
+        ``targets`` (n, n_labels) is the host label code (one-hot or
+        standardised targets) and ``sw`` the validated sample weights (None or
+        an array in the namespace the fit runs in).
+        """
+        backend = backend_for(self, X)
+        xp = backend.xp
+        Xc = backend.to_compute(X)
+        dtype, dev = Xc.dtype, array_device(Xc)
+        s = float(self.label_scale)
+        self.alpha_ = self._resolved_alpha()
+        if self.mode == "nonparametric":
+            self.beta_ = self._resolved_beta(X, sw)
+            labels = xp.asarray(targets, device=dev)
+            memories = xp.concat([Xc, s * xp.astype(labels, dtype)], axis=1)
+            self.memories_ = backend.to_output(memories)
+            self.memory_weights_ = sw
+            self.n_iter_ = 1
+            return
+        self._check_parametric()
+        rng = check_random_state(self.random_state)
+        Xh = np.asarray(to_numpy(X))
+        w = _weights_on_host(sw, Xh.shape[0], Xh.dtype)
+        if kind == "classification":
+            F0, owners = memories_per_class(
+                Xh, stratify, w, targets.shape[1], self.n_memories, rng
+            )
+            L0 = class_label_logits(owners, targets.shape[1])
+        else:
+            F0, L0 = regression_memories(Xh, targets, w, self.n_memories, rng)
+        self.beta_ = self._resolved_beta(F0, prototypes=True)
+        model = LabelNeuronModel(
+            kind=kind,
+            n_features=Xh.shape[1],
+            n_labels=targets.shape[1],
+            lam=float(self.lam),
+            label_scale=s,
+            beta=self.beta_,
+            alpha=self.alpha_,
+            n_steps=int(self.max_iter),
+            start=y_start * s,
+            xp=xp,
+            dtype=dtype,
+            device=dev,
+        )
+        keep = np.flatnonzero(w > 0)
+        train_rows, val_rows = split_validation(
+            keep.size,
+            self.validation_fraction,
+            None if stratify is None else stratify[keep],
+            rng,
+        )
+        train_rows = keep[train_rows]
+        val_rows = None if val_rows is None else keep[val_rows]
+
+        def compute(a):
+            return xp.asarray(np.asarray(a, dtype=Xh.dtype), device=dev)
+
+        result = train(
+            model,
+            compute(F0),
+            compute(L0),
+            Xc,
+            compute(targets),
+            compute(w),
+            train_rows=train_rows,
+            val_rows=val_rows,
+            learning_rate=float(self.learning_rate),
+            batch_size=int(self.batch_size),
+            max_epochs=int(self.max_epochs),
+            n_iter_no_change=int(self.n_iter_no_change),
+            rng=rng,
+            verbose=self.verbose,
+            name=type(self).__name__,
+        )
+        self.memories_ = backend.to_output(model.patterns(result.F, result.L))
+        self.memory_weights_ = None
+        self.n_iter_ = result.n_epochs
+        self.loss_curve_ = result.loss_curve
+        self.validation_loss_curve_ = result.validation_loss_curve
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.array_api_support = True
+        return tags
+
+
+@fill_doc
+class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
+    """Dense Associative Memory classifier with label neurons.
+
+    Each memory is the concatenation ``[x_mu, label_scale * onehot(y_mu)]``
+    of a feature vector and a one-hot code of its class (the *label
+    neurons*). To predict, the features of ``[x, label_scale / k * 1]`` are
+    clamped and the energy descent runs on the label neurons only, from the
+    uninformative start ``1/k`` (times ``label_scale``); after ``max_iter``
+    steps the label neurons are read out as class probabilities.
+
+    With the defaults (log-sum-exp energy, one step, ``alpha * (1 - lam) =
+    1``) the read-out is the softmax-weighted vote of the memories,
+    ``sum_mu p_mu onehot(y_mu)`` with
+    ``p = softmax(-beta * lam / 2 * ||x - x_mu||^2)``: a Gaussian kernel
+    smoother (Nadaraya-Watson classifier), which tends to the 1-nearest
+    neighbour rule as ``beta`` grows.
+
+    Read more in the :ref:`User Guide <classification>`.
+
+    Parameters
+    ----------
+    %(separation)s
+    %(similarity)s
+    beta : float or "scale", default="scale"
+        Inverse temperature of the energy; the feature kernel is
+        ``exp(-beta * lam / 2 * ||x - x_mu||^2)``, of bandwidth
+        ``h = 1 / sqrt(beta * lam)``. ``"scale"`` sets ``beta * lam`` from the
+        training features. Nonparametric mode: Scott's rule of thumb for
+        kernel density estimation, ``h = sigma * n ** (-1 / (d + 4))``, with
+        ``sigma**2`` the mean per-feature variance, ``n`` samples and ``d``
+        features. Parametric mode: the separation rule of
+        :class:`~skam.DenseAM` on the k-means initial memories,
+        ``beta * lam = 4 * log(K) / r2`` (``K`` memories, ``r2`` the median
+        squared distance from one to its nearest other), so that every memory
+        is close to a fixed point. Standardise the features first and tune
+        ``beta`` by cross-validation.
+    %(degree)s
+    %(epsilon)s
+    %(supervised_params)s
+    n_memories : int or float, default=0.1
+        Memories per class in parametric mode: an int, or a fraction of each
+        class's training samples (at least 1).
+    %(backend)s
+    %(random_state)s
+    verbose : int, default=0
+        Print the losses of every epoch (parametric mode).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (any type; sorted).
+    memories_ : ndarray of shape (n_memories, n_features_in_ + n_classes)
+        The stored patterns ``[features, label part]``: the training samples
+        with ``label_scale * onehot(y)`` in nonparametric mode; learned
+        prototypes whose label parts lie on the scaled probability simplex in
+        parametric mode.
+    memory_weights_ : ndarray of shape (n_memories,) or None
+        ``sample_weight`` of the stored samples (nonparametric mode; None
+        when unweighted or parametric).
+    beta_ : float
+        The inverse temperature used.
+    alpha_ : float
+        The step size used.
+    n_iter_ : int
+        Training epochs run (parametric mode); 1 in nonparametric mode (the
+        samples are stored in one pass).
+    loss_curve_ : list of float
+        Training cross-entropy of every epoch (parametric mode only).
+    validation_loss_curve_ : list of float or None
+        Validation cross-entropy of every epoch (parametric mode only; None
+        without a validation set).
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit`` (string column names only).
+
+    See Also
+    --------
+    DenseAMRegressor : The same model for continuous targets.
+    sklearn.neighbors.KNeighborsClassifier : The ``beta -> inf`` limit.
+    sklearn.svm.SVC : A kernel classifier with the same Gaussian kernel.
+
+    Notes
+    -----
+    The read-out ``predict_proba`` clips the label neurons at 0 and
+    renormalises them to sum to one (uniform when all are <= 0). For the
+    defaults, and in general when ``alpha * (1 - lam) <= 1`` with label parts
+    on the simplex, the label neurons already are a probability vector and
+    the read-out changes nothing.
+
+    In parametric mode the memories (feature and label parts) minimise the
+    cross-entropy of this read-out through the ``max_iter`` unrolled steps
+    (eq. 5.18 of [1]_), with exact gradients (closed-form backpropagation
+    through the descent) and minibatch Adam; the best memories on the
+    validation set are kept.
+
+    References
+    ----------
+    .. [1] D. Krotov, B. Hoover, P. Ram, B. Pham, "Modern Methods in
+       Associative Memory", arXiv:2507.06211, 2025 (section 5.2).
+    .. [2] D. Krotov, J. J. Hopfield, "Dense Associative Memory for Pattern
+       Recognition", NeurIPS 2016.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skam.supervised import DenseAMClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = make_pipeline(StandardScaler(), DenseAMClassifier())
+    >>> round(float(cross_val_score(clf, X, y, cv=5).mean()), 3)
+    0.96
+    >>> clf.fit(X, y).predict_proba(X[[0, 70]]).round(2)
+    array([[1.  , 0.  , 0.  ],
+           [0.  , 0.55, 0.45]])
+    >>> clf.predict(X[[0, 70]])
+    array([0, 1])
+    """
+
+    __doc__ = _common_params(__doc__)
+
+    def __init__(
+        self,
+        *,
+        separation="lse",
+        similarity="sqeuclidean",
+        beta="scale",
+        degree=3,
+        epsilon=1e-10,
+        lam=0.5,
+        label_scale=1.0,
+        alpha=None,
+        max_iter=1,
+        tol=1e-6,
+        mode="nonparametric",
+        n_memories=0.1,
+        learning_rate=0.01,
+        batch_size=128,
+        max_epochs=100,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        backend="numpy",
+        random_state=None,
+        verbose=0,
+    ):
+        self.separation = separation
+        self.similarity = similarity
+        self.beta = beta
+        self.degree = degree
+        self.epsilon = epsilon
+        self.lam = lam
+        self.label_scale = label_scale
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+        self.mode = mode
+        self.n_memories = n_memories
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.backend = backend
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Store (or learn) memories ``[x, label_scale * onehot(y)]``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training features (standardise them, or scale images to [0, 1]).
+        y : array-like of shape (n_samples,)
+            Class labels (any type).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample: the weight of its memory in the energy
+            (nonparametric), or of its loss term (parametric).
+
+        Returns
+        -------
+        self : object
+            The fitted classifier.
+        """
+        _require_y(self, y)
+        X = validate_X(self, X, reset=True, method="fit")
+        y = _check_y(_host_y(y), estimator=self)
+        check_consistent_length(X, y)
+        check_classification_targets(y)
+        remember_namespace(self, X)
+        classes, y_idx = np.unique(y, return_inverse=True)
+        numeric = classes.dtype.kind in "biuf"
+        self.classes_ = _output_like(classes, X) if numeric else classes
+        sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
+        onehot = (y_idx[:, None] == np.arange(classes.size)[None, :]).astype(np.float64)
+        self._fit_memories(
+            X,
+            onehot,
+            sw,
+            stratify=y_idx,
+            y_start=1.0 / classes.size,
+            kind="classification",
+        )
+        return self
+
+    def _label_start(self, n, n_labels, xp, dtype, device):
+        return xp.full(
+            (n, n_labels), self.label_scale / n_labels, dtype=dtype, device=device
+        )
+
+    def _proba(self, backend, X):
+        """Probabilities in the compute namespace."""
+        return normalise_label_neurons(self._label_neurons(backend, X), backend.xp)
+
+    def predict_proba(self, X):
+        """Class probabilities: the normalised label neurons.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Queries.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            The label neurons after the descent, clipped at 0 and renormalised
+            (columns follow ``classes_``).
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="predict_proba")
+        backend = backend_for(self, X)
+        return backend.to_output(self._proba(backend, X))
+
+    def decision_function(self, X):
+        """Scores of the label read-out.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Queries.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Binary problems: ``p(classes_[1]) - p(classes_[0])`` in [-1, 1]
+            (positive means ``classes_[1]``). Otherwise the class
+            probabilities of :meth:`predict_proba`.
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="decision_function")
+        backend = backend_for(self, X)
+        proba = self._proba(backend, X)
+        if proba.shape[1] == 2:
+            proba = proba[:, 1] - proba[:, 0]
+        return backend.to_output(proba)
+
+    def predict(self, X):
+        """Class of the largest label neuron.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Queries.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted classes (from ``classes_``).
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="predict")
+        backend = backend_for(self, X)
+        index = backend.xp.argmax(self._proba(backend, X), axis=1)
+        if is_non_numpy_array(self.classes_):
+            return array_namespace(self.classes_).take(self.classes_, index, axis=0)
+        return self.classes_[to_numpy(index)]
+
+
+@fill_doc
+class DenseAMRegressor(RegressorMixin, _SupervisedAM):
+    """Dense Associative Memory regressor with label neurons.
+
+    Each memory is ``[x_mu, label_scale * (y_mu - mean) / std]``: features
+    followed by the standardised targets (one label neuron per output). To
+    predict, the features of ``[x, 0]`` are clamped and the energy descent
+    runs on the label neurons from 0 (the training mean); after ``max_iter``
+    steps they are read out and un-standardised.
+
+    With the defaults the first step gives the kernel-weighted average of the
+    memories' targets,
+    ``sum_mu p_mu y_mu`` with ``p_mu`` proportional to
+    ``exp(-beta / 2 * (lam * ||x - x_mu||^2 + (1 - lam) * s^2 * z_mu^2))``
+    (``z_mu`` the standardised target): Nadaraya-Watson kernel regression,
+    times a Gaussian prior that shrinks towards the mean (the label neurons
+    start at 0). Keep ``label_scale`` small to make the shrinkage weak.
+
+    Read more in the :ref:`User Guide <classification>`.
+
+    Parameters
+    ----------
+    %(separation)s
+    %(similarity)s
+    beta : float or "scale", default="scale"
+        Inverse temperature of the energy; ``"scale"`` as in
+        :class:`DenseAMClassifier` (Scott's rule in nonparametric mode, the
+        separation rule on the initial memories in parametric mode).
+    %(degree)s
+    %(epsilon)s
+    %(supervised_params)s
+    n_memories : int or float, default=0.1
+        Number of memories in parametric mode: an int, or a fraction of the
+        training samples (at least 1).
+    %(backend)s
+    %(random_state)s
+    verbose : int, default=0
+        Print the losses of every epoch (parametric mode).
+
+    Attributes
+    ----------
+    memories_ : ndarray of shape (n_memories, n_features_in_ + n_outputs)
+        The stored patterns ``[features, label_scale * standardised
+        targets]``.
+    memory_weights_ : ndarray of shape (n_memories,) or None
+        ``sample_weight`` of the stored samples (nonparametric mode; None
+        when unweighted or parametric).
+    target_mean_ : ndarray of shape (n_outputs,)
+        (Weighted) mean of the training targets.
+    target_scale_ : ndarray of shape (n_outputs,)
+        (Weighted) standard deviation of the training targets (1 where it is
+        0).
+    beta_ : float
+        The inverse temperature used.
+    alpha_ : float
+        The step size used.
+    n_iter_ : int
+        Training epochs run (parametric mode); 1 in nonparametric mode.
+    loss_curve_ : list of float
+        Training loss (half mean squared error of the standardised targets)
+        of every epoch (parametric mode only).
+    validation_loss_curve_ : list of float or None
+        Validation loss of every epoch (parametric mode only; None without a
+        validation set).
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit`` (string column names only).
+
+    See Also
+    --------
+    DenseAMClassifier : The same model for class labels.
+    sklearn.neighbors.KNeighborsRegressor : With Gaussian weights, the
+        ``label_scale -> 0`` limit of one step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skam.supervised import DenseAMRegressor
+    >>> X = np.linspace(0, 6, 60)[:, None]
+    >>> reg = DenseAMRegressor(beta=200.0).fit(X, np.sin(X[:, 0]))
+    >>> reg.predict([[1.5], [4.5]]).round(2)
+    array([ 0.99, -0.97])
+    """
+
+    __doc__ = _common_params(__doc__)
+
+    def __init__(
+        self,
+        *,
+        separation="lse",
+        similarity="sqeuclidean",
+        beta="scale",
+        degree=3,
+        epsilon=1e-10,
+        lam=0.5,
+        label_scale=0.1,
+        alpha=None,
+        max_iter=1,
+        tol=1e-6,
+        mode="nonparametric",
+        n_memories=0.1,
+        learning_rate=0.01,
+        batch_size=128,
+        max_epochs=100,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        backend="numpy",
+        random_state=None,
+        verbose=0,
+    ):
+        self.separation = separation
+        self.similarity = similarity
+        self.beta = beta
+        self.degree = degree
+        self.epsilon = epsilon
+        self.lam = lam
+        self.label_scale = label_scale
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+        self.mode = mode
+        self.n_memories = n_memories
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.backend = backend
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Store (or learn) memories ``[x, label_scale * standardised y]``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training features (standardise them).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample: the weight of its memory in the energy
+            (nonparametric), or of its loss term (parametric); also weighs
+            the target mean and standard deviation.
+
+        Returns
+        -------
+        self : object
+            The fitted regressor.
+        """
+        _require_y(self, y)
+        X = validate_X(self, X, reset=True, method="fit")
+        y = _check_y(_host_y(y), multi_output=True, y_numeric=True, estimator=self)
+        check_consistent_length(X, y)
+        remember_namespace(self, X)
+        y = np.asarray(y, dtype=np.float64)
+        self._single_output = y.ndim == 1
+        Y = y.reshape(y.shape[0], -1)
+        sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
+        w = _weights_on_host(sw, Y.shape[0], np.float64)
+        mean = np.average(Y, axis=0, weights=w)
+        std = np.sqrt(np.average((Y - mean) ** 2, axis=0, weights=w))
+        std = np.where(std > 0, std, 1.0)
+        dtype = to_numpy(X[:1, :1]).dtype
+        self.target_mean_ = _output_like(mean.astype(dtype), X)
+        self.target_scale_ = _output_like(std.astype(dtype), X)
+        self._fit_memories(
+            X, (Y - mean) / std, sw, stratify=None, y_start=0.0, kind="regression"
+        )
+        return self
+
+    def _label_start(self, n, n_labels, xp, dtype, device):
+        return xp.zeros((n, n_labels), dtype=dtype, device=device)
+
+    def predict(self, X):
+        """Targets read out from the label neurons.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Queries.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            ``target_mean_ + target_scale_ * v``, with ``v`` the label
+            neurons after the descent (divided by ``label_scale``).
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="predict")
+        backend = backend_for(self, X)
+        R = self._label_neurons(backend, X)
+        dtype = R.dtype
+        mean = backend.to_compute(self.target_mean_, dtype)
+        scale = backend.to_compute(self.target_scale_, dtype)
+        y = mean[None, :] + scale[None, :] * R
+        if self._single_output:
+            y = y[:, 0]
+        return backend.to_output(y)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
