@@ -5,7 +5,24 @@ estimators, with one shared energy/descent engine running on NumPy or CuPy.
 """
 
 from skam.memory import DenseAM, HopfieldNetwork
+from skam.random_features import (
+    BochnerFeatures,
+    KernelSumClippedWarning,
+    RandomFeatureAM,
+    RandomFeatureAMClassifier,
+)
+from skam.supervised import DenseAMClassifier, DenseAMRegressor
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["DenseAM", "HopfieldNetwork", "__version__"]
+__all__ = [
+    "BochnerFeatures",
+    "DenseAM",
+    "DenseAMClassifier",
+    "DenseAMRegressor",
+    "HopfieldNetwork",
+    "KernelSumClippedWarning",
+    "RandomFeatureAM",
+    "RandomFeatureAMClassifier",
+    "__version__",
+]

@@ -53,18 +53,18 @@ def validate_X(estimator, X, *, reset, method, **check_params):
             if hasattr(xp, "float64")
             else check_params["dtype"]
         )
-        _check_fitted_namespace(estimator, X, method)
+        _check_fitted_namespace(estimator, X, method, reset)
         with config_context(array_api_dispatch=True):
             return validate_data(estimator, X, reset=reset, **check_params)
     check_params["dtype"] = [np.float64, np.float32]
-    _check_fitted_namespace(estimator, X, method)
+    _check_fitted_namespace(estimator, X, method, reset)
     return validate_data(estimator, X, reset=reset, **check_params)
 
 
-def _check_fitted_namespace(estimator, X, method):
+def _check_fitted_namespace(estimator, X, method, reset=False):
     """Raise if ``X`` is not in the namespace the estimator was fitted in."""
     fitted_ns = getattr(estimator, "_fit_namespace", None)
-    if fitted_ns is None:
+    if fitted_ns is None or reset:
         return
     x_ns = _namespace_name(X)
     if x_ns != fitted_ns:

@@ -5,7 +5,12 @@ from numbers import Integral
 import numpy as np
 from array_api_compat import array_namespace
 from array_api_compat import device as array_device
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import (
+    BaseEstimator,
+    OneToOneFeatureMixin,
+    TransformerMixin,
+    _fit_context,
+)
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -43,7 +48,7 @@ def _evenly_spaced(n, at_most):
 
 
 @fill_doc
-class DenseAM(TransformerMixin, BaseEstimator):
+class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Dense Associative Memory: store patterns, retrieve them by energy descent.
 
     ``fit`` stores the training samples as memories ``xi_mu``. ``transform``
@@ -482,7 +487,7 @@ def _itemsize(array, xp):
 
 
 @fill_doc
-class HopfieldNetwork(TransformerMixin, BaseEstimator):
+class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Classical binary Hopfield network with Hebbian weights.
 
     ``fit`` sets the couplings ``W = (1/D) sum_mu w_mu xi_mu xi_mu^T`` with a

@@ -113,3 +113,16 @@ def test_gpu_backend_without_gpu_libraries_fails_clearly(binary_patterns):
         pass
     with pytest.raises(ImportError, match=r"skam\[gpu\]"):
         DenseAM(backend="cupy").fit(binary_patterns)
+
+
+def test_refit_in_another_namespace(binary_patterns, strict_input):
+    am = DenseAM(beta=0.5).fit(binary_patterns)
+    with sklearn.config_context(array_api_dispatch=True):
+        am.fit(strict_input(binary_patterns))  # a new fit may change namespace
+        with pytest.raises(ValueError, match="must use the same namespace"):
+            am.transform(binary_patterns)
+
+
+def test_feature_names_out(binary_patterns):
+    names = DenseAM(beta=0.5).fit(binary_patterns).get_feature_names_out()
+    assert list(names[:2]) == ["x0", "x1"] and len(names) == binary_patterns.shape[1]
