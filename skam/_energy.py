@@ -123,9 +123,21 @@ def _weighted(V, memories):
     return V * memories.coord_weights
 
 
-def _cross(V, memories):
-    """``sum_i c_i v_i xi_i`` for every query and memory: one GEMM, (n, K)."""
-    return _weighted(V, memories) @ memories.patterns.T
+def _cross(V, memories, scale=1.0):
+    """``scale * sum_i c_i v_i xi_i`` for every query and memory: one GEMM, (n, K).
+
+    The scaling (``scale * c``) is applied to whichever operand is smaller,
+    so it costs one pass over min(n, K) rows.
+    """
+    factor = scale if memories.coord_weights is None else scale * memories.coord_weights
+    patterns = memories.patterns
+    if V.shape[0] <= patterns.shape[0]:
+        return (V * factor) @ patterns.T if _nontrivial(factor) else V @ patterns.T
+    return V @ (patterns * factor).T if _nontrivial(factor) else V @ patterns.T
+
+
+def _nontrivial(factor):
+    return not (isinstance(factor, float | int) and factor == 1)
 
 
 def _half_sqnorm_rows(V, memories, xp):
@@ -144,7 +156,7 @@ def half_sq_distances(V, memories, xp):
 def _scaled_similarity(V, memories, spec, xp):
     """``z = beta * S`` for every query and memory, shape (n, K)."""
     if spec.similarity == "dot":
-        return spec.beta * _cross(V, memories)
+        return _cross(V, memories, spec.beta)
     return (-spec.beta) * half_sq_distances(V, memories, xp)
 
 
@@ -214,7 +226,7 @@ def _lse_terms(V, memories, spec, xp):
     bias = (-spec.beta) * memories.half_sqnorms
     if memories.log_weights is not None:
         bias = bias + memories.log_weights
-    logits = _cross(spec.beta * V, memories)
+    logits = _cross(V, memories, spec.beta)
     logits += bias[None, :]
     row_max = _finite_or_zero(xp.max(logits, axis=1, keepdims=True), xp)
     logits -= row_max
