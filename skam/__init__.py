@@ -4,6 +4,7 @@ Dense Associative Memories (modern Hopfield networks) as scikit-learn
 estimators, with one shared energy/descent engine running on NumPy or CuPy.
 """
 
+from skam.cluster import AMClustering
 from skam.memory import DenseAM, HopfieldNetwork
 from skam.random_features import (
     BochnerFeatures,
@@ -16,6 +17,7 @@ from skam.supervised import DenseAMClassifier, DenseAMRegressor
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AMClustering",
     "BochnerFeatures",
     "DenseAM",
     "DenseAMClassifier",

@@ -8,7 +8,7 @@ plain-text tables. Sections are listed in :data:`SECTIONS`, in order.
 import importlib
 import time
 
-SECTIONS = ["retrieval", "classification", "random_features"]
+SECTIONS = ["retrieval", "classification", "clustering", "random_features"]
 
 
 def format_table(columns, rows):

@@ -1,0 +1,654 @@
+"""Clustering with associative memories: :class:`AMClustering` (ClAM)."""
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+from array_api_compat import device as array_device
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    ClusterMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.cluster import kmeans_plusplus
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from skam._backend import to_numpy
+from skam._chunking import chunk_rows, concat, iter_chunks
+from skam._cluster_training import (
+    TrainingSetup,
+    draw_masks,
+    evaluation_loss,
+    train_restart,
+)
+from skam._descent import descend as _descend
+from skam._docstrings import fill_doc
+from skam._energy import EnergySpec, half_sq_distances, prepare_memories
+from skam._validation import (
+    BACKEND_CONSTRAINT,
+    backend_for,
+    remember_namespace,
+    validate_sample_weight,
+    validate_X,
+)
+
+# beta="scale": beta = _BETA_SCALE / r2, r2 the median squared distance
+# between an initial centre and its nearest other initial centre.
+_BETA_SCALE = 32.0
+# batch_size="auto": about this many minibatches per epoch ...
+_AUTO_BATCHES_PER_EPOCH = 16
+# ... with batches of this many samples at least and at most.
+_AUTO_BATCH_RANGE = (8, 256)
+
+
+@fill_doc
+class AMClustering(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator
+):
+    """Clustering by energy descent: ClAM, end-to-end differentiable k-means.
+
+    The cluster centres are the memories of a Dense Associative Memory with
+    the log-sum-exp energy
+    ``E(v) = -(1/beta) log sum_j exp(-beta/2 ||v - c_j||^2)``. Descending
+    this energy for ``n_steps`` steps of size ``alpha`` (``alpha * n_steps``
+    about 1) contracts every point towards a centre; a point's cluster is the
+    centre nearest to where it lands. ``fit`` learns the centres by
+    minibatch Adam on ClAM's self-supervised loss: hide a random subset of
+    each sample's coordinates, let only those evolve under the descent (the
+    visible ones are clamped), and score the squared error of the completed
+    coordinates. The gradients through the unrolled descent are exact
+    (closed form).
+
+    Read more in the :ref:`User Guide <clustering>`.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        Number of clusters (memories).
+    beta : float or "scale", default="scale"
+        Inverse temperature of the energy: the kernel bandwidth is
+        ``1/sqrt(beta)`` in data units. Larger values make the basins of
+        attraction closer to the Voronoi cells of the centres (k-means);
+        smaller values blur them, until basins merge and points collapse
+        towards a few centres. ``"scale"`` uses ``32 / r2``, with ``r2`` the
+        median squared distance between an initial centre (k-means++) and its
+        nearest other initial centre: at a centre, its nearest rival then
+        weighs ``exp(-16)`` of it in the softmax, and the soft zone between
+        two centres is about ``r / 16`` wide. The rule follows the number of
+        clusters and the scale of the data; ClAM's grid 1.1-2.4 is for
+        standardised data with few clusters.
+    alpha : float, default=0.1
+        Step size of the descent.
+    n_steps : int or None, default=None
+        Number of unrolled descent steps ``T``; None uses
+        ``round(1 / alpha)`` (ClAM's ``alpha * T = 1``).
+    learning_rate : float, default=0.01
+        Initial Adam learning rate, in units of ``sqrt(r2)`` (the typical
+        distance between neighbouring initial centres, see ``beta``): Adam
+        moves each centre by about ``learning_rate * sqrt(r2)`` per step, so
+        the same value suits 3 clusters of standardised data and 100 small
+        clusters.
+    batch_size : int or "auto", default="auto"
+        Samples per minibatch. ``"auto"`` gives about 16 minibatches per
+        epoch, of 8 to 256 samples (ClAM uses 8).
+    max_epochs : int, default=200
+        Maximum number of epochs of each restart.
+    max_samples_per_epoch : int or None, default=10000
+        Samples visited per epoch: when the data set is larger, each epoch
+        draws a fresh random subset of this size, so that the cost of fitting
+        grows with the number of clusters and features but hardly with the
+        number of samples. None visits every sample every epoch.
+    mask_prob : float, default=0.2
+        Fraction of the coordinates hidden in each sample:
+        ``int(mask_prob * n_features)`` of them (ClAM's rule), at most
+        ``n_features - 1``. When that is 0 (fewer than 5 features at the
+        default), or with ``mask_prob=0``, nothing is hidden: every
+        coordinate evolves and the loss is the plain contraction loss
+        ``||x - f(x)||^2`` (ClAM's surrogate of k-means).
+    mask_value : {"mean", "min", "max"}, default="mean"
+        Value written into the hidden coordinates: the (weighted) per-feature
+        mean, minimum or maximum of the training data.
+    mask_cycle : int, default=3
+        Every ``mask_cycle``-th epoch one mask is shared by the whole
+        minibatch (ClAM's schedule); 0 never shares masks.
+    init : {"k-means++", "random"} or array-like of shape (n_clusters, n_features), default="k-means++"
+        Initial centres: k-means++ seeding
+        (:func:`sklearn.cluster.kmeans_plusplus`), random samples, or given
+        centres (then ``n_init`` must be 1).
+    n_init : int, default=1
+        Number of restarts from different initial centres. The restart with
+        the lowest loss on one fixed evaluation set (at most
+        ``max_samples_per_epoch`` samples, with fixed masks) is kept.
+    lr_decay : float, default=0.8
+        Factor applied to the learning rate on a loss plateau.
+    patience : int, default=5
+        A plateau is ``patience`` epochs in a row in which the moving average
+        of the last 10 epoch losses did not improve on its best value by a
+        relative ``tol``. Training stops early once the learning rate has
+        decayed below a tenth of its initial value (about 11 plateaus at the
+        default decay), or at ``max_epochs``.
+    tol : float, default=1e-3
+        Relative improvement of the averaged loss that counts as progress.
+    verbose : int, default=0
+        1 prints one line per restart, 2 also one line per epoch.
+    %(random_state)s
+    %(backend)s
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        The learned centres (the memories).
+    labels_ : ndarray of shape (n_samples,), dtype=int64
+        Cluster of each training sample (as :meth:`predict`).
+    inertia_ : float
+        k-means objective of ``labels_``: the sample-weighted sum of squared
+        distances of the training samples to their cluster centre.
+    beta_ : float
+        The inverse temperature used (``beta`` resolved).
+    n_steps_ : int
+        The number of descent steps used (``n_steps`` resolved).
+    n_iter_ : int
+        Epochs run by the kept restart.
+    loss_curve_ : list of float
+        Training loss of each epoch of the kept restart (mean squared error
+        per coordinate of the hidden coordinates, sample-weighted).
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit`` (string column names only).
+
+    See Also
+    --------
+    sklearn.cluster.KMeans : Lloyd's k-means, the objective ClAM relaxes.
+    skam.DenseAM : The associative memory whose descent ClAM unrolls.
+
+    Notes
+    -----
+    With ``alpha * n_steps = 1`` and a large ``beta``, the unmasked loss of a
+    point is about ``(1 - (1 - alpha)**n_steps)**2`` times its squared
+    distance to its nearest centre: a scaled k-means objective, relaxed near
+    the boundaries between clusters. Smaller ``beta`` and the masked loss give
+    smoother, non-Voronoi basins. The cost of an epoch is
+    ``O(epoch_size * n_clusters * n_features * n_steps)``; ``predict`` costs
+    ``n_steps`` descent steps per sample. Empty clusters
+    are handled twice: during training a centre that attracts (almost) no
+    softmax weight for a whole epoch is moved to a sample far from every
+    centre (drawn as in k-means++), and after training a centre left without
+    any sample is moved onto the sample farthest from the centre it descended
+    to (as :class:`~sklearn.cluster.KMeans` relocates empty clusters).
+
+    The masked coordinates are drawn without replacement among all features
+    (the official code draws ``int(0.2 * d)`` with replacement among the last
+    ``d - 1``).
+
+    References
+    ----------
+    .. [1] B. Saha, D. Krotov, M. J. Zaki, P. Ram, "End-to-end Differentiable
+       Clustering with Associative Memories", ICML 2023.
+    .. [2] D. Krotov, B. Hoover, P. Ram, B. Pham, "Modern Methods in
+       Associative Memory", arXiv:2507.06211, 2025, Section 5.3.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from sklearn.metrics import adjusted_rand_score
+    >>> from skam.cluster import AMClustering
+    >>> X, y = make_blobs(n_samples=300, centers=3, cluster_std=0.8, random_state=1)
+    >>> am = AMClustering(n_clusters=3, random_state=0).fit(X)
+    >>> am.cluster_centers_.shape
+    (3, 2)
+    >>> round(float(adjusted_rand_score(y, am.labels_)), 2)
+    0.99
+    >>> am.transform(X[:2]).shape           # distances to the 3 centres
+    (2, 3)
+    >>> am.contract(X[:2]).shape            # the points after the descent
+    (2, 2)
+    """
+
+    _parameter_constraints: dict = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "beta": [StrOptions({"scale"}), Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, None, closed="neither")],
+        "n_steps": [Interval(Integral, 1, None, closed="left"), None],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "max_samples_per_epoch": [Interval(Integral, 1, None, closed="left"), None],
+        "mask_prob": [Interval(Real, 0, 1, closed="left")],
+        "mask_value": [StrOptions({"mean", "min", "max"})],
+        "mask_cycle": [Interval(Integral, 0, None, closed="left")],
+        "init": [StrOptions({"k-means++", "random"}), "array-like"],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "lr_decay": [Interval(Real, 0, 1, closed="right")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+        "backend": BACKEND_CONSTRAINT,
+    }
+
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        beta="scale",
+        alpha=0.1,
+        n_steps=None,
+        learning_rate=0.01,
+        batch_size="auto",
+        max_epochs=200,
+        max_samples_per_epoch=10000,
+        mask_prob=0.2,
+        mask_value="mean",
+        mask_cycle=3,
+        init="k-means++",
+        n_init=1,
+        lr_decay=0.8,
+        patience=5,
+        tol=1e-3,
+        verbose=0,
+        random_state=None,
+        backend="numpy",
+    ):
+        self.n_clusters = n_clusters
+        self.beta = beta
+        self.alpha = alpha
+        self.n_steps = n_steps
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.max_samples_per_epoch = max_samples_per_epoch
+        self.mask_prob = mask_prob
+        self.mask_value = mask_value
+        self.mask_cycle = mask_cycle
+        self.init = init
+        self.n_init = n_init
+        self.lr_decay = lr_decay
+        self.patience = patience
+        self.tol = tol
+        self.verbose = verbose
+        self.random_state = random_state
+        self.backend = backend
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Learn the cluster centres by descent through the unrolled memory.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training samples (standardise them first, e.g. in a
+            :class:`~sklearn.pipeline.Pipeline` with
+            :class:`~sklearn.preprocessing.StandardScaler`, when features have
+            different units).
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the k-means++ seeding, the loss, the fill
+            values and ``inertia_``.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X = validate_X(self, X, reset=True, method="fit")
+        remember_namespace(self, X)
+        n, d = X.shape
+        if n < self.n_clusters:
+            raise ValueError(
+                f"n_samples={n} should be >= n_clusters={self.n_clusters}."
+            )
+        backend = backend_for(self, X)
+        xp = backend.xp
+        sw = validate_sample_weight(sample_weight, X, backend)
+        Xc = backend.to_compute(X)
+        dtype = Xc.dtype
+        weights = None if sw is None else backend.to_compute(sw, dtype)
+        if weights is not None:
+            weights = weights / xp.mean(weights)
+        rng = check_random_state(self.random_state)
+        X_host = to_numpy(X)
+        sw_host = None if sw is None else to_numpy(sw)
+        inits = self._initial_centres(X_host, sw_host, rng)
+        spacing = _centre_spacing(inits[0])
+        self.beta_ = _BETA_SCALE / spacing if self.beta == "scale" else float(self.beta)
+        self.n_steps_ = (
+            max(1, round(1.0 / self.alpha)) if self.n_steps is None else self.n_steps
+        )
+        setup = self._setup(Xc, weights, backend, lr_scale=math.sqrt(spacing))
+        if len(inits) > 1:
+            # restarts are compared on one fixed subset with fixed masks
+            X_eval, w_eval, masks_eval = _evaluation_set(Xc, weights, rng, setup)
+        best = None
+        for i, init_host in enumerate(inits):
+            start = backend.to_compute(
+                xp.asarray(init_host, device=backend.device), dtype
+            )
+            result = train_restart(Xc, weights, start, rng, setup)
+            loss = (
+                evaluation_loss(X_eval, w_eval, result.centres, masks_eval, setup)
+                if len(inits) > 1
+                else result.loss_curve[-1]
+            )
+            if self.verbose:
+                print(
+                    f"AMClustering restart {i + 1}/{len(inits)}: loss {loss:.6g} "
+                    f"after {result.n_epochs} epochs"
+                    + (
+                        f" ({result.n_reseeded} centres re-seeded)"
+                        if result.n_reseeded
+                        else ""
+                    )
+                )
+            if best is None or loss < best[0]:
+                best = (loss, result)
+        _, result = best
+        centres = result.centres
+        labels = self._assign(backend, Xc, centres)
+        centres, labels = self._relocate_empty(backend, Xc, weights, centres, labels)
+        self.cluster_centers_ = backend.to_output(centres)
+        self.labels_ = backend.to_output(labels)
+        raw_weights = None if sw is None else backend.to_compute(sw, dtype)
+        self.inertia_ = float(_inertia(Xc, centres, labels, raw_weights, xp))
+        self.n_iter_ = result.n_epochs
+        self.loss_curve_ = list(result.loss_curve)
+        self._n_features_out = self.n_clusters
+        return self
+
+    def _initial_centres(self, X_host, sw_host, rng):
+        """Host arrays of initial centres, one per restart."""
+        K = self.n_clusters
+        if not isinstance(self.init, str):
+            init = np.asarray(to_numpy(self.init), dtype=np.float64)
+            if init.shape != (K, X_host.shape[1]):
+                raise ValueError(
+                    f"init should be of shape ({K}, {X_host.shape[1]}), got "
+                    f"{init.shape}."
+                )
+            if self.n_init != 1:
+                raise ValueError(
+                    f"init is an array of centres: n_init must be 1, got {self.n_init}."
+                )
+            return [init]
+        inits = []
+        for _ in range(self.n_init):
+            if self.init == "k-means++":
+                centres, _ = kmeans_plusplus(
+                    X_host, K, sample_weight=sw_host, random_state=rng
+                )
+            else:
+                p = None if sw_host is None else sw_host / sw_host.sum()
+                positive = X_host.shape[0] if p is None else int((p > 0).sum())
+                idx = rng.choice(X_host.shape[0], size=K, replace=positive < K, p=p)
+                centres = X_host[idx]
+            inits.append(np.asarray(centres, dtype=np.float64))
+        return inits
+
+    def _setup(self, Xc, weights, backend, *, lr_scale):
+        xp = backend.xp
+        n, d = Xc.shape
+        epoch_size = n
+        if self.max_samples_per_epoch is not None:
+            epoch_size = min(n, self.max_samples_per_epoch)
+        if self.batch_size == "auto":
+            low, high = _AUTO_BATCH_RANGE
+            batch_size = min(high, max(low, epoch_size // _AUTO_BATCHES_PER_EPOCH))
+        else:
+            batch_size = self.batch_size
+        n_masked = min(d - 1, int(self.mask_prob * d))
+        return TrainingSetup(
+            xp=xp,
+            device=array_device(Xc),
+            beta=self.beta_,
+            alpha=float(self.alpha),
+            n_steps=self.n_steps_,
+            learning_rate=float(self.learning_rate) * lr_scale,
+            batch_size=int(min(batch_size, epoch_size)),
+            max_epochs=self.max_epochs,
+            epoch_size=epoch_size,
+            n_masked=n_masked,
+            fill=_fill_values(Xc, weights, self.mask_value, xp),
+            mask_cycle=self.mask_cycle,
+            lr_decay=float(self.lr_decay),
+            patience=self.patience,
+            tol=float(self.tol),
+            verbose=int(self.verbose),
+        )
+
+    # ------------------------------------------------------------ inference
+    def _spec(self):
+        return EnergySpec(separation="lse", similarity="sqeuclidean", beta=self.beta_)
+
+    def _contract(self, backend, Xc, centres):
+        """The engine's unmasked descent for ``n_steps_`` steps."""
+        memories = prepare_memories(centres, backend.xp)
+        return _descend(
+            Xc,
+            memories,
+            self._spec(),
+            backend.xp,
+            alpha=float(self.alpha),
+            max_iter=self.n_steps_,
+            tol=0.0,
+        ).states
+
+    def _assign(self, backend, Xc, centres):
+        """Nearest centre to the contracted point of each sample."""
+        return _nearest(self._contract(backend, Xc, centres), centres, backend.xp)
+
+    def _relocate_empty(self, backend, Xc, weights, centres, labels):
+        """Move centres without samples onto far samples (KMeans-style)."""
+        xp = backend.xp
+        K = centres.shape[0]
+        counts = to_numpy(_bincount(labels, K, xp))
+        empty = np.flatnonzero(counts == 0)
+        if empty.size == 0 or Xc.shape[0] < K:
+            return centres, labels
+        contracted = self._contract(backend, Xc, centres)
+        own = xp.take(centres, labels, axis=0)
+        far = to_numpy(xp.sum((contracted - own) ** 2, axis=1))
+        far = far + to_numpy(xp.sum((Xc - own) ** 2, axis=1))
+        if weights is not None:
+            far = np.where(to_numpy(weights) > 0, far, -np.inf)
+        donors = np.argsort(-far, kind="stable")[: empty.size]
+        source = np.arange(K)
+        source[empty] = K + np.arange(empty.size)
+        stacked = xp.concat(
+            [centres, xp.take(Xc, xp.asarray(donors, device=array_device(Xc)), axis=0)]
+        )
+        centres = xp.take(stacked, xp.asarray(source, device=array_device(Xc)), axis=0)
+        return centres, self._assign(backend, Xc, centres)
+
+    def _fitted_centres(self, backend, dtype):
+        return backend.to_compute(self.cluster_centers_, dtype)
+
+    def predict(self, X):
+        """Cluster of each sample: the centre nearest to its contracted point.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), dtype=int64
+            Index of the cluster each sample belongs to.
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="predict")
+        backend = backend_for(self, X)
+        Xc = backend.to_compute(X)
+        centres = self._fitted_centres(backend, Xc.dtype)
+        return backend.to_output(self._assign(backend, Xc, centres))
+
+    def contract(self, X):
+        """Descend the energy from each sample: the contracted points.
+
+        ``n_steps_`` unmasked steps of size ``alpha`` (partial contraction
+        when ``alpha * n_steps < 1`` or ``beta`` is small; the DCAM use).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        X_contracted : ndarray of shape (n_samples, n_features)
+            The states reached, in the dtype of ``X``.
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="contract")
+        backend = backend_for(self, X)
+        Xc = backend.to_compute(X)
+        centres = self._fitted_centres(backend, Xc.dtype)
+        return backend.to_output(self._contract(backend, Xc, centres))
+
+    def transform(self, X):
+        """Euclidean distances of each sample to every centre (as KMeans).
+
+        The distances are those of the samples themselves; ``predict`` uses
+        the contracted points (``transform(contract(X))``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_clusters)
+            Distances to the cluster centres, in the dtype of ``X``.
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="transform")
+        backend = backend_for(self, X)
+        xp = backend.xp
+        Xc = backend.to_compute(X)
+        memories = prepare_memories(self._fitted_centres(backend, Xc.dtype), xp)
+        rows = chunk_rows(Xc.shape[0], self.n_clusters, _itemsize(Xc, xp))
+        parts = [
+            xp.sqrt(2.0 * half_sq_distances(Xc[sl, :], memories, xp))
+            for sl in iter_chunks(Xc.shape[0], rows)
+        ]
+        return backend.to_output(concat(parts, xp))
+
+    def score(self, X, y=None, sample_weight=None):
+        """Opposite of the k-means objective of ``X`` under :meth:`predict`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample.
+
+        Returns
+        -------
+        score : float
+            Minus the weighted sum of squared distances of the samples to the
+            centre of their cluster (higher is better).
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="score")
+        backend = backend_for(self, X)
+        xp = backend.xp
+        sw = validate_sample_weight(sample_weight, X, backend)
+        Xc = backend.to_compute(X)
+        w = None if sw is None else backend.to_compute(sw, Xc.dtype)
+        centres = self._fitted_centres(backend, Xc.dtype)
+        labels = self._assign(backend, Xc, centres)
+        return -float(_inertia(Xc, centres, labels, w, xp))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.array_api_support = True
+        return tags
+
+
+def _itemsize(array, xp):
+    return 4 if array.dtype == xp.float32 else 8
+
+
+def _centre_spacing(centres):
+    """Median squared distance from a centre to its nearest other centre.
+
+    Host computation on the (small) initial centres; 1.0 when undefined (one
+    centre, or all centres equal).
+    """
+    if centres.shape[0] < 2:
+        return 1.0
+    sq = ((centres[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+    sq[sq <= 0] = np.inf  # itself, and duplicates
+    nearest = sq.min(axis=1)
+    nearest = nearest[np.isfinite(nearest)]
+    return float(np.median(nearest)) if nearest.size else 1.0
+
+
+def _evaluation_set(Xc, weights, rng, setup):
+    """At most ``epoch_size`` samples and fixed masks to compare restarts."""
+    xp = setup.xp
+    n, d = Xc.shape
+    if setup.epoch_size < n:
+        idx = np.sort(rng.choice(n, size=setup.epoch_size, replace=False))
+        idx = xp.asarray(idx, device=setup.device)
+        Xc = xp.take(Xc, idx, axis=0)
+        weights = None if weights is None else xp.take(weights, idx, axis=0)
+    masks = draw_masks(rng, Xc.shape[0], d, setup.n_masked) if setup.n_masked else None
+    return Xc, weights, masks
+
+
+def _fill_values(Xc, weights, mask_value, xp):
+    if mask_value == "min":
+        return xp.min(Xc, axis=0)
+    if mask_value == "max":
+        return xp.max(Xc, axis=0)
+    if weights is None:
+        return xp.mean(Xc, axis=0)
+    return xp.sum(Xc * weights[:, None], axis=0) / xp.sum(weights)
+
+
+def _nearest(states, centres, xp):
+    """Index of the nearest centre of each state (chunked), int64."""
+    memories = prepare_memories(centres, xp)
+    rows = chunk_rows(
+        states.shape[0], centres.shape[0], _itemsize(states, xp), temporaries=2
+    )
+    parts = [
+        xp.astype(
+            xp.argmin(half_sq_distances(states[sl, :], memories, xp), axis=1), xp.int64
+        )
+        for sl in iter_chunks(states.shape[0], rows)
+    ]
+    return concat(parts, xp)
+
+
+def _bincount(labels, K, xp):
+    ks = xp.arange(K, dtype=labels.dtype, device=array_device(labels))
+    rows = chunk_rows(labels.shape[0], K, 8, temporaries=1)
+    total = xp.zeros((K,), dtype=xp.int64, device=array_device(labels))
+    for sl in iter_chunks(labels.shape[0], rows):
+        hits = labels[sl][:, None] == ks[None, :]
+        total = total + xp.sum(xp.astype(hits, xp.int64), axis=0)
+    return total
+
+
+def _inertia(Xc, centres, labels, weights, xp):
+    own = xp.take(centres, labels, axis=0)
+    sq = xp.sum((Xc - own) ** 2, axis=1)
+    if weights is not None:
+        sq = sq * weights
+    return xp.sum(sq)

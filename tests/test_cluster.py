@@ -1,0 +1,347 @@
+"""AMClustering (ClAM) against independent oracles: finite differences, KMeans,
+NumPy re-implementations of the descent, and scikit-learn's tools."""
+
+import pickle
+
+import numpy as np
+import pytest
+from array_api_compat import numpy as xp
+from sklearn.base import clone
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.metrics.pairwise import euclidean_distances
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skam._cluster_training import draw_masks, masked_loss_and_grad
+from skam.cluster import AMClustering
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(
+        n_samples=240, centers=4, cluster_std=0.6, center_box=(-8, 8), random_state=3
+    )
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted(blobs):
+    X, _ = blobs
+    return AMClustering(n_clusters=4, random_state=0).fit(X)
+
+
+# ---------------------------------------------------------------- the loss
+def _numpy_descent(V, centres, beta, alpha, n_steps, free=None):
+    """ClAM's recursion written independently: v += alpha m (softmax mean - v)."""
+    V = V.copy()
+    for _ in range(n_steps):
+        sq = ((V[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+        logits = -0.5 * beta * sq
+        P = np.exp(logits - logits.max(axis=1, keepdims=True))
+        P /= P.sum(axis=1, keepdims=True)
+        step = alpha * (P @ centres - V)
+        V = V + (step if free is None else step * free)
+    return V
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_loss_gradient_matches_finite_differences(masked, weighted):
+    rng = np.random.RandomState(0)
+    b, d, K = 6, 5, 3
+    X = rng.randn(b, d)
+    centres = rng.randn(K, d)
+    mask = draw_masks(rng, b, d, 2) if masked else None
+    V0 = np.where(mask, 0.3, X) if masked else X
+    w = rng.uniform(0.2, 2.0, b) if weighted else None
+    kw = dict(beta=1.3, alpha=0.25, n_steps=4)
+
+    def loss(C):
+        losses, _, _ = masked_loss_and_grad(X, V0, mask, C, w, xp, **kw)
+        return np.sum(losses if w is None else losses * w) / b
+
+    _, grad, _ = masked_loss_and_grad(X, V0, mask, centres, w, xp, **kw)
+    h = 1e-6
+    numeric = np.zeros_like(centres)
+    for idx in np.ndindex(centres.shape):
+        plus, minus = centres.copy(), centres.copy()
+        plus[idx] += h
+        minus[idx] -= h
+        numeric[idx] = (loss(plus) - loss(minus)) / (2 * h)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-9)
+
+
+def test_loss_is_error_on_hidden_coordinates():
+    rng = np.random.RandomState(1)
+    X, centres = rng.randn(7, 4), rng.randn(3, 4)
+    mask = draw_masks(rng, 7, 4, 1)
+    fill = X.mean(axis=0)
+    V0 = np.where(mask, fill, X)
+    losses, _, _ = masked_loss_and_grad(
+        X, V0, mask, centres, None, xp, beta=2.0, alpha=0.1, n_steps=10, with_grad=False
+    )
+    out = _numpy_descent(V0, centres, 2.0, 0.1, 10, free=mask)
+    np.testing.assert_array_equal(out[~mask], X[~mask])  # visible ones clamped
+    expected = (((out - X) * mask) ** 2).sum(axis=1) / 4
+    np.testing.assert_allclose(losses, expected, rtol=1e-12)
+
+
+def test_draw_masks_hides_the_requested_number():
+    rng = np.random.RandomState(0)
+    m = draw_masks(rng, 50, 9, 3)
+    assert m.shape == (50, 9) and m.dtype == bool
+    assert (m.sum(axis=1) == 3).all()
+    assert len({tuple(r) for r in m}) > 1  # different rows, different masks
+    shared = draw_masks(rng, 50, 9, 3, shared=True)
+    assert shared.shape == (1, 9) and shared.sum() == 3
+
+
+# ------------------------------------------------------------- clustering
+def test_recovers_separated_blobs_like_kmeans(blobs, fitted):
+    X, y = blobs
+    km = KMeans(4, n_init=10, random_state=0).fit(X)
+    assert adjusted_rand_score(y, fitted.labels_) == pytest.approx(1.0)
+    assert adjusted_rand_score(km.labels_, fitted.labels_) == pytest.approx(1.0)
+    # the centres are the cluster means, up to the softness of the energy
+    order = np.argmin(
+        euclidean_distances(km.cluster_centers_, fitted.cluster_centers_), axis=1
+    )
+    np.testing.assert_allclose(
+        fitted.cluster_centers_[order], km.cluster_centers_, atol=0.1
+    )
+    assert fitted.inertia_ <= 1.02 * km.inertia_
+
+
+def test_predict_is_nearest_centre_of_contracted_point(blobs, fitted):
+    X, _ = blobs
+    Xq = X + np.random.RandomState(0).normal(scale=1.5, size=X.shape)
+    contracted = _numpy_descent(
+        Xq, fitted.cluster_centers_, fitted.beta_, fitted.alpha, fitted.n_steps_
+    )
+    np.testing.assert_allclose(fitted.contract(Xq), contracted, rtol=1e-10, atol=1e-10)
+    expected = np.argmin(euclidean_distances(contracted, fitted.cluster_centers_), 1)
+    np.testing.assert_array_equal(fitted.predict(Xq), expected)
+    np.testing.assert_array_equal(fitted.predict(X), fitted.labels_)
+    assert fitted.labels_.dtype == np.int64
+
+
+def test_contract_matches_dense_am_descent(blobs, fitted):
+    from skam.memory import DenseAM
+
+    X, _ = blobs
+    am = DenseAM(
+        beta=fitted.beta_, alpha=fitted.alpha, max_iter=fitted.n_steps_, tol=0.0
+    ).fit(fitted.cluster_centers_)
+    np.testing.assert_allclose(fitted.contract(X), am.transform(X), rtol=1e-10)
+
+
+def test_transform_is_kmeans_distance(blobs, fitted):
+    X, _ = blobs
+    np.testing.assert_allclose(
+        fitted.transform(X),
+        euclidean_distances(X, fitted.cluster_centers_),
+        rtol=1e-7,
+        atol=1e-7,
+    )
+    assert fitted.fit_transform(X).shape == (X.shape[0], 4)
+    names = fitted.get_feature_names_out()
+    assert list(names) == [f"amclustering{i}" for i in range(4)]
+
+
+def test_inertia_and_score(blobs, fitted):
+    X, _ = blobs
+    own = fitted.cluster_centers_[fitted.labels_]
+    assert fitted.inertia_ == pytest.approx(((X - own) ** 2).sum(), rel=1e-10)
+    assert fitted.score(X) == pytest.approx(-fitted.inertia_, rel=1e-10)
+    w = np.linspace(0.5, 2.0, X.shape[0])
+    assert fitted.score(X, sample_weight=w) == pytest.approx(
+        -(w * ((X - own) ** 2).sum(axis=1)).sum(), rel=1e-10
+    )
+
+
+def test_fit_predict_and_reproducibility(blobs):
+    X, _ = blobs
+    a = AMClustering(n_clusters=4, max_epochs=15, random_state=7)
+    labels = a.fit_predict(X)
+    b = AMClustering(n_clusters=4, max_epochs=15, random_state=7).fit(X)
+    np.testing.assert_array_equal(labels, b.labels_)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    assert a.loss_curve_ == b.loss_curve_
+
+
+def test_training_reduces_loss_and_stops_early(blobs):
+    X, _ = blobs
+    am = AMClustering(n_clusters=4, init="random", max_epochs=500, random_state=0)
+    am.fit(X)
+    assert len(am.loss_curve_) == am.n_iter_
+    assert am.n_iter_ < 500  # the learning rate decayed and training stopped
+    assert min(am.loss_curve_) < 0.5 * am.loss_curve_[0]
+
+
+def test_masked_loss_trains_on_higher_dimensional_data():
+    X, y = make_blobs(n_samples=300, n_features=10, centers=3, random_state=0)
+    am = AMClustering(n_clusters=3, mask_prob=0.3, random_state=0).fit(X)
+    assert adjusted_rand_score(y, am.labels_) > 0.95
+    assert am.loss_curve_[-1] < am.loss_curve_[0]
+
+
+def test_mask_values_are_used():
+    X, y = make_blobs(n_samples=200, n_features=6, centers=3, random_state=1)
+    for value in ("min", "max"):
+        am = AMClustering(n_clusters=3, mask_value=value, max_epochs=30, random_state=0)
+        assert adjusted_rand_score(y, am.fit(X).labels_) > 0.9
+
+
+def test_beta_scale_rule_and_step_count(blobs):
+    X, _ = blobs
+    init = X[[0, 10, 20, 30]]
+    am = AMClustering(n_clusters=4, init=init, alpha=0.25, max_epochs=2).fit(X)
+    sq = euclidean_distances(init, squared=True)
+    np.fill_diagonal(sq, np.inf)
+    assert am.beta_ == pytest.approx(32.0 / np.median(sq.min(axis=1)))
+    assert am.n_steps_ == 4
+    am = AMClustering(n_clusters=4, beta=0.7, n_steps=3, max_epochs=2).fit(X)
+    assert am.beta_ == 0.7 and am.n_steps_ == 3
+
+
+def test_dead_centre_is_reseeded(blobs):
+    X, _ = blobs
+    init = np.vstack([X[[0, 60, 120]], [[500.0, 500.0]]])  # one centre far away
+    am = AMClustering(n_clusters=4, init=init, max_epochs=40, random_state=0).fit(X)
+    assert np.abs(am.cluster_centers_).max() < 50
+    assert np.unique(am.labels_).size == 4
+
+
+def test_empty_cluster_is_relocated_after_training(blobs):
+    X, _ = blobs
+    init = np.vstack([X[[0, 60, 120]], [[500.0, 500.0]]])
+    # a single epoch: too short for the dead-centre re-seeding to act
+    am = AMClustering(n_clusters=4, init=init, max_epochs=1, random_state=0).fit(X)
+    assert np.unique(am.labels_).size == 4
+    np.testing.assert_array_equal(am.predict(X), am.labels_)
+
+
+def test_zero_sample_weight_ignores_samples():
+    X, y = make_blobs(n_samples=300, centers=3, cluster_std=0.5, random_state=2)
+    w = (y != 2).astype(float)  # blob 2 weighs nothing
+    am = AMClustering(n_clusters=2, random_state=0).fit(X, sample_weight=w)
+    means = np.array([X[y == k].mean(axis=0) for k in (0, 1)])
+    order = np.argmin(euclidean_distances(means, am.cluster_centers_), axis=1)
+    np.testing.assert_allclose(am.cluster_centers_[order], means, atol=0.15)
+    own = am.cluster_centers_[am.labels_]
+    assert am.inertia_ == pytest.approx((w * ((X - own) ** 2).sum(axis=1)).sum())
+
+
+def test_n_init_keeps_a_restart_and_reports(blobs, capsys):
+    X, _ = blobs
+    am = AMClustering(
+        n_clusters=4, n_init=3, init="random", max_epochs=5, verbose=1, random_state=0
+    ).fit(X)
+    out = capsys.readouterr().out
+    assert "restart 3/3" in out
+    assert am.n_iter_ == len(am.loss_curve_)
+    AMClustering(n_clusters=4, max_epochs=2, verbose=2, random_state=0).fit(X)
+    assert "epoch 2: loss" in capsys.readouterr().out
+
+
+def test_max_samples_per_epoch_subsamples():
+    X, y = make_blobs(n_samples=3000, centers=5, cluster_std=0.5, random_state=4)
+    am = AMClustering(
+        n_clusters=5, max_samples_per_epoch=200, batch_size=25, random_state=0
+    ).fit(X)
+    assert adjusted_rand_score(y, am.labels_) > 0.95
+    assert am.labels_.shape == (3000,)
+
+
+def test_float32_is_kept(blobs):
+    X = blobs[0].astype(np.float32)
+    am = AMClustering(n_clusters=4, max_epochs=5, random_state=0).fit(X)
+    assert am.cluster_centers_.dtype == np.float32
+    assert am.transform(X).dtype == np.float32
+    assert am.contract(X).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_clusters=5), "n_samples=4 should be >= n_clusters=5"),
+        (dict(n_clusters=2, init=np.zeros((3, 2))), "init should be of shape"),
+        (dict(n_clusters=2, init=np.zeros((2, 2)), n_init=2), "n_init must be 1"),
+    ],
+)
+def test_bad_input_raises(kwargs, match):
+    X = np.arange(8.0).reshape(4, 2)
+    with pytest.raises(ValueError, match=match):
+        AMClustering(**kwargs).fit(X)
+
+
+def test_wrong_number_of_features_raises(fitted):
+    with pytest.raises(ValueError, match="features"):
+        fitted.predict(np.zeros((3, 5)))
+
+
+# ------------------------------------------------------- sklearn's tools
+def test_pipeline_with_standard_scaler():
+    X, y = make_blobs(n_samples=200, centers=3, cluster_std=0.6, random_state=1)
+    X = X * np.array([1.0, 1000.0])  # very different feature scales
+    pipe = make_pipeline(StandardScaler(), AMClustering(n_clusters=3, random_state=0))
+    labels = pipe.fit_predict(X)
+    assert adjusted_rand_score(y, labels) > 0.9
+    np.testing.assert_array_equal(pipe.predict(X), labels)
+
+
+def _silhouette_scorer(estimator, X, y=None):
+    labels = estimator.predict(X)
+    return silhouette_score(X, labels) if np.unique(labels).size > 1 else -1.0
+
+
+def test_grid_search_with_clustering_scores():
+    X, y = make_blobs(n_samples=150, centers=3, cluster_std=0.6, random_state=1)
+    base = AMClustering(max_epochs=20, random_state=0)
+    grid = {"n_clusters": [2, 3, 5]}
+    search = GridSearchCV(base, grid, scoring=_silhouette_scorer, cv=3).fit(X)
+    assert search.best_params_ == {"n_clusters": 3}
+    search = GridSearchCV(base, grid, scoring="adjusted_rand_score", cv=3).fit(X, y)
+    assert search.best_params_ == {"n_clusters": 3}
+
+
+def test_clone_and_pickle(fitted, blobs):
+    X, _ = blobs
+    fresh = clone(fitted)
+    assert not hasattr(fresh, "cluster_centers_")
+    assert fresh.get_params() == fitted.get_params()
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.predict(X), fitted.predict(X))
+    np.testing.assert_array_equal(restored.cluster_centers_, fitted.cluster_centers_)
+
+
+# ------------------------------------------------------------- array API
+def test_offload_backend_matches_numpy(blobs):
+    X, _ = blobs
+    kw = dict(n_clusters=4, max_epochs=8, random_state=0)
+    ref = AMClustering(**kw).fit(X)
+    off = AMClustering(**kw, backend="array_api_strict").fit(X)
+    assert isinstance(off.cluster_centers_, np.ndarray)
+    np.testing.assert_allclose(off.cluster_centers_, ref.cluster_centers_, rtol=1e-9)
+    np.testing.assert_array_equal(off.labels_, ref.labels_)
+    np.testing.assert_allclose(off.transform(X), ref.transform(X), rtol=1e-9)
+    assert off.inertia_ == pytest.approx(ref.inertia_)
+
+
+def test_strict_input_is_followed(blobs, strict_input):
+    X, _ = blobs
+    kw = dict(n_clusters=4, max_epochs=8, mask_prob=0.5, random_state=0)
+    X3 = np.hstack([X, X[:, :1] * 0.5])  # three features: one is hidden
+    ref = AMClustering(**kw).fit(X3)
+    am = AMClustering(**kw).fit(strict_input(X3))
+    assert type(am.labels_).__module__.startswith("array_api_strict")
+    np.testing.assert_allclose(
+        np.asarray(am.cluster_centers_._array), ref.cluster_centers_, rtol=1e-9
+    )
+    pred = am.predict(strict_input(X3))
+    np.testing.assert_array_equal(np.asarray(pred._array), ref.predict(X3))
+    with pytest.raises(ValueError, match="must use the same namespace"):
+        am.contract(X3)

@@ -1,0 +1,42 @@
+"""scikit-learn's estimator checks on AMClustering (NumPy and offloaded)."""
+
+import pytest
+from sklearn.utils.estimator_checks import (
+    check_param_validation,
+    parametrize_with_checks,
+)
+
+from skam.cluster import AMClustering
+
+# Cheap settings: the checks fit dozens of times on tiny data.
+ESTIMATORS = [
+    AMClustering(n_clusters=2, max_epochs=10, random_state=0),
+    AMClustering(n_clusters=2, max_epochs=3, mask_prob=0.5, n_init=2, random_state=0),
+    AMClustering(
+        n_clusters=2, max_epochs=2, random_state=0, backend="array_api_strict"
+    ),
+]
+
+EXPECTED_FAILURES = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "an integer weight is not a repeated row for a stochastic optimiser: "
+        "repeating rows changes the shuffled minibatches, the random masks and "
+        "the k-means++ draws, so the learned centres differ (weighting itself "
+        "is tested in test_cluster.py: zero weights ignore samples, inertia_ "
+        "is weighted)"
+    ),
+}
+
+
+def _expected_failed_checks(estimator):
+    return EXPECTED_FAILURES
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=repr)
+def test_param_validation(estimator):
+    check_param_validation("AMClustering", estimator)
