@@ -160,17 +160,25 @@ def validate_clamp_mask(clamp_mask, X, backend, *, argname="clamp_mask"):
 def resolve_beta(beta, X, *, rule="separation"):
     """Turn ``beta`` (a float or ``"scale"``) into a positive float.
 
-    Two documented ``"scale"`` rules, both functions of the training data only:
+    The ``"scale"`` rules are functions of the training data only. With ``K``
+    memories and ``r2`` the median squared distance from a memory to its
+    nearest other memory (estimated from at most 1000 evenly spaced memories
+    against all of them):
 
-    * ``rule="separation"`` (retrieval, :class:`~skam.DenseAM`): with ``r2`` the
-      median squared distance from a memory to its nearest other memory,
+    * ``rule="separation"`` (LSE retrieval, :class:`~skam.DenseAM`):
       ``beta = 4 * log(K) / r2``. At a stored pattern, its nearest rival then
-      weighs about ``1/K**2`` of it in the softmax, so every memory is (close to)
-      a fixed point while basins stay as wide as the data allows. The median is
-      estimated from at most 1000 evenly spaced memories against all of them.
-    * ``rule="variance"`` (kernel smoothing, the classifier): the Gaussian
-      kernel of :class:`sklearn.svm.SVC`'s ``gamma="scale"``, i.e.
-      ``beta = 2 / (n_features * X.var())`` (``gamma = beta / 2``).
+      weighs about ``1/K**2`` of it in the softmax, so every memory is (close
+      to) a fixed point while basins stay as wide as the data allows.
+    * ``rule="support"`` (compact kernels, ``"lsr"`` and ``"rectified_poly"``):
+      ``beta = 2 / r2``, so the support of each memory (radius
+      ``sqrt(2/beta)``) reaches its typical nearest neighbour.
+    * ``rule="overlap"`` (``"poly"`` with the dot product):
+      ``beta = 1 / max_mu ||xi_mu||^2``, so ``1 + beta * v.xi >= 0`` for every
+      state in the ball of the memories (the normalised overlap of Krotov and
+      Hopfield's polynomial energy; ``1/n_features`` for +-1 patterns).
+    * ``rule="variance"`` (kernel smoothing): the Gaussian kernel of
+      :class:`sklearn.svm.SVC`'s ``gamma="scale"``, ``beta = 2 / (n_features *
+      X.var())`` (``gamma = beta / 2``).
 
     Degenerate data (one memory, all identical) falls back to ``beta = 1``.
     """
@@ -180,13 +188,27 @@ def resolve_beta(beta, X, *, rule="separation"):
     if rule == "variance":
         var = float(Xh.var())
         return 2.0 / (Xh.shape[1] * var) if var > 0 else 1.0
+    if rule == "overlap":
+        top = float(np.max(np.sum(Xh * Xh, axis=1)))
+        return 1.0 / top if top > 0 else 1.0
     K = Xh.shape[0]
     if K < 2:
         return 1.0
     r2 = median_nearest_sq_distance(Xh)
     if not r2 > 0:
         return 1.0
+    if rule == "support":
+        return 2.0 / r2
     return 4.0 * math.log(K) / r2
+
+
+def scale_rule(separation, similarity):
+    """The ``beta="scale"`` rule of a DenseAM energy (see :func:`resolve_beta`)."""
+    if separation == "lse":
+        return "separation"
+    if separation == "poly" and similarity == "dot":
+        return "overlap"
+    return "support"
 
 
 def median_nearest_sq_distance(X, *, max_queries=1000):

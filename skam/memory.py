@@ -34,6 +34,7 @@ from skam._validation import (
     make_spec,
     remember_namespace,
     resolve_beta,
+    scale_rule,
     validate_clamp_mask,
     validate_sample_weight,
     validate_X,
@@ -71,10 +72,13 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     beta : float or "scale", default="scale"
         Inverse temperature: the kernel bandwidth is ``1/sqrt(beta)`` in data
         units. Larger values give sharper, more separated basins (``beta ->
-        inf`` is nearest-pattern lookup). ``"scale"`` uses
-        ``4 * log(K) / r2`` with ``r2`` the median squared distance between a
-        memory and its nearest other memory, so that every stored pattern is
-        close to a fixed point.
+        inf`` is nearest-pattern lookup). ``"scale"`` derives it from the
+        stored patterns, with ``r2`` the median squared distance between a
+        memory and its nearest other memory: ``4 * log(K) / r2`` for
+        ``"lse"`` (every stored pattern is close to a fixed point),
+        ``2 / r2`` for ``"lsr"`` and ``"rectified_poly"`` (each support
+        reaches the nearest neighbour) and ``1 / max ||xi||^2`` for
+        ``"poly"`` with ``"dot"``.
     %(degree)s
     %(epsilon)s
     %(alpha)s
@@ -235,7 +239,8 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self
 
     def _finish_storing(self):
-        self.beta_ = resolve_beta(self.beta, self.memories_, rule="separation")
+        rule = scale_rule(self.separation, self.similarity)
+        self.beta_ = resolve_beta(self.beta, self.memories_, rule=rule)
         rows = _distinct_rows(self.memories_, self.memory_weights_)
         xp_in = array_namespace(self.memories_)
         self._distinct_rows = xp_in.asarray(rows, device=_dev(self.memories_))

@@ -189,3 +189,19 @@ def test_sample_weight_equivalence_with_float_beta():
     )
 
     check_sample_weight_equivalence_on_dense_data("DenseAM", DenseAM(beta=1.0))
+
+
+@pytest.mark.parametrize(
+    "separation, similarity, expected",
+    [
+        ("lsr", "sqeuclidean", lambda r2, X: 2 / r2),
+        ("rectified_poly", "sqeuclidean", lambda r2, X: 2 / r2),
+        ("poly", "dot", lambda r2, X: 1 / (X**2).sum(1).max()),
+    ],
+)
+def test_scale_rules_of_other_separations(binary_patterns, separation, similarity, expected):
+    d2 = ((binary_patterns[:, None] - binary_patterns[None]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    r2 = np.median(d2.min(1))
+    am = DenseAM(separation=separation, similarity=similarity).fit(binary_patterns)
+    assert am.beta_ == pytest.approx(expected(r2, binary_patterns))
