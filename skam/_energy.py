@@ -40,6 +40,8 @@ on one chunk of queries. Chunking lives in :mod:`skam._chunking`.
 import math
 from dataclasses import dataclass
 
+from array_api_compat import is_numpy_namespace
+
 SEPARATIONS = ("lse", "poly", "rectified_poly", "lsr")
 SIMILARITIES = ("sqeuclidean", "dot")
 
@@ -207,11 +209,20 @@ def _exp_shifted(logits, xp):
     ``1e-304`` (``1e-37``) of the largest one in its row, zero-weight memories
     included, becomes that tiny value instead of 0, far below the rounding
     error of the row sum (>= 1). Chunks without them pay one reduction.
+
+    ``logits`` is the caller's scratch array: with NumPy it is overwritten
+    (``out=``), which saves a second (n, K) array and the page faults of
+    filling a fresh one (about 20% of a one-step retrieval at d = 784, about
+    half of it at d = 64). Other namespaces have no ``out=`` and allocate.
     """
     floor = -87.0 if logits.dtype == xp.float32 else -700.0
+    in_place = is_numpy_namespace(xp)
     if bool(xp.min(logits) < floor):
-        logits = xp.maximum(logits, floor)
-    return xp.exp(logits)
+        if in_place:
+            logits = xp.maximum(logits, floor, out=logits)
+        else:
+            logits = xp.maximum(logits, floor)
+    return xp.exp(logits, out=logits) if in_place else xp.exp(logits)
 
 
 def _lse_terms(V, memories, spec, xp):

@@ -1,0 +1,104 @@
+"""Sphinx configuration of the skam documentation.
+
+Build (offline, a few minutes on 2 cores)::
+
+    python -m sphinx -b html docs docs/_build/html
+
+Add ``-D plot_gallery=0`` to skip running the gallery examples. The build
+reaches no network: there is no intersphinx, so references into other
+projects' docs (e.g. labels in inherited scikit-learn docstrings) cannot be
+resolved and their warnings are suppressed (``ref.ref``, ``ref.term``).
+"""
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import skam
+
+DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS.parent))
+
+# The gallery examples plot off-screen.
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+project = "skam"
+author = "skam developers"
+copyright = "2025, skam developers"
+release = skam.__version__
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+
+templates_path = []
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**/README.txt"]
+source_suffix = {".rst": "restructuredtext"}
+root_doc = "index"
+
+# -- autodoc / autosummary / numpydoc ---------------------------------------
+autosummary_generate = True
+autodoc_default_options = {"members": True, "inherited-members": True}
+autodoc_typehints = "none"
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+
+# Offline build: no intersphinx, so cross-project labels and glossary terms in
+# the inherited scikit-learn docstrings (``set_output``, ``set_fit_request``:
+# "meta-estimator", "User Guide <metadata_routing>") cannot resolve. Silence
+# exactly these two classes of warning.
+suppress_warnings = ["ref.ref", "ref.term"]
+
+# -- HTML ----------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"skam {release}"
+html_static_path = []
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "header_links_before_dropdown": 6,
+}
+html_show_sourcelink = False
+
+# -- sphinx-gallery ----------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": "examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "ignore_pattern": r"__init__\.py",
+    "doc_module": ("skam",),
+    "reference_url": {"skam": None},
+    "backreferences_dir": "generated/backreferences",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "within_subsection_order": "FileNameSortKey",
+    "matplotlib_animations": False,
+    "show_memory": False,
+}
+
+
+# -- docstring fix-up ------------------------------------------------------------
+# In reST a bare word ending in "_" is a hyperlink reference, so a type such as
+# "ndarray of shape (n_features_in_,)" fails with 'Unknown target name'.
+# Escape trailing underscores of fitted-attribute names inside "shape (...)".
+_SHAPE = re.compile(r"shape \(([^()`]*)\)")
+_BARE_ATTRIBUTE = re.compile(r"\b([A-Za-z]\w*)_(?=[,)\s]|$)")
+
+
+def _escape_shape_attributes(app, what, name, obj, options, lines):
+    for i, line in enumerate(lines):
+        lines[i] = _SHAPE.sub(
+            lambda m: "shape (" + _BARE_ATTRIBUTE.sub(r"\1\\_", m.group(1)) + ")",
+            line,
+        )
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _escape_shape_attributes, priority=400)
