@@ -231,8 +231,15 @@ def _descend_chunk(
     compute_energy,
 ):
     n = V.shape[0]
-    active = xp.ones((n,), dtype=xp.bool, device=_device(V))
-    n_iter = xp.zeros((n,), dtype=xp.int64, device=_device(V))
+    dev = _device(V)
+    free_full = free
+    active = xp.ones((n,), dtype=xp.bool, device=dev)
+    n_iter = xp.zeros((n,), dtype=xp.int64, device=dev)
+    # Rows that stopped are set aside (unless a trace is recorded) so that the
+    # rest of the chunk does not keep paying for them: ``rows`` holds the
+    # original row of each working row, ``finished`` the rows set aside.
+    rows = xp.arange(n, device=dev)
+    finished = []
     trace = []
     for _ in range(max_iter):
         energy, direction = oracle.energy_and_direction(V)
@@ -248,8 +255,31 @@ def _descend_chunk(
         V = xp.where(active[:, None], V_new, V)
         n_iter = n_iter + xp.astype(active, xp.int64)
         active = xp.logical_and(active, delta > tol)
-        if not bool(xp.any(active)):
+        n_active = int(xp.sum(xp.astype(active, xp.int64)))
+        if n_active == 0:
             break
+        if not return_trace and V.shape[0] - n_active >= max(1, V.shape[0] // 8):
+            keep = xp.nonzero(active)[0]
+            stop = xp.nonzero(xp.logical_not(active))[0]
+            finished.append(
+                (xp.take(V, stop, axis=0), xp.take(rows, stop), xp.take(n_iter, stop))
+            )
+            V, rows = xp.take(V, keep, axis=0), xp.take(rows, keep)
+            n_iter, active = xp.take(n_iter, keep), xp.take(active, keep)
+            if free is not None and free.shape[0] > 1:
+                free = xp.take(free, keep, axis=0)
+    if finished:
+        converged = xp.concat(
+            [xp.ones_like(part[1], dtype=xp.bool) for part in finished]
+            + [xp.logical_not(active)]
+        )
+        order = xp.argsort(xp.concat([part[1] for part in finished] + [rows]))
+        V = xp.take(
+            xp.concat([part[0] for part in finished] + [V], axis=0), order, axis=0
+        )
+        n_iter = xp.take(xp.concat([part[2] for part in finished] + [n_iter]), order)
+        active = xp.logical_not(xp.take(converged, order))
+    free = free_full
     spec = getattr(oracle, "spec", None)
     if lsr_fixed_point and spec is not None and spec.separation == "lsr":
         V = lsr_fixed_point_iteration(V, oracle.memories, spec, xp, free=free)

@@ -132,3 +132,21 @@ def test_dot_similarity_stays_in_the_box(binary_patterns):
     out = am.transform(noisy)
     assert out.min() >= -1 and out.max() <= 1
     np.testing.assert_array_equal(np.sign(out), binary_patterns)
+
+
+@pytest.mark.parametrize("per_sample_clamp", [False, True])
+def test_setting_converged_rows_aside_changes_nothing(per_sample_clamp):
+    """Rows that stop early are set aside; results match a trace run (no setting aside)."""
+    rng = np.random.RandomState(7)
+    Xi = rng.randn(20, 5)
+    Q = np.vstack([Xi[:10] + 1e-9, Xi[10:] + 0.8 * rng.randn(10, 5), 3 * rng.randn(12, 5)])
+    clamp = rng.rand(len(Q), 5) < 0.3 if per_sample_clamp else np.array([1, 0, 0, 0, 0], bool)
+    mem, spec = prepare_memories(Xi, xp), EnergySpec(beta=4.0)
+    kw = dict(clamp_mask=clamp, alpha=0.5, max_iter=60, tol=1e-7)
+    fast = descend(Q, mem, spec, xp, **kw)
+    ref = descend(Q, mem, spec, xp, return_trace=True, **kw)  # keeps every row
+    assert len(set(fast.n_iter.tolist())) > 2  # rows really stop at different steps
+    np.testing.assert_array_equal(fast.n_iter, ref.n_iter)
+    np.testing.assert_array_equal(fast.converged, ref.converged)
+    np.testing.assert_allclose(fast.states, ref.states, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast.energy, ref.energy, rtol=1e-12)
