@@ -17,10 +17,14 @@ limit). DenseAM lse: beta="scale" = 4 log(K) / r2 with r2 the median squared
 distance between a memory and its nearest other memory (value in the header).
 poly: similarity="dot", beta=1/64, degree 3 (the default) and 40: correlated
 digits need a sharp separation (degree 3 does not even keep the stored patterns).
-lsr: beta="scale" as well; its support radius sqrt(2/beta) is below one pixel
-flip (distance 2), so it recalls stored patterns exactly but does not move
-corrupted ones. Hopfield: Hebbian rule, async updates; on such correlated
-patterns it holds only about 2 at a time (0.14 D is for random patterns)."""
+lsr (Epanechnikov): beta="scale" = 2 / r2, so each memory's support reaches its
+nearest neighbour; its flat mean-shift step moves a state to the centroid of all
+memories whose support contains it (the "emergent memories" of Hoover et al.
+2025), so stored digits inside a neighbour's support and corrupted queries
+settle on centroids; LSR retrieves exactly only queries within half the
+separation of two memories (tests/test_descent.py). Hopfield: Hebbian rule,
+async updates; on such correlated patterns it holds only about 2 at a time
+(0.14 D is for random patterns)."""
 
 _K = 100
 _SEED = 0
