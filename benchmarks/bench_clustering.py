@@ -13,7 +13,8 @@ Protocol (``../shared/reference/baselines.md`` section 3):
 * ``KMeans(k, n_init=10, random_state=0)``; ``GaussianMixture(k,
   covariance_type="full", n_init=3, random_state=0)``;
   ``AgglomerativeClustering(k, linkage="ward")``; ``AMClustering(k,
-  n_init=3, random_state=0)`` (every other parameter at its default).
+  n_init=3, random_state=0)`` (every other parameter at its default:
+  ``init="lloyd"``, ``n_polish=20``).
   GaussianMixture and Ward run up to 20 000 samples (Ward needs O(n^2)
   memory); birch2 and worms_2 (100 000+ samples) run only with ``--all``.
 
@@ -238,7 +239,8 @@ def write_markdown(rows, memory, elapsed, path):
         "",
         "Written by `benchmarks/bench_clustering.py`; protocol in its docstring "
         "(`baselines.md` section 3). AM = `AMClustering(k, n_init=3, "
-        "random_state=0)`, KM = `KMeans(k, n_init=10, random_state=0)`, "
+        "random_state=0)` (defaults: `init='lloyd'`, `n_polish=20`), "
+        "KM = `KMeans(k, n_init=10, random_state=0)`, "
         "GMM = `GaussianMixture(k, covariance_type='full', n_init=3)`, Ward = "
         "`AgglomerativeClustering(k, linkage='ward')` (– : not run, n > "
         f"{MAX_N_BASELINES}). Noise points (label 0) are left out of ARI and NMI.",

@@ -1,6 +1,7 @@
 """Clustering with associative memories: :class:`AMClustering` (ClAM)."""
 
 import math
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -21,8 +22,6 @@ from skam._backend import to_numpy
 from skam._chunking import chunk_rows, concat, iter_chunks
 from skam._cluster_training import (
     TrainingSetup,
-    draw_masks,
-    evaluation_loss,
     train_restart,
 )
 from skam._descent import descend as _descend
@@ -43,6 +42,16 @@ _BETA_SCALE = 32.0
 _AUTO_BATCHES_PER_EPOCH = 16
 # ... with batches of this many samples at least and at most.
 _AUTO_BATCH_RANGE = (8, 256)
+# init="lloyd": k-means++ seedings drawn (as KMeans's n_init) and Lloyd
+# iterations (at most) refining each.
+_LLOYD_CANDIDATES = 10
+# When the evaluation set is a subsample, the kept restart gets at most this
+# many more polish rounds on all samples (each costs one full assignment).
+_FULL_DATA_POLISH_ROUNDS = 5
+# With several restarts, each first trains for at most this many epochs; the
+# best one then trains to the end of the schedule.
+_SCREEN_EPOCHS = 20
+_LLOYD_MAX_ITER = 100
 
 
 @fill_doc
@@ -75,12 +84,12 @@ class AMClustering(
         attraction closer to the Voronoi cells of the centres (k-means);
         smaller values blur them, until basins merge and points collapse
         towards a few centres. ``"scale"`` uses ``32 / r2``, with ``r2`` the
-        median squared distance between an initial centre (k-means++) and its
-        nearest other initial centre: at a centre, its nearest rival then
-        weighs ``exp(-16)`` of it in the softmax, and the soft zone between
-        two centres is about ``r / 16`` wide. The rule follows the number of
-        clusters and the scale of the data; ClAM's grid 1.1-2.4 is for
-        standardised data with few clusters.
+        median squared distance between an initial centre (of the first
+        restart) and its nearest other initial centre: at a centre, its nearest
+        rival then weighs ``exp(-16)`` of it in the softmax, and the soft zone
+        between two centres is about ``r / 16`` wide. The rule follows the
+        number of clusters and the scale of the data; ClAM's grid 1.1-2.4 is
+        for standardised data with few clusters.
     alpha : float, default=0.1
         Step size of the descent.
     n_steps : int or None, default=None
@@ -115,14 +124,31 @@ class AMClustering(
     mask_cycle : int, default=3
         Every ``mask_cycle``-th epoch one mask is shared by the whole
         minibatch (ClAM's schedule); 0 never shares masks.
-    init : {"k-means++", "random"} or array-like of shape (n_clusters, n_features), default="k-means++"
-        Initial centres: k-means++ seeding
-        (:func:`sklearn.cluster.kmeans_plusplus`), random samples, or given
-        centres (then ``n_init`` must be 1).
-    n_init : int, default=1
-        Number of restarts from different initial centres. The restart with
-        the lowest loss on one fixed evaluation set (at most
-        ``max_samples_per_epoch`` samples, with fixed masks) is kept.
+    init : {"lloyd", "k-means++", "random"} or array-like of shape (n_clusters, n_features), default="lloyd"
+        Initial centres. ``"lloyd"``: 10 k-means++ seedings
+        (:func:`sklearn.cluster.kmeans_plusplus`, as many as
+        :class:`~sklearn.cluster.KMeans` draws by default; ``n_init`` if more),
+        each refined by Lloyd iterations on at most ``max_samples_per_epoch``
+        samples; the ``n_init`` restarts start from those of lowest k-means
+        objective. ``"k-means++"``: one k-means++ seeding per restart.
+        ``"random"``: random samples. Given centres are used for a single
+        restart (``n_init`` is then ignored).
+    n_init : int, default=3
+        Number of restarts from different initial centres. With more than
+        one, each restart first trains for at most 20 epochs and is polished
+        (``n_polish``); the one whose descent basins have the lowest k-means
+        objective on one fixed evaluation set (at most
+        ``max_samples_per_epoch`` samples) then trains to the end of the
+        schedule and is polished again (kept if that lowers the objective).
+    n_polish : int, default=20
+        Fixed-point polish after training: at most this many rounds of
+        "assign every sample of the evaluation set to its descent basin, move
+        each centre to the (weighted) mean of its basin", stopping early when
+        the basins no longer change. The labels still come from the descent
+        basins of the memory; the polish removes the small bias of the
+        stochastic, masked training. When the evaluation set is a subsample,
+        the kept restart is then polished on all samples for at most
+        ``min(n_polish, 5)`` more rounds. 0 keeps the trained centres.
     lr_decay : float, default=0.8
         Factor applied to the learning rate on a loss plateau.
     patience : int, default=5
@@ -224,8 +250,9 @@ class AMClustering(
         "mask_prob": [Interval(Real, 0, 1, closed="left")],
         "mask_value": [StrOptions({"mean", "min", "max"})],
         "mask_cycle": [Interval(Integral, 0, None, closed="left")],
-        "init": [StrOptions({"k-means++", "random"}), "array-like"],
+        "init": [StrOptions({"k-means++", "lloyd", "random"}), "array-like"],
         "n_init": [Interval(Integral, 1, None, closed="left")],
+        "n_polish": [Interval(Integral, 0, None, closed="left")],
         "lr_decay": [Interval(Real, 0, 1, closed="right")],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -248,8 +275,9 @@ class AMClustering(
         mask_prob=0.2,
         mask_value="mean",
         mask_cycle=3,
-        init="k-means++",
-        n_init=1,
+        init="lloyd",
+        n_init=3,
+        n_polish=20,
         lr_decay=0.8,
         patience=5,
         tol=1e-3,
@@ -270,6 +298,7 @@ class AMClustering(
         self.mask_cycle = mask_cycle
         self.init = init
         self.n_init = n_init
+        self.n_polish = n_polish
         self.lr_decay = lr_decay
         self.patience = patience
         self.tol = tol
@@ -325,34 +354,38 @@ class AMClustering(
             max(1, round(1.0 / self.alpha)) if self.n_steps is None else self.n_steps
         )
         setup = self._setup(Xc, weights, backend, lr_scale=math.sqrt(spacing))
+        # restarts are polished and compared on one fixed subset
+        X_eval, w_eval = _evaluation_set(Xc, weights, rng, setup)
+        # screening: every restart trains for a short budget; the best one
+        # (lowest k-means objective of its polished basins) trains on
+        screen = setup
         if len(inits) > 1:
-            # restarts are compared on one fixed subset with fixed masks
-            X_eval, w_eval, masks_eval = _evaluation_set(Xc, weights, rng, setup)
+            screen = replace(setup, max_epochs=min(setup.max_epochs, _SCREEN_EPOCHS))
         best = None
         for i, init_host in enumerate(inits):
             start = backend.to_compute(
                 xp.asarray(init_host, device=backend.device), dtype
             )
-            result = train_restart(Xc, weights, start, rng, setup)
-            loss = (
-                evaluation_loss(X_eval, w_eval, result.centres, masks_eval, setup)
-                if len(inits) > 1
-                else result.loss_curve[-1]
+            loss, result = self._train_and_score(
+                backend, Xc, weights, start, rng, screen, (X_eval, w_eval)
             )
-            if self.verbose:
-                print(
-                    f"AMClustering restart {i + 1}/{len(inits)}: loss {loss:.6g} "
-                    f"after {result.n_epochs} epochs"
-                    + (
-                        f" ({result.n_reseeded} centres re-seeded)"
-                        if result.n_reseeded
-                        else ""
-                    )
-                )
+            self._report(f"restart {i + 1}/{len(inits)}", loss, result)
             if best is None or loss < best[0]:
                 best = (loss, result)
+        if screen.max_epochs < setup.max_epochs:
+            loss, more = self._train_and_score(
+                backend, Xc, weights, best[1].centres, rng, setup, (X_eval, w_eval)
+            )
+            more.loss_curve = best[1].loss_curve + more.loss_curve
+            more.n_epochs += best[1].n_epochs
+            self._report("best restart, trained on", loss, more)
+            if loss <= best[0]:
+                best = (loss, more)
         _, result = best
         centres = result.centres
+        if self.n_polish and X_eval.shape[0] < n:
+            rounds = min(self.n_polish, _FULL_DATA_POLISH_ROUNDS)
+            centres = self._polish(backend, Xc, weights, centres, rounds)
         labels = self._assign(backend, Xc, centres)
         centres, labels = self._relocate_empty(backend, Xc, weights, centres, labels)
         self.cluster_centers_ = backend.to_output(centres)
@@ -374,11 +407,11 @@ class AMClustering(
                     f"init should be of shape ({K}, {X_host.shape[1]}), got "
                     f"{init.shape}."
                 )
-            if self.n_init != 1:
-                raise ValueError(
-                    f"init is an array of centres: n_init must be 1, got {self.n_init}."
-                )
             return [init]
+        if self.init == "lloyd":
+            return _lloyd_candidates(
+                X_host, sw_host, K, self.n_init, self.max_samples_per_epoch, rng
+            )
         inits = []
         for _ in range(self.n_init):
             if self.init == "k-means++":
@@ -392,6 +425,38 @@ class AMClustering(
                 centres = X_host[idx]
             inits.append(np.asarray(centres, dtype=np.float64))
         return inits
+
+    def _train_and_score(self, backend, Xc, weights, start, rng, setup, evaluation):
+        """Train one restart, polish it; k-means objective on the eval set."""
+        xp = backend.xp
+        X_eval, w_eval = evaluation
+        result = train_restart(Xc, weights, start, rng, setup)
+        if self.n_polish:
+            result.centres = self._polish(backend, X_eval, w_eval, result.centres)
+        labels = self._assign(backend, X_eval, result.centres)
+        return float(_inertia(X_eval, result.centres, labels, w_eval, xp)), result
+
+    def _report(self, what, loss, result):
+        if self.verbose:
+            reseeded = (
+                f" ({result.n_reseeded} centres re-seeded)" if result.n_reseeded else ""
+            )
+            print(
+                f"AMClustering {what}: inertia {loss:.6g} after "
+                f"{result.n_epochs} epochs{reseeded}"
+            )
+
+    def _polish(self, backend, Xc, weights, centres, rounds=None):
+        """Fixed-point polish: each centre moves to the mean of its basin."""
+        xp = backend.xp
+        labels = self._assign(backend, Xc, centres)
+        for _ in range(self.n_polish if rounds is None else rounds):
+            centres = _basin_means(Xc, labels, weights, centres, xp)
+            new_labels = self._assign(backend, Xc, centres)
+            if bool(xp.all(new_labels == labels)):
+                break
+            labels = new_labels
+        return centres
 
     def _setup(self, Xc, weights, backend, *, lr_scale):
         xp = backend.xp
@@ -599,7 +664,7 @@ def _centre_spacing(centres):
 
 
 def _evaluation_set(Xc, weights, rng, setup):
-    """At most ``epoch_size`` samples and fixed masks to compare restarts."""
+    """At most ``epoch_size`` samples to polish and compare restarts."""
     xp = setup.xp
     n, d = Xc.shape
     if setup.epoch_size < n:
@@ -607,8 +672,7 @@ def _evaluation_set(Xc, weights, rng, setup):
         idx = xp.asarray(idx, device=setup.device)
         Xc = xp.take(Xc, idx, axis=0)
         weights = None if weights is None else xp.take(weights, idx, axis=0)
-    masks = draw_masks(rng, Xc.shape[0], d, setup.n_masked) if setup.n_masked else None
-    return Xc, weights, masks
+    return Xc, weights
 
 
 def _fill_values(Xc, weights, mask_value, xp):
@@ -644,6 +708,60 @@ def _bincount(labels, K, xp):
         hits = labels[sl][:, None] == ks[None, :]
         total = total + xp.sum(xp.astype(hits, xp.int64), axis=0)
     return total
+
+
+def _lloyd_candidates(X, sw, K, n_keep, max_samples, rng):
+    """The ``n_keep`` best of k-means++ seedings refined by Lloyd iterations.
+
+    Host computation on at most ``max_samples`` samples (the initial centres
+    only; the clustering itself is ClAM's).
+    """
+    n = X.shape[0]
+    if max_samples is not None and n > max_samples:
+        idx = rng.choice(n, size=max_samples, replace=False)
+        X = X[idx]
+        sw = None if sw is None else sw[idx]
+    w = np.ones(X.shape[0]) if sw is None else np.asarray(sw, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    sq = (X**2).sum(axis=1)
+    found = []
+    for _ in range(max(n_keep, _LLOYD_CANDIDATES)):
+        centres, _ = kmeans_plusplus(X, K, sample_weight=sw, random_state=rng)
+        centres = np.asarray(centres, dtype=np.float64)
+        labels = None
+        for _ in range(_LLOYD_MAX_ITER):
+            d2 = sq[:, None] - 2.0 * X @ centres.T + (centres**2).sum(axis=1)[None, :]
+            new = d2.argmin(axis=1)
+            if labels is not None and np.array_equal(new, labels):
+                break
+            labels = new
+            mass = np.bincount(labels, weights=w, minlength=K)
+            sums = np.zeros_like(centres)
+            np.add.at(sums, labels, X * w[:, None])
+            filled = mass > 0
+            centres[filled] = sums[filled] / mass[filled, None]
+        inertia = float((w * d2[np.arange(X.shape[0]), labels]).sum())
+        found.append((inertia, centres))
+    found.sort(key=lambda item: item[0])
+    return [centres for _, centres in found[:n_keep]]
+
+
+def _basin_means(Xc, labels, weights, centres, xp):
+    """Weighted mean of the samples of each cluster; empty ones keep their centre."""
+    K = centres.shape[0]
+    ks = xp.arange(K, dtype=labels.dtype, device=array_device(labels))
+    rows = chunk_rows(Xc.shape[0], K, _itemsize(Xc, xp), temporaries=1)
+    sums = xp.zeros_like(centres)
+    counts = xp.zeros((K,), dtype=Xc.dtype, device=array_device(Xc))
+    for sl in iter_chunks(Xc.shape[0], rows):
+        onehot = xp.astype(labels[sl][:, None] == ks[None, :], Xc.dtype)
+        if weights is not None:
+            onehot = onehot * weights[sl][:, None]
+        sums = sums + onehot.T @ Xc[sl, :]
+        counts = counts + xp.sum(onehot, axis=0)
+    filled = counts > 0
+    safe = xp.where(filled, counts, xp.ones_like(counts))
+    return xp.where(filled[:, None], sums / safe[:, None], centres)
 
 
 def _inertia(Xc, centres, labels, weights, xp):

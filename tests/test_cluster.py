@@ -269,7 +269,6 @@ def test_float32_is_kept(blobs):
     [
         (dict(n_clusters=5), "n_samples=4 should be >= n_clusters=5"),
         (dict(n_clusters=2, init=np.zeros((3, 2))), "init should be of shape"),
-        (dict(n_clusters=2, init=np.zeros((2, 2)), n_init=2), "n_init must be 1"),
     ],
 )
 def test_bad_input_raises(kwargs, match):
@@ -345,3 +344,46 @@ def test_strict_input_is_followed(blobs, strict_input):
     np.testing.assert_array_equal(np.asarray(pred._array), ref.predict(X3))
     with pytest.raises(ValueError, match="must use the same namespace"):
         am.contract(X3)
+
+
+def test_lloyd_init_gives_lloyd_fixed_points_best_first(blobs):
+    from skam.cluster import _lloyd_candidates
+
+    X, _ = blobs
+    found = _lloyd_candidates(X, None, 4, 3, None, np.random.RandomState(0))
+    assert len(found) == 3
+    inertias = []
+    for centres in found:
+        labels = euclidean_distances(X, centres).argmin(axis=1)
+        means = np.array([X[labels == k].mean(axis=0) for k in range(4)])
+        np.testing.assert_allclose(centres, means, atol=1e-10)
+        inertias.append(((X - centres[labels]) ** 2).sum())
+    assert inertias == sorted(inertias)
+
+
+def test_polish_makes_centres_the_means_of_their_basins():
+    X, _ = make_blobs(n_samples=400, centers=5, cluster_std=1.5, random_state=3)
+    am = AMClustering(n_clusters=5, max_epochs=20, n_polish=50, random_state=0).fit(X)
+    means = np.array([X[am.labels_ == k].mean(axis=0) for k in range(5)])
+    np.testing.assert_allclose(am.cluster_centers_, means, atol=1e-8)
+    raw = AMClustering(n_clusters=5, max_epochs=20, n_polish=0, random_state=0).fit(X)
+    assert not np.allclose(raw.cluster_centers_, means, atol=1e-8)
+
+
+def test_restart_with_lowest_inertia_is_kept(blobs, capsys):
+    X, _ = blobs
+    am = AMClustering(
+        n_clusters=4,
+        n_init=3,
+        init="k-means++",
+        max_epochs=5,
+        verbose=1,
+        random_state=0,
+    ).fit(X)
+    printed = [
+        float(line.split("inertia ")[1].split()[0])
+        for line in capsys.readouterr().out.splitlines()
+        if "inertia" in line
+    ]
+    assert len(printed) == 3
+    assert am.inertia_ == pytest.approx(min(printed), rel=1e-5)

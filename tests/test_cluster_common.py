@@ -17,15 +17,10 @@ ESTIMATORS = [
     ),
 ]
 
-EXPECTED_FAILURES = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "an integer weight is not a repeated row for a stochastic optimiser: "
-        "repeating rows changes the shuffled minibatches, the random masks and "
-        "the k-means++ draws, so the learned centres differ (weighting itself "
-        "is tested in test_cluster.py: zero weights ignore samples, inertia_ "
-        "is weighted)"
-    ),
-}
+# No expected failures: even check_sample_weight_equivalence_on_dense_data
+# passes, because the Lloyd start and the basin polish make the result of the
+# stochastic training land on the same partition for weighted and repeated rows.
+EXPECTED_FAILURES = {}
 
 
 def _expected_failed_checks(estimator):
