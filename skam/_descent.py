@@ -251,10 +251,11 @@ def _descend_chunk(
         V_new = V - step
         if box is not None:
             V_new = _project(V_new, box, free, xp)
-        delta = xp.linalg.vector_norm(V_new - V, axis=1)
+            step = V - V_new
+        moved_sq = xp.sum(step * step, axis=1)  # squared norm of the update
         V = xp.where(active[:, None], V_new, V)
         n_iter = n_iter + xp.astype(active, xp.int64)
-        active = xp.logical_and(active, delta > tol)
+        active = xp.logical_and(active, moved_sq > tol * tol)
         n_active = int(xp.sum(xp.astype(active, xp.int64)))
         if n_active == 0:
             break
