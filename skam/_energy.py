@@ -199,6 +199,17 @@ def _finite_or_zero(x, xp):
     return xp.where(xp.isfinite(x), x, xp.zeros_like(x))
 
 
+def log_softmax(scores, xp):
+    """Row-wise ``scores - logsumexp(scores)``, max-shifted (rows of -inf allowed).
+
+    The one small log-sum-exp of skam, for class axes (read-outs, class
+    posteriors); the memory axis goes through :func:`log_kernel_sum`.
+    """
+    row_max = _finite_or_zero(xp.max(scores, axis=1, keepdims=True), xp)
+    shifted = scores - row_max
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+
+
 def _exp_shifted(logits, xp):
     """``exp`` of max-shifted logits (all <= 0), without the subnormal slow path.
 

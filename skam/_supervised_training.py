@@ -28,6 +28,7 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
+from skam._energy import log_softmax
 from skam._supervised_base import coordinate_weights, label_update_mask
 from skam._training import Adam, unrolled_backward, unrolled_forward
 
@@ -120,9 +121,7 @@ class LabelNeuronModel:
         xp = self.xp
         if self.kind == "regression":
             return self.label_scale * L
-        shifted = L - xp.max(L, axis=1, keepdims=True)
-        e = xp.exp(shifted)
-        return self.label_scale * (e / xp.sum(e, axis=1, keepdims=True))
+        return self.label_scale * xp.exp(log_softmax(L, xp))
 
     def patterns(self, F, L):
         """Memories ``[F, label part]``, shape (K, n_features + n_labels)."""

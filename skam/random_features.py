@@ -55,7 +55,7 @@ from skam._bochner import (
 from skam._chunking import chunk_rows, concat, iter_chunks
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
-from skam._energy import half_sq_distances, prepare_memories
+from skam._energy import half_sq_distances, log_softmax, prepare_memories
 from skam._validation import (
     BACKEND_CONSTRAINT,
     DESCENT_CONSTRAINTS,
@@ -1209,7 +1209,7 @@ class RandomFeatureAMClassifier(ClassifierMixin, _RandomFeatureMixin, BaseEstima
         """
         X = self._check(X, "predict_log_proba")
         log_scores, backend = self._log_scores(X, "predict_log_proba")
-        return backend.to_output(_log_normalize(log_scores, backend.xp))
+        return backend.to_output(log_softmax(log_scores, backend.xp))
 
     def predict_proba(self, X):
         """Normalised class kernel sums (see Notes for the clipping policy).
@@ -1227,7 +1227,7 @@ class RandomFeatureAMClassifier(ClassifierMixin, _RandomFeatureMixin, BaseEstima
         X = self._check(X, "predict_proba")
         log_scores, backend = self._log_scores(X, "predict_proba")
         xp = backend.xp
-        return backend.to_output(xp.exp(_log_normalize(log_scores, xp)))
+        return backend.to_output(xp.exp(log_softmax(log_scores, xp)))
 
     def decision_function(self, X):
         """Log class scores, centred over classes (log-odds for two classes).
@@ -1276,14 +1276,6 @@ class RandomFeatureAMClassifier(ClassifierMixin, _RandomFeatureMixin, BaseEstima
         tags = super().__sklearn_tags__()
         tags.array_api_support = True
         return tags
-
-
-def _log_normalize(log_scores, xp):
-    """Row-wise ``log_scores - logsumexp(log_scores)``."""
-    row_max = xp.max(log_scores, axis=1, keepdims=True)
-    row_max = xp.where(xp.isfinite(row_max), row_max, xp.zeros_like(row_max))
-    log_total = xp.log(xp.sum(xp.exp(log_scores - row_max), axis=1, keepdims=True))
-    return log_scores - row_max - log_total
 
 
 def _validate_y(y, X):

@@ -148,3 +148,14 @@ def test_float32_stays_float32_and_agrees():
 def test_log_epsilon():
     assert EnergySpec("lse").log_epsilon == -math.inf
     assert EnergySpec("lsr", epsilon=0.0).log_epsilon == -math.inf
+
+
+def test_log_softmax_matches_scipy():
+    from scipy.special import log_softmax as scipy_log_softmax
+
+    from skam._energy import log_softmax
+
+    scores = np.array([[1.0, 2.0, 3.0], [-1e300, 0.0, 5e2], [-np.inf, 0.0, 1.0]])
+    np.testing.assert_allclose(
+        log_softmax(scores, xp), scipy_log_softmax(scores, axis=1)
+    )
