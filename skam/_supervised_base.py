@@ -38,6 +38,8 @@ from skam._validation import (
 # (8 MiB in float64): on CPUs, blocks of this size are reused by the allocator
 # and mostly stay in cache; predicting MNIST (5000 x 5000) this way was about
 # 1.5x faster than in one 200 MB block. The working_memory budget still applies.
+# NumPy only (a GPU wants large blocks), and not an engine default: for
+# DenseAM's one-step retrieval at d = 784 such small chunks are slower.
 MAX_CHUNK_ELEMENTS = 2**20
 
 SUPERVISED_CONSTRAINTS = {
@@ -236,6 +238,8 @@ class LabelNeuronAM(BaseEstimator):
             box = xp.min(patterns, axis=0), xp.max(patterns, axis=0)
         K = patterns.shape[0]
         rows = chunk_rows(Xc.shape[0], K, 4 if dtype == xp.float32 else 8)
+        if backend.is_numpy:  # a CPU cache/allocator effect; GPUs want big blocks
+            rows = max(1, min(rows, MAX_CHUNK_ELEMENTS // K))
         result = descend(
             V0,
             LabelNeuronOracle(memories, spec, xp, d),
@@ -247,6 +251,6 @@ class LabelNeuronAM(BaseEstimator):
             tol=self.tol,
             box=box,
             compute_energy=False,
-            chunk_size=max(1, min(rows, MAX_CHUNK_ELEMENTS // K)),
+            chunk_size=rows,
         )
         return result.states[:, d:] / self.label_scale

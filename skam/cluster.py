@@ -13,7 +13,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.cluster import kmeans_plusplus
+from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -721,27 +721,17 @@ def _lloyd_candidates(X, sw, K, n_keep, max_samples, rng):
         idx = rng.choice(n, size=max_samples, replace=False)
         X = X[idx]
         sw = None if sw is None else sw[idx]
-    w = np.ones(X.shape[0]) if sw is None else np.asarray(sw, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
-    sq = (X**2).sum(axis=1)
+    sw = None if sw is None else np.asarray(sw, dtype=np.float64)
     found = []
     for _ in range(max(n_keep, _LLOYD_CANDIDATES)):
         centres, _ = kmeans_plusplus(X, K, sample_weight=sw, random_state=rng)
-        centres = np.asarray(centres, dtype=np.float64)
-        labels = None
-        for _ in range(_LLOYD_MAX_ITER):
-            d2 = sq[:, None] - 2.0 * X @ centres.T + (centres**2).sum(axis=1)[None, :]
-            new = d2.argmin(axis=1)
-            if labels is not None and np.array_equal(new, labels):
-                break
-            labels = new
-            mass = np.bincount(labels, weights=w, minlength=K)
-            sums = np.zeros_like(centres)
-            np.add.at(sums, labels, X * w[:, None])
-            filled = mass > 0
-            centres[filled] = sums[filled] / mass[filled, None]
-        inertia = float((w * d2[np.arange(X.shape[0]), labels]).sum())
-        found.append((inertia, centres))
+        # scikit-learn's Lloyd iterations from these seeds; tol=0 runs them
+        # until the assignment stops changing (or _LLOYD_MAX_ITER)
+        lloyd = KMeans(
+            K, init=centres, n_init=1, max_iter=_LLOYD_MAX_ITER, tol=0.0
+        ).fit(X, sample_weight=sw)
+        found.append((float(lloyd.inertia_), lloyd.cluster_centers_))
     found.sort(key=lambda item: item[0])
     return [centres for _, centres in found[:n_keep]]
 
