@@ -29,8 +29,6 @@ from array_api_compat import array_namespace, is_numpy_array
 from array_api_compat import device as array_device
 from array_api_compat import numpy as np_compat
 
-BACKENDS = ("numpy", "cupy")
-
 
 @dataclass(frozen=True)
 class Backend:
@@ -116,11 +114,6 @@ def resolve_backend(X, backend="numpy"):
     return Backend(xp=np_compat, device="cpu", offload=False)
 
 
-def namespace_of(array):
-    """Array-API namespace of ``array`` (the NumPy wrapper for NumPy input)."""
-    return array_namespace(array)
-
-
 def is_non_numpy_array(X):
     """True for an array-API array that is not a NumPy array (CuPy, strict...)."""
     return X is not None and not is_numpy_array(X) and hasattr(X, "__array_namespace__")
@@ -140,10 +133,3 @@ def to_numpy(array):
     if module.startswith("torch"):
         return array.detach().cpu().numpy()
     return np.asarray(array)
-
-
-def float_dtype_of(array, xp):
-    """The floating dtype to compute in: float32 stays float32, else float64."""
-    if array.dtype == xp.float32:
-        return xp.float32
-    return xp.float64

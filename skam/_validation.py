@@ -8,6 +8,7 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
+from array_api_compat import array_namespace
 from sklearn import config_context
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, validate_data
@@ -43,19 +44,20 @@ def validate_X(estimator, X, *, reset, method, **check_params):
     float32); other dtypes become float64. NaN/inf, empty input, non-2D input
     and a wrong number of features raise ``ValueError``.
     """
-    check_params.setdefault("dtype", ["float64", "float32"])
+    _check_fitted_namespace(estimator, X, method, reset)
     if is_non_numpy_array(X):
-        import array_api_compat
-
-        xp = array_api_compat.array_namespace(X)
-        check_params["dtype"] = (
-            [xp.float64, xp.float32]
-            if hasattr(xp, "float64")
-            else check_params["dtype"]
-        )
-        _check_fitted_namespace(estimator, X, method, reset)
+        xp = array_namespace(X)
         with config_context(array_api_dispatch=True):
-            return validate_data(estimator, X, reset=reset, **check_params)
+            return validate_data(
+                estimator,
+                X,
+                reset=reset,
+                dtype=[xp.float64, xp.float32],
+                **check_params,
+            )
+    return validate_data(
+        estimator, X, reset=reset, dtype=[np.float64, np.float32], **check_params
+    )
     check_params["dtype"] = [np.float64, np.float32]
     _check_fitted_namespace(estimator, X, method, reset)
     return validate_data(estimator, X, reset=reset, **check_params)
@@ -76,11 +78,7 @@ def _check_fitted_namespace(estimator, X, method, reset=False):
 
 
 def _namespace_name(X):
-    if is_non_numpy_array(X):
-        import array_api_compat
-
-        return array_api_compat.array_namespace(X).__name__
-    return "numpy"
+    return array_namespace(X).__name__ if is_non_numpy_array(X) else "numpy"
 
 
 def remember_namespace(estimator, X):
