@@ -3,7 +3,7 @@
 The same four workloads run with ``backend="numpy"`` and ``backend="cupy"`` in
 one process, on n = K = 50 000 (queries = memories), d = 784, float32:
 
-* ``DenseAM.transform`` (one LSE step, ``alpha=1``, ``max_iter=1``);
+* ``DenseAM.transform`` (one LSE step, ``step_size=1``, ``max_iter=1``);
 * ``DenseAMClassifier.predict`` (nonparametric, one step on the label neurons);
 * ``RandomFeatureAM.transform`` (one step);
 * ``AMClustering.fit`` (a fixed, small number of epochs).

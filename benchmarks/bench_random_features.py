@@ -252,7 +252,7 @@ def part_scaling(quick):
     for K in Ks:
         X = centers[rng.randint(0, 50, size=K)] + 0.25 * rng.normal(size=(K, d))
         Q = X[:n_queries] + 0.1 * rng.normal(size=(n_queries, d))
-        common = {"beta": beta, "alpha": 0.5, "tol": 0.0, "max_iter": 0}
+        common = {"beta": beta, "step_size": 0.5, "tol": 0.0, "max_iter": 0}
         start = time.perf_counter()
         exact = DenseAM(**common).fit(X).set_params(max_iter=steps)
         fit_exact = time.perf_counter() - start
@@ -281,7 +281,7 @@ def part_scaling(quick):
     crossover = _crossover(records)
     text = (
         f"d = {d}, RandomFeatureAM sincos Y = {Y} (T has {2 * Y} numbers), beta "
-        f"= {beta}, alpha = 0.5, {steps} steps, {n_queries} queries (stored "
+        f"= {beta}, step_size = 0.5, {steps} steps, {n_queries} queries (stored "
         "patterns + N(0, 0.1^2) noise; data: 50 centres N(0, 1.5^2) + N(0, "
         "0.25^2) noise). Sizes: bytes of the fitted arrays. Times: best of 3. "
         "gap / exact move = mean |v_RF - v_exact| / mean |v_exact - q|; RF "

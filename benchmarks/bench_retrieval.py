@@ -1,7 +1,7 @@
 """Retrieval benchmark: one-step DenseAM speed and memory; exact-recall rates.
 
 Part 1 (speed, ``--speed``): one-step retrieval, ``DenseAM(beta=<float>,
-alpha=1.0, max_iter=1).transform(Q)`` (the attention update
+step_size=1.0, max_iter=1).transform(Q)`` (the attention update
 ``softmax(beta S) @ M``), against the two BLAS matrix products it cannot avoid,
 ``Q @ M.T`` then ``P @ M`` with the same shapes and dtype, timed in the same run
 on the same data (best of 3, interleaved), for n = K = 10000 queries and
@@ -119,7 +119,7 @@ def speed(n, dims, repeat):
                 dtype
             )
             beta = 1.0 / d  # explicit: fit skips the "scale" heuristic
-            am = DenseAM(beta=beta, alpha=1.0, max_iter=1).fit(M)
+            am = DenseAM(beta=beta, step_size=1.0, max_iter=1).fit(M)
             t_mm, t_am, peak_am, peak_mm = measure(am, Q, M, repeat)
             nk = n * n * np.dtype(dtype).itemsize / MiB
             rows.append(
@@ -196,7 +196,7 @@ def replica_step(V, M, beta, bias, floor, watch):
     watch.tick(STEP_PIECES[6])
     pulled = T @ M
     watch.tick(STEP_PIECES[7])
-    out = V - (V - pulled / r[:, None])  # alpha = 1: the new state
+    out = V - (V - pulled / r[:, None])  # step_size = 1: the new state
     watch.tick(STEP_PIECES[8])
     return out
 
@@ -261,7 +261,7 @@ def write_speed(rows, breakdown, n, path):
         "",
         f"Machine: {machine()}.",
         f"n = K = {n} (queries = memories), "
-        "`DenseAM(beta=1/d, alpha=1.0, max_iter=1).transform(Q)` (fit not timed) "
+        "`DenseAM(beta=1/d, step_size=1.0, max_iter=1).transform(Q)` (fit not timed) "
         "vs `Q @ M.T` then `(n, K) @ M` on the same data; best of 3, interleaved. "
         "Peak = extra memory allocated during the call (tracemalloc); "
         f"sklearn working_memory = {wm} MiB. Target: ratio <= 1.3 at d = 784.",

@@ -45,7 +45,7 @@ _SMOOTHING_WINDOW = 10
 
 
 def masked_loss_and_grad(
-    X, V0, mask, centres, weights, xp, *, beta, alpha, n_steps, with_grad=True
+    X, V0, mask, centres, weights, xp, *, beta, step_size, n_steps, with_grad=True
 ):
     """Loss of one minibatch and its gradient with respect to the centres.
 
@@ -64,7 +64,7 @@ def masked_loss_and_grad(
     weights : array of shape (b,) or None
         Sample weights (None = ones).
     xp : namespace
-    beta, alpha : float
+    beta, step_size : float
         Inverse temperature and step size.
     n_steps : int
         Number of unrolled steps ``T``.
@@ -83,7 +83,7 @@ def masked_loss_and_grad(
     """
     b, d = X.shape
     tape = unrolled_forward(
-        V0, centres, xp, beta=beta, alpha=alpha, n_steps=n_steps, update_mask=mask
+        V0, centres, xp, beta=beta, step_size=step_size, n_steps=n_steps, update_mask=mask
     )
     diff = tape.states[-1] - X
     if mask is not None:
@@ -119,7 +119,7 @@ class TrainingSetup:
     xp: object
     device: object
     beta: float
-    alpha: float
+    step_size: float
     n_steps: int
     learning_rate: float
     batch_size: int
@@ -218,7 +218,7 @@ def train_restart(X, weights, centres, rng, setup):
                 wb,
                 xp,
                 beta=setup.beta,
-                alpha=setup.alpha,
+                step_size=setup.step_size,
                 n_steps=setup.n_steps,
             )
             total = total + xp.sum(losses if wb is None else losses * wb)
@@ -324,7 +324,7 @@ def evaluation_loss(X, weights, centres, mask_host, setup):
             None,
             xp,
             beta=setup.beta,
-            alpha=setup.alpha,
+            step_size=setup.step_size,
             n_steps=setup.n_steps,
             with_grad=False,
         )

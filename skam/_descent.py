@@ -1,6 +1,6 @@
 """Energy descent with clamping: the one retrieval loop of skam.
 
-``v <- v - alpha * m * grad E(v)`` where ``m`` is 0 on clamped (frozen)
+``v <- v - step_size * m * grad E(v)`` where ``m`` is 0 on clamped (frozen)
 coordinates and 1 elsewhere (for the non-LSE separations the gradient is
 rescaled per query into the mean-shift step, see
 :func:`skam._energy.descent_direction`). Each query stops on its own when the L2 norm of
@@ -121,7 +121,7 @@ def descend(
     xp,
     *,
     clamp_mask=None,
-    alpha=1.0,
+    step_size=1.0,
     max_iter=100,
     tol=1e-6,
     box=None,
@@ -144,7 +144,7 @@ def descend(
     xp : namespace
     clamp_mask : bool array of shape (D,) or (n, D), or None
         True = clamped (frozen) coordinate.
-    alpha : float
+    step_size : float
         Step size.
     max_iter : int
         Maximum number of steps (0 returns the initial states).
@@ -179,7 +179,7 @@ def descend(
                 oracle,
                 xp,
                 free=_take_rows(free, sl),
-                alpha=alpha,
+                step_size=step_size,
                 max_iter=max_iter,
                 tol=tol,
                 box=box,
@@ -222,7 +222,7 @@ def _descend_chunk(
     xp,
     *,
     free,
-    alpha,
+    step_size,
     max_iter,
     tol,
     box,
@@ -245,7 +245,7 @@ def _descend_chunk(
         energy, direction = oracle.energy_and_direction(V)
         if return_trace:
             trace.append(energy)
-        step = alpha * direction
+        step = step_size * direction
         if free is not None:
             step = xp.where(free, step, xp.zeros_like(step))
         V_new = V - step

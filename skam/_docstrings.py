@@ -35,11 +35,11 @@ epsilon : float, default=1e-10
     energy stays finite where no memory's kernel reaches (outside the support
     of ``"lsr"``); ignored by ``"lse"``.
 """,
-    "alpha": """
-alpha : float, default=1.0
-    Step size of the energy descent ``v <- v - alpha * m * grad E(v)``. With
-    ``"lse"`` and ``"sqeuclidean"``, ``alpha=1`` is the one-step attention
-    (Ramsauer) update and any ``alpha <= 1`` never increases the energy.
+    "step_size": """
+step_size : float, default=1.0
+    Step size of the energy descent ``v <- v - step_size * m * grad E(v)``. With
+    ``"lse"`` and ``"sqeuclidean"``, ``step_size=1`` is the one-step attention
+    (Ramsauer) update and any ``step_size <= 1`` never increases the energy.
 """,
     "max_iter": """
 max_iter : int, default=100

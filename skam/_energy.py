@@ -30,7 +30,7 @@ with ``eps > 0``, for the other separations.
 
 The gradient is ``grad E(v) = -sum_mu P_mu grad_v S(v, xi_mu)`` with
 ``P_mu = w_mu F'(z_mu) / (eps + sum_nu w_nu F(z_nu))``; for LSE ``P`` is the
-softmax, so one step with ``alpha = 1`` is the attention update
+softmax, so one step with ``step_size = 1`` is the attention update
 ``v <- softmax(beta S) @ Xi``.
 
 Functions here are pure: they take arrays and an array namespace ``xp`` and work
@@ -348,7 +348,7 @@ def descent_direction(V, P, memories, spec, xp):
     For the other separations the gradient of ``log`` of a compact or
     polynomial kernel grows without bound near the edge of its support, so
     each query's gradient is divided by ``sum_mu P_mu`` (when positive): the
-    mean-shift step. With the squared-Euclidean similarity and ``alpha = 1``
+    mean-shift step. With the squared-Euclidean similarity and ``step_size = 1``
     it moves a state to the weighted mean of the memories that reach it, which
     for ``"lsr"`` is the exact step of Hoover et al. (2025).
     """

@@ -46,7 +46,7 @@ SUPERVISED_CONSTRAINTS = {
     **ENERGY_CONSTRAINTS,
     "lam": [Interval(Real, 0, 1, closed="neither")],
     "label_scale": [Interval(Real, 0, None, closed="neither")],
-    "alpha": [Interval(Real, 0, None, closed="neither"), None],
+    "step_size": [Interval(Real, 0, None, closed="neither"), None],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
     "tol": [Interval(Real, 0, None, closed="left")],
     "mode": [StrOptions({"nonparametric", "parametric"})],
@@ -187,11 +187,11 @@ class LabelNeuronAM(BaseEstimator):
 
     Subclasses define the start of the label neurons (``_label_start``) and
     the read-out, and set in ``fit``: ``memories_`` (features then label
-    neurons), ``memory_weights_``, ``beta_`` and ``alpha_``.
+    neurons), ``memory_weights_``, ``beta_`` and ``step_size_``.
     """
 
-    def _resolved_alpha(self):
-        return 1.0 / (1.0 - self.lam) if self.alpha is None else float(self.alpha)
+    def _resolved_step_size(self):
+        return 1.0 / (1.0 - self.lam) if self.step_size is None else float(self.step_size)
 
     def _resolved_beta(self, features, sample_weight=None, *, prototypes=False):
         """``beta`` as given, or ``"scale"`` resolved on the feature parts."""
@@ -246,7 +246,7 @@ class LabelNeuronAM(BaseEstimator):
             spec,
             xp,
             clamp_mask=xp.logical_not(label_update_mask(d, n_labels, xp, dev)),
-            alpha=self.alpha_,
+            step_size=self.step_size_,
             max_iter=self.max_iter,
             tol=self.tol,
             box=box,

@@ -10,7 +10,7 @@ loss, the read-out and the parametrisation of the label parts:
 
 * classes: the label part of a memory is ``label_scale * softmax(theta)``,
   a point of the scaled probability simplex, so that the label neurons, a
-  convex combination of such points when ``alpha * (1 - lam) <= 1``, stay a
+  convex combination of such points when ``step_size * (1 - lam) <= 1``, stay a
   probability vector (the read-out is then exact, no clipping);
 * targets: the label part is ``label_scale * u`` with ``u`` free.
 
@@ -86,7 +86,7 @@ class LabelNeuronModel:
     ----------
     kind : {"classification", "regression"}
     n_features, n_labels : int
-    lam, label_scale, beta, alpha : float
+    lam, label_scale, beta, step_size : float
     n_steps : int
         Unrolled descent steps ``T``.
     start : float
@@ -103,7 +103,7 @@ class LabelNeuronModel:
     lam: float
     label_scale: float
     beta: float
-    alpha: float
+    step_size: float
     n_steps: int
     start: float
     xp: object
@@ -144,7 +144,7 @@ class LabelNeuronModel:
             patterns,
             self.xp,
             beta=self.beta,
-            alpha=self.alpha,
+            step_size=self.step_size,
             n_steps=self.n_steps,
             update_mask=self.update_mask,
             coord_weights=self.coord_weights,

@@ -4,7 +4,7 @@ Shared by every estimator that learns its memories (the parametric
 classifier, AMClustering). The model is ``T`` steps of clamped LSE descent
 with the squared-Euclidean similarity (see :mod:`skam._energy`)::
 
-    v <- v - a * (v - P @ Xi),   a = alpha * m * c,
+    v <- v - a * (v - P @ Xi),   a = step_size * m * c,
     P = softmax_mu(-beta/2 * sum_i c_i (v_i - xi_mu,i)^2 + log w_mu)
 
 with ``m`` the update mask (1 = free, 0 = clamped) and ``c`` optional
@@ -35,11 +35,11 @@ class UnrolledTape:
 
     states: list  # T + 1 arrays (n, D): v^(0) .. v^(T)
     weights: list  # T arrays (n, K): the softmax of each step
-    step: object  # a = alpha * m * c, broadcastable to (n, D)
+    step: object  # a = step_size * m * c, broadcastable to (n, D)
 
 
-def _step_scale(alpha, update_mask, coord_weights, xp, dtype):
-    scale = alpha
+def _step_scale(step_size, update_mask, coord_weights, xp, dtype):
+    scale = step_size
     if update_mask is not None:
         scale = scale * xp.astype(update_mask, dtype)
     if coord_weights is not None:
@@ -53,7 +53,7 @@ def unrolled_forward(
     xp,
     *,
     beta,
-    alpha,
+    step_size,
     n_steps,
     update_mask=None,
     coord_weights=None,
@@ -68,7 +68,7 @@ def unrolled_forward(
     patterns : array of shape (K, D)
         The memories ``Xi``.
     xp : namespace
-    beta, alpha : float
+    beta, step_size : float
         Inverse temperature and step size.
     n_steps : int
         Number of steps ``T``.
@@ -93,7 +93,7 @@ def unrolled_forward(
             memories.coord_weights,
             memories.half_sqnorms,
         )
-    a = _step_scale(alpha, update_mask, coord_weights, xp, V0.dtype)
+    a = _step_scale(step_size, update_mask, coord_weights, xp, V0.dtype)
     states, weights = [V0], []
     V = V0
     for _ in range(n_steps):

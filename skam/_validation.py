@@ -30,7 +30,7 @@ ENERGY_CONSTRAINTS = {
     "epsilon": [Interval(Real, 0, None, closed="left")],
 }
 DESCENT_CONSTRAINTS = {
-    "alpha": [Interval(Real, 0, None, closed="neither")],
+    "step_size": [Interval(Real, 0, None, closed="neither")],
     "max_iter": [Interval(Integral, 0, None, closed="left")],
     "tol": [Interval(Real, 0, None, closed="left")],
 }

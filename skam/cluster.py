@@ -63,7 +63,7 @@ class AMClustering(
     The cluster centres are the memories of a Dense Associative Memory with
     the log-sum-exp energy
     ``E(v) = -(1/beta) log sum_j exp(-beta/2 ||v - c_j||^2)``. Descending
-    this energy for ``n_steps`` steps of size ``alpha`` (``alpha * n_steps``
+    this energy for ``n_steps`` steps of size ``step_size`` (``step_size * n_steps``
     about 1) contracts every point towards a centre; a point's cluster is the
     centre nearest to where it lands. ``fit`` learns the centres by
     minibatch Adam on ClAM's self-supervised loss: hide a random subset of
@@ -90,11 +90,11 @@ class AMClustering(
         between two centres is about ``r / 16`` wide. The rule follows the
         number of clusters and the scale of the data; ClAM's grid 1.1-2.4 is
         for standardised data with few clusters.
-    alpha : float, default=0.1
+    step_size : float, default=0.1
         Step size of the descent.
     n_steps : int or None, default=None
         Number of unrolled descent steps ``T``; None uses
-        ``round(1 / alpha)`` (ClAM's ``alpha * T = 1``).
+        ``round(1 / step_size)`` (ClAM's ``step_size * T = 1``).
     learning_rate : float, default=0.01
         Initial Adam learning rate, in units of ``sqrt(r2)`` (the typical
         distance between neighbouring initial centres, see ``beta``): Adam
@@ -194,8 +194,8 @@ class AMClustering(
 
     Notes
     -----
-    With ``alpha * n_steps = 1`` and a large ``beta``, the unmasked loss of a
-    point is about ``(1 - (1 - alpha)**n_steps)**2`` times its squared
+    With ``step_size * n_steps = 1`` and a large ``beta``, the unmasked loss of a
+    point is about ``(1 - (1 - step_size)**n_steps)**2`` times its squared
     distance to its nearest centre: a scaled k-means objective, relaxed near
     the boundaries between clusters. Smaller ``beta`` and the masked loss give
     smoother, non-Voronoi basins. The cost of an epoch is
@@ -238,7 +238,7 @@ class AMClustering(
     _parameter_constraints: dict = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "beta": [StrOptions({"scale"}), Interval(Real, 0, None, closed="neither")],
-        "alpha": [Interval(Real, 0, None, closed="neither")],
+        "step_size": [Interval(Real, 0, None, closed="neither")],
         "n_steps": [Interval(Integral, 1, None, closed="left"), None],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [
@@ -266,7 +266,7 @@ class AMClustering(
         n_clusters=8,
         *,
         beta="scale",
-        alpha=0.1,
+        step_size=0.1,
         n_steps=None,
         learning_rate=0.01,
         batch_size="auto",
@@ -287,7 +287,7 @@ class AMClustering(
     ):
         self.n_clusters = n_clusters
         self.beta = beta
-        self.alpha = alpha
+        self.step_size = step_size
         self.n_steps = n_steps
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -351,7 +351,7 @@ class AMClustering(
         spacing = _centre_spacing(inits[0])
         self.beta_ = _BETA_SCALE / spacing if self.beta == "scale" else float(self.beta)
         self.n_steps_ = (
-            max(1, round(1.0 / self.alpha)) if self.n_steps is None else self.n_steps
+            max(1, round(1.0 / self.step_size)) if self.n_steps is None else self.n_steps
         )
         setup = self._setup(Xc, weights, backend, lr_scale=math.sqrt(spacing))
         # restarts are polished and compared on one fixed subset
@@ -474,7 +474,7 @@ class AMClustering(
             xp=xp,
             device=array_device(Xc),
             beta=self.beta_,
-            alpha=float(self.alpha),
+            step_size=float(self.step_size),
             n_steps=self.n_steps_,
             learning_rate=float(self.learning_rate) * lr_scale,
             batch_size=int(min(batch_size, epoch_size)),
@@ -501,7 +501,7 @@ class AMClustering(
             memories,
             self._spec(),
             backend.xp,
-            alpha=float(self.alpha),
+            step_size=float(self.step_size),
             max_iter=self.n_steps_,
             tol=0.0,
         ).states
@@ -559,8 +559,8 @@ class AMClustering(
     def contract(self, X):
         """Descend the energy from each sample: the contracted points.
 
-        ``n_steps_`` unmasked steps of size ``alpha`` (partial contraction
-        when ``alpha * n_steps < 1`` or ``beta`` is small; the DCAM use).
+        ``n_steps_`` unmasked steps of size ``step_size`` (partial contraction
+        when ``step_size * n_steps < 1`` or ``beta`` is small; the DCAM use).
 
         Parameters
         ----------

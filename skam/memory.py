@@ -57,11 +57,11 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     ``E(v) = -(1/beta) log(eps + sum_mu w_mu F(beta S(v, xi_mu)))``
 
-    by ``v <- v - alpha * m * grad E(v)``, where ``m`` is zero on clamped
+    by ``v <- v - step_size * m * grad E(v)``, where ``m`` is zero on clamped
     coordinates, and returns the states it reaches: a corrupted pattern is
     completed or cleaned up towards the stored pattern whose basin it lies in.
     With the default log-sum-exp energy this is the modern (continuous)
-    Hopfield network, whose one step at ``alpha=1`` is the attention update.
+    Hopfield network, whose one step at ``step_size=1`` is the attention update.
 
     Read more in the :ref:`User Guide <energy_convention>`.
 
@@ -81,7 +81,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         ``"poly"`` with ``"dot"``.
     %(degree)s
     %(epsilon)s
-    %(alpha)s
+    %(step_size)s
     %(max_iter)s
     %(tol)s
     %(backend)s
@@ -156,7 +156,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         beta="scale",
         degree=3,
         epsilon=1e-10,
-        alpha=1.0,
+        step_size=1.0,
         max_iter=100,
         tol=1e-6,
         backend="numpy",
@@ -166,7 +166,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.beta = beta
         self.degree = degree
         self.epsilon = epsilon
-        self.alpha = alpha
+        self.step_size = step_size
         self.max_iter = max_iter
         self.tol = tol
         self.backend = backend
@@ -285,7 +285,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             self._spec(),
             backend.xp,
             clamp_mask=mask,
-            alpha=self.alpha,
+            step_size=self.step_size,
             max_iter=self.max_iter,
             tol=self.tol,
             box=self._box(memories, backend),

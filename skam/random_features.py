@@ -480,8 +480,8 @@ class RandomFeatureAM(
         move) and a :class:`KernelSumClippedWarning` reports how many queries
         were clipped. ``"positive"`` features are computed in log space and
         never clipped.
-    alpha : float, default=0.1
-        Step size of the descent ``v <- v - alpha * m * grad E(v)``. Smaller
+    step_size : float, default=0.1
+        Step size of the descent ``v <- v - step_size * m * grad E(v)``. Smaller
         steps keep the approximate trajectory closer to the exact one.
     %(max_iter)s
     %(tol)s
@@ -575,7 +575,7 @@ class RandomFeatureAM(
         beta=1.0,
         orthogonal=False,
         epsilon=1e-10,
-        alpha=0.1,
+        step_size=0.1,
         max_iter=100,
         tol=1e-6,
         random_state=None,
@@ -588,7 +588,7 @@ class RandomFeatureAM(
         self.beta = beta
         self.orthogonal = orthogonal
         self.epsilon = epsilon
-        self.alpha = alpha
+        self.step_size = step_size
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
@@ -733,7 +733,7 @@ class RandomFeatureAM(
             None,
             xp,
             clamp_mask=mask,
-            alpha=self.alpha,
+            step_size=self.step_size,
             max_iter=self.max_iter,
             tol=self.tol,
             return_trace=return_trace,

@@ -39,7 +39,7 @@ _COMMON_PARAMS_DOC = """
     label_scale : float, default=1.0
         Amplitude ``s`` of the label part of the memories (``s`` times the
         label code).
-    alpha : float, default=None
+    step_size : float, default=None
         Step size of the descent on the label neurons. None means
         ``1 / (1 - lam)``: the first step then jumps the label neurons to the
         kernel-weighted average of the memories' labels (the softmax vote).
@@ -111,7 +111,7 @@ class _SupervisedAM(LabelNeuronAM):
     _parameter_constraints: dict = dict(SUPERVISED_CONSTRAINTS)
 
     def _fit_memories(self, X, targets, sw, *, stratify, y_start, kind):
-        """Set ``memories_``, ``memory_weights_``, ``beta_``, ``alpha_`` and
+        """Set ``memories_``, ``memory_weights_``, ``beta_``, ``step_size_`` and
         ``n_iter_`` (and the training curves in parametric mode).
 
         ``targets`` (n, n_labels) is the host label code (one-hot or
@@ -123,7 +123,7 @@ class _SupervisedAM(LabelNeuronAM):
         Xc = backend.to_compute(X)
         dtype, dev = Xc.dtype, array_device(Xc)
         s = float(self.label_scale)
-        self.alpha_ = self._resolved_alpha()
+        self.step_size_ = self._resolved_step_size()
         if self.mode == "nonparametric":
             self.beta_ = self._resolved_beta(X, sw)
             labels = xp.asarray(targets, device=dev)
@@ -151,7 +151,7 @@ class _SupervisedAM(LabelNeuronAM):
             lam=float(self.lam),
             label_scale=s,
             beta=self.beta_,
-            alpha=self.alpha_,
+            step_size=self.step_size_,
             n_steps=int(self.max_iter),
             start=y_start * s,
             xp=xp,
@@ -211,7 +211,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
     uninformative start ``1/k`` (times ``label_scale``); after ``max_iter``
     steps the label neurons are read out as class probabilities.
 
-    With the defaults (log-sum-exp energy, one step, ``alpha * (1 - lam) =
+    With the defaults (log-sum-exp energy, one step, ``step_size * (1 - lam) =
     1``) the read-out is the softmax-weighted vote of the memories,
     ``sum_mu p_mu onehot(y_mu)`` with
     ``p = softmax(-beta * lam / 2 * ||x - x_mu||^2)``: a Gaussian kernel
@@ -262,7 +262,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         when unweighted or parametric).
     beta_ : float
         The inverse temperature used.
-    alpha_ : float
+    step_size_ : float
         The step size used.
     n_iter_ : int
         Training epochs run (parametric mode); 1 in nonparametric mode (the
@@ -287,7 +287,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
     -----
     The read-out ``predict_proba`` clips the label neurons at 0 and
     renormalises them to sum to one (uniform when all are <= 0). For the
-    defaults, and in general when ``alpha * (1 - lam) <= 1`` with label parts
+    defaults, and in general when ``step_size * (1 - lam) <= 1`` with label parts
     on the simplex, the label neurons already are a probability vector and
     the read-out changes nothing.
 
@@ -334,7 +334,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         epsilon=1e-10,
         lam=0.5,
         label_scale=1.0,
-        alpha=None,
+        step_size=None,
         max_iter=1,
         tol=1e-6,
         mode="nonparametric",
@@ -355,7 +355,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         self.epsilon = epsilon
         self.lam = lam
         self.label_scale = label_scale
-        self.alpha = alpha
+        self.step_size = step_size
         self.max_iter = max_iter
         self.tol = tol
         self.mode = mode
@@ -536,7 +536,7 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         0).
     beta_ : float
         The inverse temperature used.
-    alpha_ : float
+    step_size_ : float
         The step size used.
     n_iter_ : int
         Training epochs run (parametric mode); 1 in nonparametric mode.
@@ -579,7 +579,7 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         epsilon=1e-10,
         lam=0.5,
         label_scale=0.1,
-        alpha=None,
+        step_size=None,
         max_iter=1,
         tol=1e-6,
         mode="nonparametric",
@@ -600,7 +600,7 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         self.epsilon = epsilon
         self.lam = lam
         self.label_scale = label_scale
-        self.alpha = alpha
+        self.step_size = step_size
         self.max_iter = max_iter
         self.tol = tol
         self.mode = mode

@@ -34,15 +34,15 @@ def fitted(blobs):
 
 
 # ---------------------------------------------------------------- the loss
-def _numpy_descent(V, centres, beta, alpha, n_steps, free=None):
-    """ClAM's recursion written independently: v += alpha m (softmax mean - v)."""
+def _numpy_descent(V, centres, beta, step_size, n_steps, free=None):
+    """ClAM's recursion written independently: v += step_size m (softmax mean - v)."""
     V = V.copy()
     for _ in range(n_steps):
         sq = ((V[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
         logits = -0.5 * beta * sq
         P = np.exp(logits - logits.max(axis=1, keepdims=True))
         P /= P.sum(axis=1, keepdims=True)
-        step = alpha * (P @ centres - V)
+        step = step_size * (P @ centres - V)
         V = V + (step if free is None else step * free)
     return V
 
@@ -57,7 +57,7 @@ def test_loss_gradient_matches_finite_differences(masked, weighted):
     mask = draw_masks(rng, b, d, 2) if masked else None
     V0 = np.where(mask, 0.3, X) if masked else X
     w = rng.uniform(0.2, 2.0, b) if weighted else None
-    kw = dict(beta=1.3, alpha=0.25, n_steps=4)
+    kw = dict(beta=1.3, step_size=0.25, n_steps=4)
 
     def loss(C):
         losses, _, _ = masked_loss_and_grad(X, V0, mask, C, w, xp, **kw)
@@ -81,7 +81,7 @@ def test_loss_is_error_on_hidden_coordinates():
     fill = X.mean(axis=0)
     V0 = np.where(mask, fill, X)
     losses, _, _ = masked_loss_and_grad(
-        X, V0, mask, centres, None, xp, beta=2.0, alpha=0.1, n_steps=10, with_grad=False
+        X, V0, mask, centres, None, xp, beta=2.0, step_size=0.1, n_steps=10, with_grad=False
     )
     out = _numpy_descent(V0, centres, 2.0, 0.1, 10, free=mask)
     np.testing.assert_array_equal(out[~mask], X[~mask])  # visible ones clamped
@@ -119,7 +119,7 @@ def test_predict_is_nearest_centre_of_contracted_point(blobs, fitted):
     X, _ = blobs
     Xq = X + np.random.RandomState(0).normal(scale=1.5, size=X.shape)
     contracted = _numpy_descent(
-        Xq, fitted.cluster_centers_, fitted.beta_, fitted.alpha, fitted.n_steps_
+        Xq, fitted.cluster_centers_, fitted.beta_, fitted.step_size, fitted.n_steps_
     )
     np.testing.assert_allclose(fitted.contract(Xq), contracted, rtol=1e-10, atol=1e-10)
     expected = np.argmin(euclidean_distances(contracted, fitted.cluster_centers_), 1)
@@ -133,7 +133,7 @@ def test_contract_matches_dense_am_descent(blobs, fitted):
 
     X, _ = blobs
     am = DenseAM(
-        beta=fitted.beta_, alpha=fitted.alpha, max_iter=fitted.n_steps_, tol=0.0
+        beta=fitted.beta_, step_size=fitted.step_size, max_iter=fitted.n_steps_, tol=0.0
     ).fit(fitted.cluster_centers_)
     np.testing.assert_allclose(fitted.contract(X), am.transform(X), rtol=1e-10)
 
@@ -198,7 +198,7 @@ def test_mask_values_are_used():
 def test_beta_scale_rule_and_step_count(blobs):
     X, _ = blobs
     init = X[[0, 10, 20, 30]]
-    am = AMClustering(n_clusters=4, init=init, alpha=0.25, max_epochs=2).fit(X)
+    am = AMClustering(n_clusters=4, init=init, step_size=0.25, max_epochs=2).fit(X)
     sq = euclidean_distances(init, squared=True)
     np.fill_diagonal(sq, np.inf)
     assert am.beta_ == pytest.approx(32.0 / np.median(sq.min(axis=1)))

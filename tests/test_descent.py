@@ -10,14 +10,14 @@ from skam._descent import descend
 from skam._energy import EnergySpec, prepare_memories
 
 
-@pytest.mark.parametrize("alpha", [0.1, 0.5, 1.0])
+@pytest.mark.parametrize("step_size", [0.1, 0.5, 1.0])
 @pytest.mark.parametrize("beta", [0.2, 3.0, 50.0])
-def test_lse_energy_never_increases(alpha, beta):
+def test_lse_energy_never_increases(step_size, beta):
     rng = np.random.RandomState(0)
     Xi, Q = rng.randn(40, 5), 2 * rng.randn(30, 5)
     clamp = rng.rand(30, 5) < 0.3
     r = (
-        DenseAM(beta=beta, alpha=alpha, max_iter=50, tol=0)
+        DenseAM(beta=beta, step_size=step_size, max_iter=50, tol=0)
         .fit(Xi)
         .descend(Q, clamp_mask=clamp, return_energy_trace=True)
     )
@@ -66,14 +66,14 @@ def test_results_do_not_depend_on_chunk_size():
     Xi, Q = rng.randn(30, 4), rng.randn(17, 4)
     mem = prepare_memories(Xi, xp)
     spec = EnergySpec(beta=1.5)
-    ref = descend(Q, mem, spec, xp, alpha=0.3, max_iter=40, tol=1e-5, return_trace=True)
+    ref = descend(Q, mem, spec, xp, step_size=0.3, max_iter=40, tol=1e-5, return_trace=True)
     for chunk in (1, 4, 16):
         r = descend(
             Q,
             mem,
             spec,
             xp,
-            alpha=0.3,
+            step_size=0.3,
             max_iter=40,
             tol=1e-5,
             return_trace=True,
@@ -102,7 +102,7 @@ def test_per_query_convergence():
     rng = np.random.RandomState(5)
     Xi = rng.randn(10, 4)
     Q = np.vstack([Xi[:3], Xi[3:6] + 0.5 * rng.randn(3, 4)])
-    r = DenseAM(beta=50.0, alpha=0.5, max_iter=200, tol=1e-8).fit(Xi).descend(Q)
+    r = DenseAM(beta=50.0, step_size=0.5, max_iter=200, tol=1e-8).fit(Xi).descend(Q)
     assert r.converged.all()
     assert r.n_iter[:3].max() < r.n_iter[3:].min()
     r0 = DenseAM(beta=5.0, max_iter=0).fit(Xi).descend(Q)
@@ -142,7 +142,7 @@ def test_setting_converged_rows_aside_changes_nothing(per_sample_clamp):
     Q = np.vstack([Xi[:10] + 1e-9, Xi[10:] + 0.8 * rng.randn(10, 5), 3 * rng.randn(12, 5)])
     clamp = rng.rand(len(Q), 5) < 0.3 if per_sample_clamp else np.array([1, 0, 0, 0, 0], bool)
     mem, spec = prepare_memories(Xi, xp), EnergySpec(beta=4.0)
-    kw = dict(clamp_mask=clamp, alpha=0.5, max_iter=60, tol=1e-7)
+    kw = dict(clamp_mask=clamp, step_size=0.5, max_iter=60, tol=1e-7)
     fast = descend(Q, mem, spec, xp, **kw)
     ref = descend(Q, mem, spec, xp, return_trace=True, **kw)  # keeps every row
     assert len(set(fast.n_iter.tolist())) > 2  # rows really stop at different steps

@@ -125,7 +125,7 @@ def test_lse_one_step_is_attention_update():
     rng = np.random.RandomState(3)
     Xi, Q = rng.randn(10, 6), rng.randn(4, 6)
     beta = 0.8
-    out = DenseAM(beta=beta, alpha=1.0, max_iter=1).fit(Xi).transform(Q)
+    out = DenseAM(beta=beta, step_size=1.0, max_iter=1).fit(Xi).transform(Q)
     logits = -beta / 2 * ((Q[:, None, :] - Xi[None]) ** 2).sum(-1)
     p = np.exp(logits - logits.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)

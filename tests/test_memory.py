@@ -108,7 +108,7 @@ def test_bad_clamp_mask():
         ({"beta": "auto"}, "beta"),
         ({"separation": "gaussian"}, "separation"),
         ({"similarity": "cosine"}, "similarity"),
-        ({"alpha": 0}, "alpha"),
+        ({"step_size": 0}, "step_size"),
     ],
 )
 def test_bad_parameters_name_the_parameter(params, match):

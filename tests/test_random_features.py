@@ -258,7 +258,7 @@ def test_retrieval_approaches_dense_am(feature_map, scale):
     rng = np.random.RandomState(1)
     Xi = scale * rng.normal(size=(10, 3))
     Q = Xi + 0.3 * scale * rng.normal(size=Xi.shape)
-    params = {"beta": 3.0, "alpha": 0.2, "max_iter": 30, "tol": 0.0}
+    params = {"beta": 3.0, "step_size": 0.2, "max_iter": 30, "tol": 0.0}
     exact = DenseAM(**params).fit(Xi).transform(Q)
     gaps = []
     for Y in (300, 30000):
@@ -275,7 +275,7 @@ def test_drdam_notebook_check():
     D, K = 30, 20
     Xi = rng.randint(0, 2, size=(K, D)) / np.sqrt(D)
     Q = rng.randint(0, 2, size=(10, D)) / np.sqrt(D)
-    params = {"beta": 25.0, "alpha": 0.1, "max_iter": 10, "tol": 0.0}
+    params = {"beta": 25.0, "step_size": 0.1, "max_iter": 10, "tol": 0.0}
     exact = DenseAM(**params).fit(Xi)
     am = RandomFeatureAM(n_components=100_000, random_state=0, **params).fit(Xi)
     E0 = exact.energy(Q)
@@ -369,8 +369,8 @@ def test_epsilon_zero_gives_infinite_energy_where_not_positive():
 def test_self_recall_diagnostic():
     rng = np.random.RandomState(0)
     patterns = np.sign(rng.randn(6, 16))
-    am = RandomFeatureAM(beta=0.5, alpha=0.5, random_state=0).fit(patterns)
-    exact = DenseAM(beta=0.5, alpha=0.5).fit(patterns)
+    am = RandomFeatureAM(beta=0.5, step_size=0.5, random_state=0).fit(patterns)
+    exact = DenseAM(beta=0.5, step_size=0.5).fit(patterns)
     assert am.self_recall_ == exact.self_recall_ == 1.0
     assert 1 <= am.n_iter_ <= am.max_iter
     # far too few features at a sharp beta: the stored patterns are lost
@@ -399,7 +399,7 @@ def test_energy_trace_decreases_with_small_steps():
     Xi = rng.normal(size=(10, 3))
     Q = Xi + 0.3 * rng.normal(size=Xi.shape)
     am = RandomFeatureAM(
-        n_components=20000, beta=3.0, alpha=0.1, max_iter=30, random_state=0
+        n_components=20000, beta=3.0, step_size=0.1, max_iter=30, random_state=0
     ).fit(Xi)
     trace = am.descend(Q, return_energy_trace=True).energy_trace
     assert np.all(np.diff(trace, axis=0) <= 1e-9)

@@ -52,11 +52,11 @@ def _gaussian_knn(X, y, beta_lam, regressor=False):
 # ------------------------------------------------------------ the kNN oracle
 @pytest.mark.parametrize("lam", [0.3, 0.5, 0.8])
 def test_one_step_is_the_softmax_vote(digits, lam):
-    """One step with alpha * (1 - lam) = 1 is the Gaussian-weighted kNN vote."""
+    """One step with step_size * (1 - lam) = 1 is the Gaussian-weighted kNN vote."""
     Xtr, Xte, ytr, _ = digits
     beta = 5.0 / lam  # beta * lam = 5: no kNN weight underflows
     clf = DenseAMClassifier(beta=beta, lam=lam).fit(Xtr, ytr)
-    assert clf.alpha_ == pytest.approx(1.0 / (1.0 - lam))
+    assert clf.step_size_ == pytest.approx(1.0 / (1.0 - lam))
     oracle = _gaussian_knn(Xtr, ytr, beta * lam)
     np.testing.assert_allclose(
         clf.predict_proba(Xte), oracle.predict_proba(Xte), rtol=0, atol=1e-12
@@ -78,25 +78,25 @@ def test_large_beta_is_one_nearest_neighbour(digits):
     np.testing.assert_array_equal(clf.predict(Xte), knn.predict(Xte))
 
 
-def _reference_descent(X, Xi, Y, y0, *, beta, lam, alpha, steps):
+def _reference_descent(X, Xi, Y, y0, *, beta, lam, step_size, steps):
     """Clamped LSE descent on the label neurons, written out in NumPy."""
     Yv = np.tile(y0, (X.shape[0], 1))
     dx = ((X[:, None, :] - Xi[None, :, :]) ** 2).sum(-1)
     for _ in range(steps):
         dy = ((Yv[:, None, :] - Y[None, :, :]) ** 2).sum(-1)
         p = softmax(-beta / 2 * (lam * dx + (1 - lam) * dy), axis=1)
-        Yv = Yv - alpha * (1 - lam) * (Yv - p @ Y)
+        Yv = Yv - step_size * (1 - lam) * (Yv - p @ Y)
     return Yv
 
 
-@pytest.mark.parametrize("alpha", [None, 0.5])
-def test_several_steps_match_a_written_out_descent(iris, alpha):
+@pytest.mark.parametrize("step_size", [None, 0.5])
+def test_several_steps_match_a_written_out_descent(iris, step_size):
     X, y = iris
-    clf = DenseAMClassifier(beta=4.0, lam=0.6, alpha=alpha, max_iter=4, tol=0)
+    clf = DenseAMClassifier(beta=4.0, lam=0.6, step_size=step_size, max_iter=4, tol=0)
     clf.fit(X, y)
     Y = np.eye(3)[y]
     ref = _reference_descent(
-        X[::7], X, Y, np.full(3, 1 / 3), beta=4.0, lam=0.6, alpha=clf.alpha_, steps=4
+        X[::7], X, Y, np.full(3, 1 / 3), beta=4.0, lam=0.6, step_size=clf.step_size_, steps=4
     )
     ref = np.maximum(ref, 0)
     np.testing.assert_allclose(
@@ -263,7 +263,7 @@ def test_regressor_label_prior_and_multi_output():
 
 
 def test_regressor_fits_the_check_data():
-    """The data of sklearn's check_regressors_train, with the default alpha."""
+    """The data of sklearn's check_regressors_train, with the default step_size."""
     from sklearn.preprocessing import scale
     from sklearn.utils.estimator_checks import _regression_dataset
 
@@ -293,7 +293,7 @@ def _model(kind, xp, k=3, d=4):
         lam=0.6,
         label_scale=1.3,
         beta=1.7,
-        alpha=0.8,
+        step_size=0.8,
         n_steps=3,
         start=1.3 / k if kind == "classification" else 0.0,
         xp=xp,

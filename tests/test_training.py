@@ -7,13 +7,13 @@ from array_api_compat import numpy as xp
 from skam._training import Adam, unrolled_backward, unrolled_forward
 
 
-def _loss(V0, Xi, logw, target, mask, c, beta=1.7, alpha=0.3, T=4):
+def _loss(V0, Xi, logw, target, mask, c, beta=1.7, step_size=0.3, T=4):
     tape = unrolled_forward(
         V0,
         Xi,
         xp,
         beta=beta,
-        alpha=alpha,
+        step_size=step_size,
         n_steps=T,
         update_mask=mask,
         coord_weights=c,
@@ -70,10 +70,10 @@ def test_forward_step_is_engine_descent():
 
     rng = np.random.RandomState(1)
     V0, Xi = rng.randn(6, 4), rng.randn(5, 4)
-    tape = unrolled_forward(V0, Xi, xp, beta=2.0, alpha=0.4, n_steps=7)
+    tape = unrolled_forward(V0, Xi, xp, beta=2.0, step_size=0.4, n_steps=7)
     spec = EnergySpec(beta=2.0)
     res = descend(
-        V0, prepare_memories(Xi, xp), spec, xp, alpha=0.4, max_iter=7, tol=0.0
+        V0, prepare_memories(Xi, xp), spec, xp, step_size=0.4, max_iter=7, tol=0.0
     )
     np.testing.assert_allclose(tape.states[-1], res.states, rtol=1e-12, atol=1e-12)
 

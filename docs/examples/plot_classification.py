@@ -92,7 +92,7 @@ fig.tight_layout()
 # %%
 # One step is a kernel smoother
 # -----------------------------
-# With the default step ``alpha = 1 / (1 - lam)`` the first step returns the
+# With the default step ``step_size = 1 / (1 - lam)`` the first step returns the
 # softmax-weighted vote of the memories, i.e. the distance-weighted vote of
 # :class:`~sklearn.neighbors.KNeighborsClassifier` over all training samples
 # with weights ``exp(-beta * lam / 2 * d**2)``:

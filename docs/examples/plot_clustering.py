@@ -68,7 +68,7 @@ fig.tight_layout()
 # The contraction
 # ---------------
 # :meth:`~skam.cluster.AMClustering.contract` returns where each point lands
-# after ``n_steps`` descent steps of size ``alpha`` (``alpha * n_steps = 1``):
+# after ``n_steps`` descent steps of size ``step_size`` (``step_size * n_steps = 1``):
 # every point moves about two thirds of the way to its centre, and the cluster
 # of a point is the centre nearest to where it lands. The loss that trains the
 # centres is the squared length of these arrows (on hidden coordinates, when
@@ -116,7 +116,7 @@ for ax, factor in zip(axes, (1.0, 1 / 4, 1 / 8), strict=True):
         basins = am.predict(points)
         title = f"fitted: beta_ = {beta:.1f}, {am.n_steps_} steps"
     else:
-        memory = DenseAM(beta=beta, alpha=0.1, max_iter=1000, tol=1e-7)
+        memory = DenseAM(beta=beta, step_size=0.1, max_iter=1000, tol=1e-7)
         landed = memory.fit(centres).transform(points)
         basins = np.argmin(((landed[:, None] - centres[None]) ** 2).sum(-1), axis=1)
         n_minima = np.unique(np.round(landed, 1), axis=0).shape[0]

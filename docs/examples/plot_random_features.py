@@ -49,7 +49,7 @@ betas = [0.1, 1.0, 10.0]
 fig, axes = plt.subplots(2, len(betas), figsize=(12, 7.5))
 gaps = {}
 for col, beta in enumerate(betas):
-    params = {"beta": beta, "alpha": 0.1, "max_iter": 300, "tol": 1e-5}
+    params = {"beta": beta, "step_size": 0.1, "max_iter": 300, "tol": 1e-5}
     exact = DenseAM(**params).fit(memories)
     approx = RandomFeatureAM(n_components=Y, random_state=0, **params).fit(memories)
     with warnings.catch_warnings():

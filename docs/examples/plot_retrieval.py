@@ -115,20 +115,20 @@ show(
 # :meth:`skam.DenseAM.descend` reports per-query step counts, convergence and,
 # with ``return_energy_trace=True``, the energy before every step (a query that
 # stopped early repeats its final energy). With the log-sum-exp energy any step
-# size ``alpha <= 1`` never increases the energy; ``alpha=1`` (the default) is
+# size ``step_size <= 1`` never increases the energy; ``step_size=1`` (the default) is
 # the one-step attention update and converges in a few steps, a smaller step
 # takes a longer, smoother path. The log scale shows the energy above its final
 # value, which shrinks geometrically near a stored pattern.
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
-for ax, alpha in zip(axes, [1.0, 0.2], strict=True):
-    memory = DenseAM(alpha=alpha).fit(patterns)
+for ax, step_size in zip(axes, [1.0, 0.2], strict=True):
+    memory = DenseAM(step_size=step_size).fit(patterns)
     result = memory.descend(flipped[:8], return_energy_trace=True)
     trace = result.energy_trace
     assert np.all(np.diff(trace, axis=0) <= 1e-9)  # never goes up
     above_final = trace - trace[-1]
     ax.semilogy(np.where(above_final > 0, above_final, np.nan), marker=".")
     ax.set_title(
-        f"alpha={alpha}: {result.n_iter.mean():.1f} steps on average, "
+        f"step_size={step_size}: {result.n_iter.mean():.1f} steps on average, "
         f"{result.converged.mean():.0%} converged",
         fontsize=9,
     )

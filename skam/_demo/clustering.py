@@ -16,7 +16,7 @@ k = the true number of clusters. iris raw, wine standardised, and 600 2-D
 blobs (make_blobs, 6 centres, seed 0). AMClustering(k, n_init=3,
 random_state=0): the 3 best of 10 k-means++ + Lloyd seedings start 3 trainings;
 centres = memories of an LSE Dense AM, learned by Adam through 10 unrolled
-descent steps (alpha = 0.1) on ClAM's masked reconstruction loss (2 of wine's
+descent steps (step_size = 0.1) on ClAM's masked reconstruction loss (2 of wine's
 13 features hidden per sample; iris and the blobs have too few features to
 hide int(0.2 d) > 0, so their loss is the plain contraction loss); a sample's
 cluster = the centre nearest to where it descends; each centre is then

@@ -19,7 +19,7 @@ TITLE = "Random features (DrDAM): distributed memories vs the exact models"
 NOTE = """\
 Digits / 16 (64 features), shuffled with RandomState(0). Retrieval: 300 digits
 stored, 100 of them queried with Gaussian noise (sd 0.15 per pixel); 20 steps,
-alpha=0.5; score = the retrieved state is nearest to the digit the query came
+step_size=0.5; score = the retrieved state is nearest to the digit the query came
 from; "vs exact" = fraction of queries ending nearest the same stored digit as
 the exact DenseAM (same beta). Classification: first 1300 digits train, the
 other 497 test; exact = one DenseAM per class, class of lowest energy (the
@@ -53,7 +53,7 @@ def _retrieval_rows(X):
     stored = X[:300]
     source = rng.choice(300, 100, replace=False)
     queries = stored[source] + 0.15 * rng.normal(size=(100, X.shape[1]))
-    params = {"beta": 10.0, "alpha": 0.5, "max_iter": 20, "tol": 0.0}
+    params = {"beta": 10.0, "step_size": 0.5, "max_iter": 20, "tol": 0.0}
     task = "retrieval, K=300, beta=10"
     start = time.perf_counter()
     exact = DenseAM(**params).fit(stored)
