@@ -83,7 +83,13 @@ def masked_loss_and_grad(
     """
     b, d = X.shape
     tape = unrolled_forward(
-        V0, centres, xp, beta=beta, step_size=step_size, n_steps=n_steps, update_mask=mask
+        V0,
+        centres,
+        xp,
+        beta=beta,
+        step_size=step_size,
+        n_steps=n_steps,
+        update_mask=mask,
     )
     diff = tape.states[-1] - X
     if mask is not None:

@@ -191,7 +191,9 @@ class LabelNeuronAM(BaseEstimator):
     """
 
     def _resolved_step_size(self):
-        return 1.0 / (1.0 - self.lam) if self.step_size is None else float(self.step_size)
+        return (
+            1.0 / (1.0 - self.lam) if self.step_size is None else float(self.step_size)
+        )
 
     def _resolved_beta(self, features, sample_weight=None, *, prototypes=False):
         """``beta`` as given, or ``"scale"`` resolved on the feature parts."""

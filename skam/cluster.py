@@ -351,7 +351,9 @@ class AMClustering(
         spacing = _centre_spacing(inits[0])
         self.beta_ = _BETA_SCALE / spacing if self.beta == "scale" else float(self.beta)
         self.n_steps_ = (
-            max(1, round(1.0 / self.step_size)) if self.n_steps is None else self.n_steps
+            max(1, round(1.0 / self.step_size))
+            if self.n_steps is None
+            else self.n_steps
         )
         setup = self._setup(Xc, weights, backend, lr_scale=math.sqrt(spacing))
         # restarts are polished and compared on one fixed subset

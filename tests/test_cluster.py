@@ -81,7 +81,16 @@ def test_loss_is_error_on_hidden_coordinates():
     fill = X.mean(axis=0)
     V0 = np.where(mask, fill, X)
     losses, _, _ = masked_loss_and_grad(
-        X, V0, mask, centres, None, xp, beta=2.0, step_size=0.1, n_steps=10, with_grad=False
+        X,
+        V0,
+        mask,
+        centres,
+        None,
+        xp,
+        beta=2.0,
+        step_size=0.1,
+        n_steps=10,
+        with_grad=False,
     )
     out = _numpy_descent(V0, centres, 2.0, 0.1, 10, free=mask)
     np.testing.assert_array_equal(out[~mask], X[~mask])  # visible ones clamped

@@ -66,7 +66,9 @@ def test_results_do_not_depend_on_chunk_size():
     Xi, Q = rng.randn(30, 4), rng.randn(17, 4)
     mem = prepare_memories(Xi, xp)
     spec = EnergySpec(beta=1.5)
-    ref = descend(Q, mem, spec, xp, step_size=0.3, max_iter=40, tol=1e-5, return_trace=True)
+    ref = descend(
+        Q, mem, spec, xp, step_size=0.3, max_iter=40, tol=1e-5, return_trace=True
+    )
     for chunk in (1, 4, 16):
         r = descend(
             Q,
@@ -139,8 +141,14 @@ def test_setting_converged_rows_aside_changes_nothing(per_sample_clamp):
     """Rows that stop early are set aside; results match a trace run (no setting aside)."""
     rng = np.random.RandomState(7)
     Xi = rng.randn(20, 5)
-    Q = np.vstack([Xi[:10] + 1e-9, Xi[10:] + 0.8 * rng.randn(10, 5), 3 * rng.randn(12, 5)])
-    clamp = rng.rand(len(Q), 5) < 0.3 if per_sample_clamp else np.array([1, 0, 0, 0, 0], bool)
+    Q = np.vstack(
+        [Xi[:10] + 1e-9, Xi[10:] + 0.8 * rng.randn(10, 5), 3 * rng.randn(12, 5)]
+    )
+    clamp = (
+        rng.rand(len(Q), 5) < 0.3
+        if per_sample_clamp
+        else np.array([1, 0, 0, 0, 0], bool)
+    )
     mem, spec = prepare_memories(Xi, xp), EnergySpec(beta=4.0)
     kw = dict(clamp_mask=clamp, step_size=0.5, max_iter=60, tol=1e-7)
     fast = descend(Q, mem, spec, xp, **kw)

@@ -199,7 +199,9 @@ def test_sample_weight_equivalence_with_float_beta():
         ("poly", "dot", lambda r2, X: 1 / (X**2).sum(1).max()),
     ],
 )
-def test_scale_rules_of_other_separations(binary_patterns, separation, similarity, expected):
+def test_scale_rules_of_other_separations(
+    binary_patterns, separation, similarity, expected
+):
     d2 = ((binary_patterns[:, None] - binary_patterns[None]) ** 2).sum(-1)
     np.fill_diagonal(d2, np.inf)
     r2 = np.median(d2.min(1))

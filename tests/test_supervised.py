@@ -96,7 +96,14 @@ def test_several_steps_match_a_written_out_descent(iris, step_size):
     clf.fit(X, y)
     Y = np.eye(3)[y]
     ref = _reference_descent(
-        X[::7], X, Y, np.full(3, 1 / 3), beta=4.0, lam=0.6, step_size=clf.step_size_, steps=4
+        X[::7],
+        X,
+        Y,
+        np.full(3, 1 / 3),
+        beta=4.0,
+        lam=0.6,
+        step_size=clf.step_size_,
+        steps=4,
     )
     ref = np.maximum(ref, 0)
     np.testing.assert_allclose(
