@@ -37,7 +37,7 @@ from sklearn import get_config
 from threadpoolctl import threadpool_info
 
 from skam import DenseAM, HopfieldNetwork
-from skam._validation import median_nearest_sq_distance
+from skam._beta import median_nearest_sq_distance
 from skam.datasets import flip_bits, load_binary_digits, load_mnist_t10k, occlude
 
 RESULTS = Path(__file__).resolve().parent / "results"

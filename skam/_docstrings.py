@@ -27,7 +27,9 @@ similarity : {"sqeuclidean", "dot"}, default="sqeuclidean"
 """,
     "degree": """
 degree : int, default=3
-    Degree of the ``"poly"`` and ``"rectified_poly"`` separations.
+    Degree of the ``"poly"`` and ``"rectified_poly"`` separations, at most
+    ``2**53`` (larger integers are not exact in floating point). Computed in
+    log space, so high degrees do not overflow.
 """,
     "epsilon": """
 epsilon : float, default=1e-10
@@ -40,6 +42,8 @@ step_size : float, default=1.0
     Step size of the energy descent ``v <- v - step_size * m * grad E(v)``. With
     ``"lse"`` and ``"sqeuclidean"``, ``step_size=1`` is the one-step attention
     (Ramsauer) update and any ``step_size <= 1`` never increases the energy.
+    Must be below 2: the energy's curvature is at most 1, so larger steps
+    diverge.
 """,
     "max_iter": """
 max_iter : int, default=100
@@ -60,7 +64,10 @@ backend : {"numpy", "cupy"}, default="numpy"
 """,
     "random_state": """
 random_state : int, RandomState instance or None, default=None
-    Seed of every random draw; pass an int for reproducible results.
+    Seed of every random draw; pass an int for reproducible results. With
+    None, NumPy's global generator is used (two fits differ); draws made after
+    ``fit`` come from a seed drawn at ``fit``, so repeated calls on one fitted
+    model agree.
 """,
 }
 

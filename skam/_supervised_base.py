@@ -12,12 +12,11 @@ coordinates by ``1 - lam`` (the engine's ``coord_weights``).
 
 from numbers import Integral, Real
 
-import numpy as np
 from array_api_compat import device as array_device
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 
-from skam._backend import to_numpy
+from skam._beta import resolve_beta
 from skam._chunking import chunk_rows
 from skam._descent import descend
 from skam._energy import (
@@ -30,8 +29,9 @@ from skam._energy import (
 from skam._validation import (
     BACKEND_CONSTRAINT,
     ENERGY_CONSTRAINTS,
+    NON_NEGATIVE,
+    POSITIVE,
     make_spec,
-    resolve_beta,
 )
 
 # At most this many elements per (queries x memories) temporary of a chunk
@@ -45,10 +45,10 @@ MAX_CHUNK_ELEMENTS = 2**20
 SUPERVISED_CONSTRAINTS = {
     **ENERGY_CONSTRAINTS,
     "lam": [Interval(Real, 0, 1, closed="neither")],
-    "label_scale": [Interval(Real, 0, None, closed="neither")],
-    "step_size": [Interval(Real, 0, None, closed="neither"), None],
+    "label_scale": [POSITIVE],
+    "step_size": [POSITIVE, None],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
-    "tol": [Interval(Real, 0, None, closed="left")],
+    "tol": [NON_NEGATIVE],
     "mode": [StrOptions({"nonparametric", "parametric"})],
     "n_memories": [
         Interval(Integral, 1, None, closed="left"),
@@ -71,31 +71,24 @@ def scott_beta(X, sample_weight=None):
     The Gaussian kernel ``exp(-beta * lam / 2 * ||x - x_mu||^2)`` has the
     bandwidth ``h = 1 / sqrt(beta * lam)``; Scott's rule of thumb for kernel
     density estimation sets ``h = sigma * n ** (-1 / (d + 4))`` (the default
-    of :class:`scipy.stats.gaussian_kde`), with ``sigma**2`` the mean
-    per-feature variance, ``n`` the (weighted) number of samples and ``d``
-    the number of features. Weights act like repeated rows. Constant data
-    gives 1.
+    of :class:`scipy.stats.gaussian_kde`), with ``sigma**2`` the weighted
+    mean per-feature variance, ``n`` Kish's effective number of samples
+    ``(sum w)**2 / sum w**2`` (only relative weights matter) and ``d`` the
+    number of features. Constant data gives 1. See :mod:`skam._beta`.
 
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
-        Training features (any namespace; read on the host).
+        Training features (compute namespace).
     sample_weight : array of shape (n_samples,) or None
-        Sample weights.
+        Sample weights (same namespace).
 
     Returns
     -------
     beta_lam : float
         The inverse temperature of the feature kernel, ``1 / h**2``.
     """
-    X = np.asarray(to_numpy(X), dtype=np.float64)
-    w = None if sample_weight is None else np.asarray(to_numpy(sample_weight), float)
-    n = X.shape[0] if w is None else float(w.sum())
-    mean = np.average(X, axis=0, weights=w)
-    var = float(np.average((X - mean) ** 2, axis=0, weights=w).mean())
-    if not var > 0:
-        return 1.0
-    return float(n ** (2.0 / (X.shape[1] + 4)) / var)
+    return resolve_beta("scale", X, rule="scott", sample_weight=sample_weight)
 
 
 def separation_beta(X):
@@ -105,7 +98,7 @@ def separation_beta(X):
     ``4 * log(K) / r2``, with ``K`` memories and ``r2`` the median squared
     distance from a memory to its nearest other memory, so that a memory's
     nearest rival weighs about ``1/K**2`` of it (every memory is close to a
-    fixed point). See :func:`skam._validation.resolve_beta`.
+    fixed point). See :mod:`skam._beta`.
 
     Parameters
     ----------
@@ -191,9 +184,17 @@ class LabelNeuronAM(BaseEstimator):
     """
 
     def _resolved_step_size(self):
-        return (
-            1.0 / (1.0 - self.lam) if self.step_size is None else float(self.step_size)
-        )
+        if self.step_size is None:
+            return 1.0 / (1.0 - self.lam)
+        step = float(self.step_size)
+        if step * (1.0 - self.lam) >= 2.0:
+            raise ValueError(
+                f"step_size={step:g} with lam={self.lam:g}: the label neurons move "
+                f"by step_size * (1 - lam) = {step * (1.0 - self.lam):g} times "
+                "their gradient, and the descent diverges from 2 on; use "
+                f"step_size < {2.0 / (1.0 - self.lam):g}."
+            )
+        return step
 
     def _resolved_beta(self, features, sample_weight=None, *, prototypes=False):
         """``beta`` as given, or ``"scale"`` resolved on the feature parts."""

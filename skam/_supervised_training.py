@@ -19,6 +19,7 @@ like other random draws, the initialisation runs in NumPy and is moved to the
 compute device.
 """
 
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -276,6 +277,11 @@ def split_validation(n, fraction, stratify, rng):
     idx = np.arange(n)
     if not fraction or int(np.floor(fraction * n)) < 1 or n < 4:
         return idx, None
+    if n - int(np.ceil(fraction * n)) < 1:
+        raise ValueError(
+            f"validation_fraction={fraction} leaves no training sample out of "
+            f"{n}; use a smaller validation_fraction (or None)."
+        )
     if stratify is not None:
         _, counts = np.unique(stratify, return_counts=True)
         n_val = int(np.ceil(fraction * n))
@@ -339,6 +345,19 @@ def train(
             opt.step([gF, gL])
         losses.append(epoch_loss / float(xp.sum(wt)))
         F, L = opt.params
+        if not math.isfinite(losses[-1]):
+            if best[0] == float("inf"):
+                raise ValueError(
+                    f"{name}: training diverged (non-finite loss in epoch "
+                    f"{epoch}); lower learning_rate={learning_rate:g}."
+                )
+            warnings.warn(
+                f"{name}: training diverged in epoch {epoch} (non-finite loss); "
+                "the best memories so far are kept. Lower learning_rate.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+            break
         monitored = losses[-1]
         if val_rows is not None:
             monitored = model.mean_loss(F, L, Xv, Tv, wv, max(batch_size, 1024))

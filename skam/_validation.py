@@ -1,4 +1,4 @@
-"""Shared parameter constraints, argument checks and the ``beta`` heuristics.
+"""Shared parameter constraints and argument checks.
 
 Written once and reused by every estimator, so that a parameter means and reads
 the same everywhere (see also :mod:`skam._docstrings`).
@@ -9,9 +9,11 @@ from numbers import Integral, Real
 
 import numpy as np
 from array_api_compat import array_namespace
+from array_api_compat import device as array_device
 from sklearn import config_context
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.validation import validate_data
 
 from skam._backend import is_non_numpy_array, resolve_backend, to_numpy
 from skam._energy import SEPARATIONS, SIMILARITIES, EnergySpec
@@ -21,46 +23,118 @@ BACKEND_CONSTRAINT = [
     Hidden(StrOptions({"array_api_strict"})),
 ]
 
+
+class Bounded(Interval):
+    """An :class:`~sklearn.utils._param_validation.Interval` that says why.
+
+    The reason is appended to scikit-learn's message, e.g. "must be a float in
+    the range (0, 2) (the descent is unstable for step_size >= 2)".
+    """
+
+    def __init__(self, type, left, right, *, closed, reason):
+        super().__init__(type, left, right, closed=closed)
+        self.reason = reason
+
+    def __str__(self):
+        return f"{super().__str__()} ({self.reason})"
+
+
+# Finite positive reals (scikit-learn's Interval with right=None accepts inf).
+POSITIVE = Interval(Real, 0, math.inf, closed="neither")
+NON_NEGATIVE = Interval(Real, 0, math.inf, closed="left")
+# Gradient descent on an energy whose Hessian is at most the identity (LSE,
+# and the mean-shift steps of the other separations) is stable for steps < 2.
+STABLE_STEP = Bounded(
+    Real,
+    0,
+    2,
+    closed="neither",
+    reason="v <- v - step_size * grad E diverges for step_size >= 2: the "
+    "energy's curvature is at most 1",
+)
+# Integer degrees beyond 2**53 are not exact in floating point (their parity,
+# which decides the sign of (1 + z)**n, is lost).
+MAX_DEGREE = 2**53
+
 # Parameters of the energy and of the descent, shared by every estimator.
 ENERGY_CONSTRAINTS = {
     "separation": [StrOptions(set(SEPARATIONS))],
     "similarity": [StrOptions(set(SIMILARITIES))],
-    "beta": [StrOptions({"scale"}), Interval(Real, 0, None, closed="neither")],
-    "degree": [Interval(Integral, 1, None, closed="left")],
-    "epsilon": [Interval(Real, 0, None, closed="left")],
+    "beta": [StrOptions({"scale"}), POSITIVE],
+    "degree": [
+        Bounded(
+            Integral,
+            1,
+            MAX_DEGREE,
+            closed="both",
+            reason="larger degrees are not exact in floating point",
+        )
+    ],
+    "epsilon": [NON_NEGATIVE],
 }
 DESCENT_CONSTRAINTS = {
-    "step_size": [Interval(Real, 0, None, closed="neither")],
+    "step_size": [STABLE_STEP],
     "max_iter": [Interval(Integral, 0, None, closed="left")],
-    "tol": [Interval(Real, 0, None, closed="left")],
+    "tol": [NON_NEGATIVE],
 }
 
 
-def validate_X(estimator, X, *, reset, method, **check_params):
+def fit_seed(random_state):
+    """An int seed drawn once, at fit, from ``random_state``.
+
+    Methods that draw random numbers after ``fit`` (HopfieldNetwork's update
+    order) seed a fresh generator from it, so that repeated calls on one
+    fitted model agree -- also with ``random_state=None``, where the seed
+    itself comes from NumPy's global generator (so two fits differ).
+    """
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def validate_X(estimator, X, *, reset, method, bounded=True, **check_params):
     """``validate_data`` for NumPy and for array-API input (CuPy, strict...).
 
     Non-NumPy arrays are validated in their own namespace (scikit-learn's array
     API mode is switched on locally). Floating dtypes are kept (float32 stays
     float32); other dtypes become float64. NaN/inf, empty input, non-2D input
-    and a wrong number of features raise ``ValueError``.
+    and a wrong number of features raise ``ValueError``; so do (with
+    ``bounded``) values so large that squared distances between samples
+    overflow the dtype.
     """
     _check_fitted_namespace(estimator, X, method, reset)
     if is_non_numpy_array(X):
         xp = array_namespace(X)
         with config_context(array_api_dispatch=True):
-            return validate_data(
+            X = validate_data(
                 estimator,
                 X,
                 reset=reset,
                 dtype=[xp.float64, xp.float32],
                 **check_params,
             )
-    return validate_data(
-        estimator, X, reset=reset, dtype=[np.float64, np.float32], **check_params
-    )
-    check_params["dtype"] = [np.float64, np.float32]
-    _check_fitted_namespace(estimator, X, method, reset)
-    return validate_data(estimator, X, reset=reset, **check_params)
+    else:
+        X = validate_data(
+            estimator, X, reset=reset, dtype=[np.float64, np.float32], **check_params
+        )
+    if bounded:
+        check_magnitude(X, "X")
+    return X
+
+
+def check_magnitude(X, name="X"):
+    """Raise if squared distances between rows of ``X`` overflow its dtype."""
+    if not hasattr(X, "shape") or len(X.shape) != 2 or 0 in X.shape:
+        return
+    xp = array_namespace(X)
+    top = max(float(xp.max(X)), -float(xp.min(X)))
+    limit = math.sqrt(float(xp.finfo(X.dtype).max) / (4.0 * X.shape[1]))
+    if top > limit:
+        dtype = str(X.dtype).rsplit(".", 1)[-1].strip("'>")
+        raise ValueError(
+            f"{name} has values up to {top:.3g}: squared distances between "
+            f"samples with {X.shape[1]} features overflow {dtype} above "
+            f"{limit:.3g}. Rescale {name} (e.g. with StandardScaler) or use "
+            "float64."
+        )
 
 
 def _check_fitted_namespace(estimator, X, method, reset=False):
@@ -87,31 +161,71 @@ def remember_namespace(estimator, X):
 
 
 def validate_sample_weight(sample_weight, X, backend):
-    """Validated non-negative weights in X's namespace (None stays None)."""
+    """The one check of ``sample_weight``, for every estimator and namespace.
+
+    Weights must be real, finite, non-negative and of positive (finite) sum;
+    a scalar is broadcast to every sample, as in scikit-learn. Every error is
+    a ``ValueError`` or ``TypeError`` naming ``sample_weight``. Weights are
+    relative: skam's estimators and their ``beta="scale"`` rules do not change
+    when every weight is multiplied by the same constant.
+
+    Parameters
+    ----------
+    sample_weight : None, float or array-like of shape (n_samples,)
+    X : array of shape (n_samples, n_features)
+        The validated data (its namespace, device and float dtype are used).
+    backend : Backend
+
+    Returns
+    -------
+    sample_weight : None or array of shape (n_samples,)
+        In the namespace and dtype of ``X`` (None stays None).
+    """
     if sample_weight is None:
         return None
-    if backend.offload or backend.is_numpy:
-        sw = _check_sample_weight(to_numpy(sample_weight), to_numpy(X))
-        return sw
-    xp = backend.xp
-    if is_non_numpy_array(sample_weight):
-        sw = xp.astype(sample_weight, X.dtype)
-    else:
-        sw = xp.asarray(
-            np.asarray(sample_weight, dtype=np.float64), device=backend.device
+    n = X.shape[0]
+    host = (
+        to_numpy(sample_weight) if is_non_numpy_array(sample_weight) else sample_weight
+    )
+    try:
+        host = np.asarray(host)
+    except Exception as exc:  # noqa: BLE001 - ragged lists and the like
+        raise TypeError(
+            f"sample_weight must be a number or a 1-D array of numbers: {exc}"
+        ) from exc
+    if host.dtype.kind not in "biuf":
+        raise TypeError(
+            "sample_weight must be real numbers (bool, int or float), got dtype "
+            f"{host.dtype}."
         )
-        sw = xp.astype(sw, X.dtype)
-    if sw.ndim == 0:
-        sw = xp.full((X.shape[0],), sw, dtype=X.dtype, device=backend.device)
-    if sw.ndim != 1 or sw.shape[0] != X.shape[0]:
+    host = host.astype(np.float64)
+    if host.ndim == 0:
+        host = np.full(n, float(host))
+    if host.shape != (n,):
         raise ValueError(
-            f"sample_weight.shape == {tuple(sw.shape)}, expected ({X.shape[0]},)!"
+            f"sample_weight.shape == {host.shape}, expected ({n},) (one weight "
+            "per sample of X)."
         )
-    if bool(xp.any(sw < 0)):
-        raise ValueError("Negative values in data passed to sample_weight")
-    if not bool(xp.any(sw > 0)):
-        raise ValueError("Sample weights must contain at least one non-zero number.")
-    return sw
+    if not np.all(np.isfinite(host)):
+        raise ValueError("sample_weight must be finite (it contains NaN or inf).")
+    if np.any(host < 0):
+        raise ValueError(
+            f"sample_weight must be non-negative (got {float(host.min()):g})."
+        )
+    total = float(np.sum(host))
+    if not total > 0:
+        raise ValueError(
+            "sample_weight must have a positive sum: all weights are zero."
+        )
+    if not math.isfinite(total):
+        raise ValueError(
+            "sample_weight sums to inf; weights are relative, divide them by "
+            "their maximum."
+        )
+    xp = array_namespace(X)
+    if is_non_numpy_array(X):
+        return xp.astype(xp.asarray(host, device=array_device(X)), X.dtype)
+    return host.astype(X.dtype, copy=False)
 
 
 def validate_clamp_mask(clamp_mask, X, backend, *, argname="clamp_mask"):
@@ -153,86 +267,6 @@ def validate_clamp_mask(clamp_mask, X, backend, *, argname="clamp_mask"):
     if not is_non_numpy_array(mask):
         mask = xp.asarray(mask, device=backend.device)
     return mask
-
-
-def resolve_beta(beta, X, *, rule="separation"):
-    """Turn ``beta`` (a float or ``"scale"``) into a positive float.
-
-    The ``"scale"`` rules are functions of the training data only. With ``K``
-    memories and ``r2`` the median squared distance from a memory to its
-    nearest other memory (estimated from at most 1000 evenly spaced memories
-    against all of them):
-
-    * ``rule="separation"`` (LSE retrieval, :class:`~skam.DenseAM`):
-      ``beta = 4 * log(K) / r2``. At a stored pattern, its nearest rival then
-      weighs about ``1/K**2`` of it in the softmax, so every memory is (close
-      to) a fixed point while basins stay as wide as the data allows.
-    * ``rule="support"`` (compact kernels, ``"lsr"`` and ``"rectified_poly"``):
-      ``beta = 2 / r2``, so the support of each memory (radius
-      ``sqrt(2/beta)``) reaches its typical nearest neighbour.
-    * ``rule="overlap"`` (``"poly"`` with the dot product):
-      ``beta = 1 / max_mu ||xi_mu||^2``, so ``1 + beta * v.xi >= 0`` for every
-      state in the ball of the memories (the normalised overlap of Krotov and
-      Hopfield's polynomial energy; ``1/n_features`` for +-1 patterns).
-    * ``rule="variance"`` (kernel smoothing): the Gaussian kernel of
-      :class:`sklearn.svm.SVC`'s ``gamma="scale"``, ``beta = 2 / (n_features *
-      X.var())`` (``gamma = beta / 2``).
-
-    Degenerate data (one memory, all identical) falls back to ``beta = 1``.
-    """
-    if not isinstance(beta, str):
-        return float(beta)
-    Xh = to_numpy(X).astype(np.float64, copy=False)
-    if rule == "variance":
-        var = float(Xh.var())
-        return 2.0 / (Xh.shape[1] * var) if var > 0 else 1.0
-    if rule == "overlap":
-        top = float(np.max(np.sum(Xh * Xh, axis=1)))
-        return 1.0 / top if top > 0 else 1.0
-    K = Xh.shape[0]
-    if K < 2:
-        return 1.0
-    r2 = median_nearest_sq_distance(Xh)
-    if not r2 > 0:
-        return 1.0
-    if rule == "support":
-        return 2.0 / r2
-    return 4.0 * math.log(K) / r2
-
-
-def scale_rule(separation, similarity):
-    """The ``beta="scale"`` rule of a DenseAM energy (see :func:`resolve_beta`)."""
-    if separation == "lse":
-        return "separation"
-    if separation == "poly" and similarity == "dot":
-        return "overlap"
-    return "support"
-
-
-def median_nearest_sq_distance(X, *, max_queries=1000):
-    """Median squared distance from a memory to its nearest *other* memory."""
-    from sklearn.metrics import pairwise_distances_chunked
-
-    K = X.shape[0]
-    idx = np.unique(np.linspace(0, K - 1, min(K, max_queries)).astype(np.intp))
-
-    def reduce(chunk, start):
-        rows = idx[start : start + chunk.shape[0]]
-        chunk = chunk.copy()
-        chunk[np.arange(chunk.shape[0]), rows] = np.inf
-        # exclude exact duplicates: distance 0 says nothing about separation
-        chunk[chunk <= 0] = np.inf
-        return chunk.min(axis=1)
-
-    nearest = np.concatenate(
-        list(
-            pairwise_distances_chunked(
-                X[idx], X, reduce_func=reduce, metric="sqeuclidean"
-            )
-        )
-    )
-    nearest = nearest[np.isfinite(nearest)]
-    return float(np.median(nearest)) if nearest.size else 0.0
 
 
 def make_spec(estimator, beta):

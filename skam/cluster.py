@@ -5,6 +5,7 @@ from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
+from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 from sklearn.base import (
     BaseEstimator,
@@ -16,9 +17,10 @@ from sklearn.base import (
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from skam._backend import to_numpy
+from skam._beta import median_nearest_sq_distance, resolve_beta
 from skam._chunking import chunk_rows, concat, iter_chunks
 from skam._cluster_training import (
     TrainingSetup,
@@ -29,15 +31,19 @@ from skam._docstrings import fill_doc
 from skam._energy import EnergySpec, half_sq_distances, prepare_memories
 from skam._validation import (
     BACKEND_CONSTRAINT,
+    NON_NEGATIVE,
+    POSITIVE,
+    STABLE_STEP,
+    Bounded,
     backend_for,
+    check_magnitude,
     remember_namespace,
     validate_sample_weight,
     validate_X,
 )
 
-# beta="scale": beta = _BETA_SCALE / r2, r2 the median squared distance
-# between an initial centre and its nearest other initial centre.
-_BETA_SCALE = 32.0
+# Resolved n_steps above this are rejected: the training keeps every step.
+_MAX_STEPS = 10_000
 # batch_size="auto": about this many minibatches per epoch ...
 _AUTO_BATCHES_PER_EPOCH = 16
 # ... with batches of this many samples at least and at most.
@@ -237,10 +243,19 @@ class AMClustering(
 
     _parameter_constraints: dict = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
-        "beta": [StrOptions({"scale"}), Interval(Real, 0, None, closed="neither")],
-        "step_size": [Interval(Real, 0, None, closed="neither")],
-        "n_steps": [Interval(Integral, 1, None, closed="left"), None],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "beta": [StrOptions({"scale"}), POSITIVE],
+        "step_size": [STABLE_STEP],
+        "n_steps": [
+            Bounded(
+                Integral,
+                1,
+                _MAX_STEPS,
+                closed="both",
+                reason="the training keeps the states of every step",
+            ),
+            None,
+        ],
+        "learning_rate": [POSITIVE],
         "batch_size": [
             StrOptions({"auto"}),
             Interval(Integral, 1, None, closed="left"),
@@ -255,7 +270,7 @@ class AMClustering(
         "n_polish": [Interval(Integral, 0, None, closed="left")],
         "lr_decay": [Interval(Real, 0, 1, closed="right")],
         "patience": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
+        "tol": [NON_NEGATIVE],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
         "backend": BACKEND_CONSTRAINT,
@@ -334,8 +349,9 @@ class AMClustering(
         n, d = X.shape
         if n < self.n_clusters:
             raise ValueError(
-                f"n_samples={n} should be >= n_clusters={self.n_clusters}."
+                f"X has {n} samples, fewer than n_clusters={self.n_clusters}."
             )
+        self._check_schedule()
         backend = backend_for(self, X)
         xp = backend.xp
         sw = validate_sample_weight(sample_weight, X, backend)
@@ -348,14 +364,10 @@ class AMClustering(
         X_host = to_numpy(X)
         sw_host = None if sw is None else to_numpy(sw)
         inits = self._initial_centres(X_host, sw_host, rng)
-        spacing = _centre_spacing(inits[0])
-        self.beta_ = _BETA_SCALE / spacing if self.beta == "scale" else float(self.beta)
-        self.n_steps_ = (
-            max(1, round(1.0 / self.step_size))
-            if self.n_steps is None
-            else self.n_steps
-        )
-        setup = self._setup(Xc, weights, backend, lr_scale=math.sqrt(spacing))
+        first = backend.to_compute(xp.asarray(inits[0], device=backend.device), dtype)
+        self.beta_ = resolve_beta(self.beta, first, rule="spacing")
+        self.n_steps_ = self._resolved_n_steps()
+        setup = self._setup(Xc, weights, backend, lr_scale=_centre_spacing(first))
         # restarts are polished and compared on one fixed subset
         X_eval, w_eval = _evaluation_set(Xc, weights, rng, setup)
         # screening: every restart trains for a short budget; the best one
@@ -399,11 +411,37 @@ class AMClustering(
         self._n_features_out = self.n_clusters
         return self
 
+    def _resolved_n_steps(self):
+        if self.n_steps is not None:
+            return int(self.n_steps)
+        return max(1, round(1.0 / self.step_size))
+
+    def _check_schedule(self):
+        """Cross-parameter checks (the constraints check one at a time)."""
+        n_steps = self._resolved_n_steps()
+        if n_steps > _MAX_STEPS:
+            raise ValueError(
+                f"step_size={self.step_size:g} gives n_steps = round(1 / step_size) "
+                f"= {n_steps} unrolled descent steps, more than {_MAX_STEPS} (the "
+                "training keeps every step); use step_size >= "
+                f"{1 / _MAX_STEPS:g} or set n_steps."
+            )
+        if (
+            self.max_samples_per_epoch is not None
+            and self.max_samples_per_epoch < self.n_clusters
+        ):
+            raise ValueError(
+                f"max_samples_per_epoch={self.max_samples_per_epoch} is smaller "
+                f"than n_clusters={self.n_clusters}: an epoch must see at least "
+                "one sample per cluster."
+            )
+
     def _initial_centres(self, X_host, sw_host, rng):
         """Host arrays of initial centres, one per restart."""
         K = self.n_clusters
         if not isinstance(self.init, str):
-            init = np.asarray(to_numpy(self.init), dtype=np.float64)
+            init = check_array(to_numpy(self.init), dtype=np.float64, input_name="init")
+            check_magnitude(init, "init")
             if init.shape != (K, X_host.shape[1]):
                 raise ValueError(
                     f"init should be of shape ({K}, {X_host.shape[1]}), got "
@@ -651,18 +689,18 @@ def _itemsize(array, xp):
 
 
 def _centre_spacing(centres):
-    """Median squared distance from a centre to its nearest other centre.
+    """Typical distance from a centre to its nearest other centre (> 0).
 
-    Host computation on the (small) initial centres; 1.0 when undefined (one
-    centre, or all centres equal).
+    ``sqrt`` of the median squared nearest-other distance of the (small)
+    initial centres, computed on the rescaled centres (finite for any
+    magnitude); 1.0 when undefined (one centre, or all centres equal).
     """
-    if centres.shape[0] < 2:
+    xp = array_namespace(centres)
+    scale = float(xp.max(xp.abs(centres - xp.mean(centres, axis=0)[None, :])))
+    if not scale > 0:
         return 1.0
-    sq = ((centres[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
-    sq[sq <= 0] = np.inf  # itself, and duplicates
-    nearest = sq.min(axis=1)
-    nearest = nearest[np.isfinite(nearest)]
-    return float(np.median(nearest)) if nearest.size else 1.0
+    r2 = median_nearest_sq_distance(centres / scale)
+    return math.sqrt(r2) * scale if r2 > 0 else 1.0
 
 
 def _evaluation_set(Xc, weights, rng, setup):

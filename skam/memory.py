@@ -11,11 +11,12 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
+from skam._beta import resolve_beta, rule_for
 from skam._chunking import chunk_rows, concat, iter_chunks
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
@@ -31,10 +32,9 @@ from skam._validation import (
     DESCENT_CONSTRAINTS,
     ENERGY_CONSTRAINTS,
     backend_for,
+    fit_seed,
     make_spec,
     remember_namespace,
-    resolve_beta,
-    scale_rule,
     validate_clamp_mask,
     validate_sample_weight,
     validate_X,
@@ -78,7 +78,11 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         ``"lse"`` (every stored pattern is close to a fixed point),
         ``2 / r2`` for ``"lsr"`` and ``"rectified_poly"`` (each support
         reaches the nearest neighbour) and ``1 / max ||xi||^2`` for
-        ``"poly"`` with ``"dot"``.
+        ``"poly"`` with ``"dot"``. Memories of weight 0 are left out and
+        only relative weights matter (see :mod:`skam._beta`). ``"scale"`` is
+        resolved by ``fit`` or the first ``partial_fit``; later calls to
+        ``partial_fit`` keep it (as :class:`~skam.RandomFeatureAM` must), so
+        adding memories never changes the energy of the ones stored.
     %(degree)s
     %(epsilon)s
     %(step_size)s
@@ -195,6 +199,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         backend = backend_for(self, X)
         self.memories_ = X
         self.memory_weights_ = validate_sample_weight(sample_weight, X, backend)
+        self._resolve_beta()
         self._finish_storing()
         return self
 
@@ -223,6 +228,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
         if first:
             self.memories_, self.memory_weights_ = X, sw
+            self._resolve_beta()
         else:
             xp = array_namespace(self.memories_)
             old_w = self.memory_weights_
@@ -238,9 +244,16 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self._finish_storing()
         return self
 
+    def _resolve_beta(self):
+        backend = backend_for(self, self.memories_)
+        self.beta_ = resolve_beta(
+            self.beta,
+            backend.to_compute(self.memories_),
+            rule=rule_for(self.separation, self.similarity),
+            sample_weight=backend.to_compute(self.memory_weights_),
+        )
+
     def _finish_storing(self):
-        rule = scale_rule(self.separation, self.similarity)
-        self.beta_ = resolve_beta(self.beta, self.memories_, rule=rule)
         rows = _distinct_rows(self.memories_, self.memory_weights_)
         xp_in = array_namespace(self.memories_)
         self._distinct_rows = xp_in.asarray(rows, device=_dev(self.memories_))
@@ -598,9 +611,10 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self : object
             The fitted network.
         """
-        X = validate_X(self, X, reset=True, method="fit")
+        X = validate_X(self, X, reset=True, method="fit", bounded=False)
         remember_namespace(self, X)
         xp = array_namespace(X)
+        self._seed = fit_seed(self.random_state)
         self.memories_ = _binarize(X, xp)
         sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
         self.coupling_ = _hebbian(self.memories_, sw, xp)
@@ -627,7 +641,7 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """
         if not hasattr(self, "coupling_"):
             return self.fit(X, sample_weight=sample_weight)
-        X = validate_X(self, X, reset=False, method="partial_fit")
+        X = validate_X(self, X, reset=False, method="partial_fit", bounded=False)
         xp = array_namespace(X)
         new = xp.astype(_binarize(X, xp), self.memories_.dtype)
         sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
@@ -657,7 +671,7 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         xp = backend.xp
         W = backend.to_compute(self.coupling_, S.dtype)
         D = W.shape[0]
-        rng = check_random_state(self.random_state)
+        rng = np.random.RandomState(self._seed)
         one = xp.ones_like(S)
         sweeps = 0
         while sweeps < self.max_iter:
@@ -689,7 +703,7 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             Final ``+-1`` states, in the floating dtype of ``X``.
         """
         check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="transform")
+        X = validate_X(self, X, reset=False, method="transform", bounded=False)
         backend = backend_for(self, X)
         S = _binarize(backend.to_compute(X), backend.xp)
         return backend.to_output(self._recall(backend, S)[0])
@@ -709,7 +723,7 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             or inverted states).
         """
         check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="predict")
+        X = validate_X(self, X, reset=False, method="predict", bounded=False)
         backend = backend_for(self, X)
         xp = backend.xp
         S, _ = self._recall(backend, _binarize(backend.to_compute(X), xp))
@@ -742,7 +756,7 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             Lower is more memory-like.
         """
         check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="energy")
+        X = validate_X(self, X, reset=False, method="energy", bounded=False)
         return self._energy(X)
 
     def _energy(self, X):
@@ -766,7 +780,7 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             Higher is more memory-like.
         """
         check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="score_samples")
+        X = validate_X(self, X, reset=False, method="score_samples", bounded=False)
         return -self._energy(X)
 
     def __sklearn_tags__(self):

@@ -125,7 +125,7 @@ class _SupervisedAM(LabelNeuronAM):
         s = float(self.label_scale)
         self.step_size_ = self._resolved_step_size()
         if self.mode == "nonparametric":
-            self.beta_ = self._resolved_beta(X, sw)
+            self.beta_ = self._resolved_beta(Xc, backend.to_compute(sw, dtype))
             labels = xp.asarray(targets, device=dev)
             memories = xp.concat([Xc, s * xp.astype(labels, dtype)], axis=1)
             self.memories_ = backend.to_output(memories)
@@ -644,15 +644,25 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         Y = y.reshape(y.shape[0], -1)
         sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
         w = _weights_on_host(sw, Y.shape[0], np.float64)
-        mean = np.average(Y, axis=0, weights=w)
-        std = np.sqrt(np.average((Y - mean) ** 2, axis=0, weights=w))
-        std = np.where(std > 0, std, 1.0)
+        # standardise in units of the largest |y| (no overflow for huge y)
+        top = np.max(np.abs(Y), axis=0)
+        top = np.where(top > 0, top, 1.0)
+        mean_s = np.average(Y / top, axis=0, weights=w)
+        std_s = np.sqrt(np.average((Y / top - mean_s) ** 2, axis=0, weights=w))
+        mean, std = mean_s * top, np.where(std_s > 0, std_s * top, 1.0)
         dtype = to_numpy(X[:1, :1]).dtype
+        if not (
+            np.all(np.isfinite(mean.astype(dtype)))
+            and np.all(np.isfinite(std.astype(dtype)))
+        ):
+            raise ValueError(
+                f"y has values up to {float(top.max()):.3g}, beyond the range of "
+                f"the {dtype} features; rescale y or pass float64 X."
+            )
+        Y = (Y / top - mean_s) * (top / std)
         self.target_mean_ = _output_like(mean.astype(dtype), X)
         self.target_scale_ = _output_like(std.astype(dtype), X)
-        self._fit_memories(
-            X, (Y - mean) / std, sw, stratify=None, y_start=0.0, kind="regression"
-        )
+        self._fit_memories(X, Y, sw, stratify=None, y_start=0.0, kind="regression")
         return self
 
     def _label_start(self, n, n_labels, xp, dtype, device):

@@ -276,7 +276,7 @@ def test_float32_is_kept(blobs):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(n_clusters=5), "n_samples=4 should be >= n_clusters=5"),
+        (dict(n_clusters=5), "X has 4 samples, fewer than n_clusters=5"),
         (dict(n_clusters=2, init=np.zeros((3, 2))), "init should be of shape"),
     ],
 )

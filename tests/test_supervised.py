@@ -22,9 +22,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skam._backend import to_numpy
+from skam._beta import resolve_beta
 from skam._supervised_base import scott_beta, separation_beta
 from skam._supervised_training import LabelNeuronModel
-from skam._validation import resolve_beta
 from skam.supervised import DenseAMClassifier, DenseAMRegressor
 
 
@@ -175,12 +175,29 @@ def test_float32_stays_float32(iris):
 def test_sample_weight_is_repeated_rows(iris):
     X, y = iris
     w = np.random.RandomState(0).randint(0, 3, X.shape[0])
-    weighted = DenseAMClassifier().fit(X, y, sample_weight=w)
-    repeated = DenseAMClassifier().fit(np.repeat(X, w, 0), np.repeat(y, w))
-    assert weighted.beta_ == pytest.approx(repeated.beta_, rel=1e-12)
+    weighted = DenseAMClassifier(beta=2.0).fit(X, y, sample_weight=w)
+    repeated = DenseAMClassifier(beta=2.0).fit(np.repeat(X, w, 0), np.repeat(y, w))
     np.testing.assert_allclose(
         weighted.predict_proba(X), repeated.predict_proba(X), atol=1e-12
     )
+
+
+@pytest.mark.parametrize("Estimator", [DenseAMClassifier, DenseAMRegressor])
+def test_sample_weight_is_scale_free(iris, Estimator):
+    """beta="scale" sees relative weights only (Kish's effective n)."""
+    X, y = iris
+    w = np.random.RandomState(0).uniform(0, 3, X.shape[0])
+    a = Estimator().fit(X, y, sample_weight=w)
+    for scale in (1e-3, 1e3):
+        b = Estimator().fit(X, y, sample_weight=scale * w)
+        assert b.beta_ == pytest.approx(a.beta_, rel=1e-12)
+        np.testing.assert_allclose(b.predict(X), a.predict(X), atol=1e-10)
+    # Kish's n_eff = (sum w)^2 / sum w^2 in Scott's rule h^-2 = n^(2/(d+4))/var
+    mean = np.average(X, axis=0, weights=w)
+    var = np.average((X - mean) ** 2, axis=0, weights=w).mean()
+    n_eff = w.sum() ** 2 / (w**2).sum()
+    expected = n_eff ** (2 / (X.shape[1] + 4)) / var / a.lam
+    assert a.beta_ == pytest.approx(expected, rel=1e-10)
 
 
 def test_unfitted_raises():

@@ -1,0 +1,141 @@
+"""Robustness battery: every public estimator and method against bad input.
+
+Runs the deterministic battery of ``tests/test_fuzz.py`` (its catalog of
+estimators, kinds of input, sample weights, parameter extremes and the
+specific scenarios of issue 14) and classifies every call:
+
+* ``ok``: finite output of the right shape and dtype (a clear warning allowed);
+* ``clear``: a ValueError/TypeError naming the argument (or raised by
+  scikit-learn's own input validation);
+* ``obscure``: any other error, or valid input rejected;
+* ``silent``: a non-finite or wrong result, or invalid input accepted;
+* ``hang``: more than 20 s.
+
+Usage::
+
+    python benchmarks/bench_robustness.py --label after
+    # "before": the same battery against another checkout of skam
+    PYTHONPATH=/path/to/old/checkout python benchmarks/bench_robustness.py --label before
+
+Each run stores its cases in ``benchmarks/results/robustness_<label>.json``;
+``benchmarks/results/robustness.md`` is rewritten from every stored run.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+CATEGORIES = ("ok", "clear", "obscure", "silent", "hang")
+
+
+def load_catalog():
+    """``tests/test_fuzz.py`` as a module (the catalog and the judge)."""
+    spec = importlib.util.spec_from_file_location(
+        "skam_fuzz_catalog", ROOT / "tests" / "test_fuzz.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(label, seconds):
+    import skam
+
+    catalog = load_catalog()
+    start = time.perf_counter()
+    rows = []
+    for group, case, category, detail in catalog.battery(seconds=seconds):
+        rows.append(
+            {"group": group, "case": case, "category": category, "detail": detail}
+        )
+    record = {
+        "label": label,
+        "skam": str(Path(skam.__file__).resolve().parent),
+        "seconds": round(time.perf_counter() - start, 1),
+        "load_average": os.getloadavg()[0],
+        "cases": rows,
+    }
+    (RESULTS / f"robustness_{label}.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def _counts(cases, group=None):
+    counts = Counter(c["category"] for c in cases if group in (None, c["group"]))
+    return [sum(counts.values())] + [counts[k] for k in CATEGORIES]
+
+
+def write_report():
+    runs = [
+        json.loads((RESULTS / f"robustness_{label}.json").read_text())
+        for label in ("before", "after")
+        if (RESULTS / f"robustness_{label}.json").exists()
+    ]
+    lines = [
+        "# Robustness battery",
+        "",
+        "Written by `benchmarks/bench_robustness.py` from the catalog and judge of",
+        "`tests/test_fuzz.py` (NumPy path). Categories: **ok** finite output of the",
+        "right shape and dtype; **clear** a ValueError/TypeError naming the argument",
+        "(or from scikit-learn's input validation); **obscure** any other error, or",
+        "valid input rejected; **silent** a non-finite or wrong result, or invalid",
+        "input accepted; **hang** more than 20 s. *before* is the battery run",
+        "against main before issue 14, *after* against the branch that fixed it.",
+        "",
+        "| run | group | cases | ok | clear | obscure | silent | hang |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for record in runs:
+        groups = sorted({c["group"] for c in record["cases"]})
+        for group in groups + [None]:
+            counts = _counts(record["cases"], group)
+            name = "**all**" if group is None else group
+            lines.append(
+                f"| {record['label']} | {name} | "
+                + " | ".join(str(v) for v in counts)
+                + " |"
+            )
+    for record in runs:
+        lines += [
+            "",
+            f"## {record['label']}: cases that were not handled "
+            f"({record['seconds']} s, load average {record['load_average']:.2f})",
+            "",
+        ]
+        bad = [
+            c for c in record["cases"] if c["category"] in ("obscure", "silent", "hang")
+        ]
+        if not bad:
+            lines.append("None.")
+        for c in bad:
+            detail = c["detail"].replace("|", "\\|").replace("\n", " ")
+            lines.append(f"- {c['category']}: `{c['case']}` -- {detail}")
+    (RESULTS / "robustness.md").write_text("\n".join(lines) + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--label", default="after", choices=("before", "after"))
+    parser.add_argument("--seconds", type=float, default=20.0, help="time limit")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite robustness.md only"
+    )
+    args = parser.parse_args()
+    if not args.report_only:
+        record = run(args.label, args.seconds)
+        print(
+            args.label,
+            dict(zip(("cases",) + CATEGORIES, _counts(record["cases"]), strict=True)),
+        )
+    write_report()
+
+
+if __name__ == "__main__":
+    main()
