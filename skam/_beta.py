@@ -56,6 +56,8 @@ from skam._chunking import chunk_rows, iter_chunks
 
 RULES = ("separation", "support", "overlap", "spacing", "scott", "variance")
 _SEPARATION_GAIN = {"separation": None, "support": 2.0, "spacing": 32.0}
+# Rescaled variances below this many epsilons are rounding: constant data.
+_DEGENERATE = 64
 # Memories used as queries for the nearest-neighbour median.
 MAX_QUERIES = 1000
 
@@ -119,8 +121,8 @@ def resolve_beta(beta, X, *, rule, sample_weight=None):
     Xs = centred / scale
     if rule in ("scott", "variance"):
         var = _mean_variance(Xs, sample_weight, xp)
-        if not var > 0:
-            return 1.0
+        if not var > _DEGENERATE * float(xp.finfo(X.dtype).eps):
+            return 1.0  # constant at the dtype's resolution
         d = X.shape[1]
         if rule == "variance":
             log_gain = math.log(2.0 / d)

@@ -345,7 +345,8 @@ def train(
             opt.step([gF, gL])
         losses.append(epoch_loss / float(xp.sum(wt)))
         F, L = opt.params
-        if not math.isfinite(losses[-1]):
+        finite = bool(xp.all(xp.isfinite(F))) and bool(xp.all(xp.isfinite(L)))
+        if not (finite and math.isfinite(losses[-1])):
             if best[0] == float("inf"):
                 raise ValueError(
                     f"{name}: training diverged (non-finite loss in epoch "

@@ -79,6 +79,44 @@ DESCENT_CONSTRAINTS = {
 }
 
 
+def check_beta_range(beta, X, *, extra_scale=0.0, extra_features=0):
+    """Raise if ``beta`` makes the energy of data like ``X`` overflow its dtype.
+
+    The engine computes ``beta * S`` (``S`` up to ``2 * d * max|x|**2``) and
+    ``log(K) / beta``; both must be finite in the dtype of ``X``.
+    ``extra_scale``/``extra_features`` account for coordinates appended to
+    the data (the label neurons of the supervised estimators).
+
+    Parameters
+    ----------
+    beta : float
+    X : array of shape (n_samples, n_features)
+        Validated training data (any namespace).
+    extra_scale : float
+    extra_features : int
+    """
+    xp = array_namespace(X)
+    if 0 in X.shape:
+        return
+    top = max(float(xp.max(X)), -float(xp.min(X)), float(extra_scale))
+    d = X.shape[1] + int(extra_features)
+    log_max = math.log(float(xp.finfo(X.dtype).max)) - 2.0
+    log_beta = math.log(beta)
+    spread = math.log(2.0 * d) + 2.0 * math.log(top) if top > 0 else -math.inf
+    dtype = str(X.dtype).rsplit(".", 1)[-1].strip("'>")
+    if log_beta + spread > log_max:
+        raise ValueError(
+            f"beta={beta:.3g} is too large for this data: beta times its squared "
+            f"norms (up to {2.0 * d * top * top:.3g}) overflows {dtype}. Use a "
+            "smaller beta or rescale X."
+        )
+    if math.log(math.log(max(X.shape[0], 2)) + 1.0) - log_beta > log_max:
+        raise ValueError(
+            f"beta={beta:.3g} is too small: energies scale like log(n_samples) / "
+            f"beta, which overflows {dtype}. Use a larger beta."
+        )
+
+
 def fit_seed(random_state):
     """An int seed drawn once, at fit, from ``random_state``.
 
@@ -226,6 +264,19 @@ def validate_sample_weight(sample_weight, X, backend):
     if is_non_numpy_array(X):
         return xp.astype(xp.asarray(host, device=array_device(X)), X.dtype)
     return host.astype(X.dtype, copy=False)
+
+
+def weight_unit(sample_weight):
+    """The unit of the weights of an accumulating estimator: 1.0 or their mean.
+
+    Estimators whose fitted state is a weighted *sum* (Hebbian couplings, the
+    random-feature memory) divide the weights of every batch by the mean
+    weight of their first batch, so that only relative weights matter and the
+    sums stay finite for any positive scale (one weight of 1e308 included).
+    """
+    if sample_weight is None:
+        return 1.0
+    return float(np.mean(to_numpy(sample_weight), dtype=np.float64))
 
 
 def validate_clamp_mask(clamp_mask, X, backend, *, argname="clamp_mask"):

@@ -36,6 +36,7 @@ from skam._validation import (
     STABLE_STEP,
     Bounded,
     backend_for,
+    check_beta_range,
     check_magnitude,
     remember_namespace,
     validate_sample_weight,
@@ -366,6 +367,7 @@ class AMClustering(
         inits = self._initial_centres(X_host, sw_host, rng)
         first = backend.to_compute(xp.asarray(inits[0], device=backend.device), dtype)
         self.beta_ = resolve_beta(self.beta, first, rule="spacing")
+        check_beta_range(self.beta_, Xc)
         self.n_steps_ = self._resolved_n_steps()
         setup = self._setup(Xc, weights, backend, lr_scale=_centre_spacing(first))
         # restarts are polished and compared on one fixed subset
@@ -414,7 +416,10 @@ class AMClustering(
     def _resolved_n_steps(self):
         if self.n_steps is not None:
             return int(self.n_steps)
-        return max(1, round(1.0 / self.step_size))
+        inverse = 1.0 / self.step_size
+        if not inverse <= 10 * _MAX_STEPS:  # inf for subnormal steps
+            return 10 * _MAX_STEPS + 1
+        return max(1, round(inverse))
 
     def _check_schedule(self):
         """Cross-parameter checks (the constraints check one at a time)."""
@@ -422,8 +427,8 @@ class AMClustering(
         if n_steps > _MAX_STEPS:
             raise ValueError(
                 f"step_size={self.step_size:g} gives n_steps = round(1 / step_size) "
-                f"= {n_steps} unrolled descent steps, more than {_MAX_STEPS} (the "
-                "training keeps every step); use step_size >= "
+                f"= {1.0 / self.step_size:.3g} unrolled descent steps, more than "
+                f"{_MAX_STEPS} (the training keeps every step); use step_size >= "
                 f"{1 / _MAX_STEPS:g} or set n_steps."
             )
         if (

@@ -32,12 +32,14 @@ from skam._validation import (
     DESCENT_CONSTRAINTS,
     ENERGY_CONSTRAINTS,
     backend_for,
+    check_beta_range,
     fit_seed,
     make_spec,
     remember_namespace,
     validate_clamp_mask,
     validate_sample_weight,
     validate_X,
+    weight_unit,
 )
 
 # Memories checked by the fit-time self-recall diagnostic (evenly spaced).
@@ -252,6 +254,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             rule=rule_for(self.separation, self.similarity),
             sample_weight=backend.to_compute(self.memory_weights_),
         )
+        check_beta_range(self.beta_, self.memories_)
 
     def _finish_storing(self):
         rows = _distinct_rows(self.memories_, self.memory_weights_)
@@ -491,13 +494,19 @@ def _dev(array):
 
 
 def _distinct_rows(memories, weights):
-    """Host int64 array: first row of each distinct pattern of positive weight."""
+    """Host int64 array: first row of each distinct pattern of positive weight.
+
+    One pass over the rows (their bytes as dictionary keys, ``-0.0`` read as
+    ``0.0``): O(n d), where ``np.unique(axis=0)`` sorts rows lexicographically.
+    """
     host = to_numpy(memories)
     keep = np.arange(host.shape[0])
     if weights is not None:
         keep = np.flatnonzero(to_numpy(weights) > 0)
-    _, first = np.unique(host[keep], axis=0, return_index=True)
-    return keep[np.sort(first)].astype(np.int64)
+    first = {}
+    for i in keep.tolist():
+        first.setdefault((host[i] + 0.0).tobytes(), i)
+    return np.fromiter(first.values(), dtype=np.int64, count=len(first))
 
 
 def _itemsize(array, xp):
@@ -604,7 +613,9 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         y : None
             Ignored.
         sample_weight : array-like of shape (n_samples,), default=None
-            Weight of each pattern in the Hebbian sum.
+            Weight of each pattern in the Hebbian sum. Only relative weights
+            matter: the weights (of this and every later ``partial_fit``) are
+            divided by the mean weight of this call.
 
         Returns
         -------
@@ -617,6 +628,9 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self._seed = fit_seed(self.random_state)
         self.memories_ = _binarize(X, xp)
         sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
+        self._weight_unit = weight_unit(sw)
+        if sw is not None:
+            sw = sw / self._weight_unit
         self.coupling_ = _hebbian(self.memories_, sw, xp)
         self._self_recall()
         return self
@@ -645,6 +659,8 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         xp = array_namespace(X)
         new = xp.astype(_binarize(X, xp), self.memories_.dtype)
         sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
+        if sw is not None:
+            sw = sw / getattr(self, "_weight_unit", 1.0)
         self.coupling_ = self.coupling_ + xp.astype(
             _hebbian(new, sw, xp), self.coupling_.dtype
         )

@@ -23,6 +23,7 @@ from skam._supervised_training import (
 )
 from skam._validation import (
     backend_for,
+    check_beta_range,
     remember_namespace,
     validate_sample_weight,
     validate_X,
@@ -126,6 +127,9 @@ class _SupervisedAM(LabelNeuronAM):
         self.step_size_ = self._resolved_step_size()
         if self.mode == "nonparametric":
             self.beta_ = self._resolved_beta(Xc, backend.to_compute(sw, dtype))
+            check_beta_range(
+                self.beta_, Xc, extra_scale=s, extra_features=targets.shape[1]
+            )
             labels = xp.asarray(targets, device=dev)
             memories = xp.concat([Xc, s * xp.astype(labels, dtype)], axis=1)
             self.memories_ = backend.to_output(memories)
@@ -144,6 +148,7 @@ class _SupervisedAM(LabelNeuronAM):
         else:
             F0, L0 = regression_memories(Xh, targets, w, self.n_memories, rng)
         self.beta_ = self._resolved_beta(F0, prototypes=True)
+        check_beta_range(self.beta_, Xc, extra_scale=s, extra_features=targets.shape[1])
         model = LabelNeuronModel(
             kind=kind,
             n_features=Xh.shape[1],
