@@ -29,9 +29,10 @@ the bytes of the fitted arrays (the frequencies W dominate at this K: the
 distributed memory pays off when K > Y). beta = 5 is shown on purpose: a
 sharp kernel (bandwidth 1/sqrt(5) = 0.45 against digit distances of about 2)
 makes the random-feature estimate of each class's kernel sum noisier than the
-gaps between classes, so the classifier falls far below the exact vote; the
-error shrinks like 1/sqrt(Y) but grows like exp(beta * ||x||^2), and the user
-guide's "Random features" page shows where Y stops being enough."""
+gaps between classes, so the classifier falls far below the exact vote. The
+estimate's error falls like 1/sqrt(Y) but rises with beta and the dimension;
+the user guide's "Random features" page shows where a given Y stops being
+enough."""
 
 _Y = 4096
 _SEED = 0
