@@ -79,7 +79,9 @@ DESCENT_CONSTRAINTS = {
 }
 
 
-def check_beta_range(beta, X, *, extra_scale=0.0, extra_features=0):
+def check_beta_range(
+    beta, X, *, extra_scale=0.0, extra_features=0, extra_name="label_scale"
+):
     """Raise if ``beta`` makes the energy of data like ``X`` overflow its dtype.
 
     The engine computes ``beta * S`` (``S`` up to ``2 * d * max|x|**2``) and
@@ -94,6 +96,8 @@ def check_beta_range(beta, X, *, extra_scale=0.0, extra_features=0):
         Validated training data (any namespace).
     extra_scale : float
     extra_features : int
+    extra_name : str
+        The parameter that sets ``extra_scale`` (named when it is the cause).
     """
     xp = array_namespace(X)
     if 0 in X.shape:
@@ -105,6 +109,13 @@ def check_beta_range(beta, X, *, extra_scale=0.0, extra_features=0):
     spread = math.log(2.0 * d) + 2.0 * math.log(top) if top > 0 else -math.inf
     dtype = str(X.dtype).rsplit(".", 1)[-1].strip("'>")
     if log_beta + spread > log_max:
+        if extra_scale > 0 and top == float(extra_scale):
+            raise ValueError(
+                f"{extra_name}={extra_scale:.3g} is too large: beta={beta:.3g} "
+                f"times the squared norms of the memories (up to "
+                f"{2.0 * d * top * top:.3g}) overflows {dtype}. Use a smaller "
+                f"{extra_name}."
+            )
         raise ValueError(
             f"beta={beta:.3g} is too large for this data: beta times its squared "
             f"norms (up to {2.0 * d * top * top:.3g}) overflows {dtype}. Use a "
