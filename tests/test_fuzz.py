@@ -1195,7 +1195,7 @@ def _param_strategy(name):
             "feature_map": st.sampled_from(["sincos", "cos", "positive"]),
             "n_components": st.integers(1, 64),
         },
-    }[name]
+    }.get(name, {})
     return st.fixed_dictionaries({}, optional=common)
 
 
