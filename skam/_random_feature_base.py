@@ -24,7 +24,7 @@ from skam._bochner import (
     features,
     n_output_features,
 )
-from skam._chunking import chunk_rows, iter_chunks
+from skam._chunking import chunk_slices, itemsize
 from skam._docstrings import fill_doc
 from skam._validation import BACKEND_CONSTRAINT
 
@@ -104,14 +104,6 @@ def _indent(text):
     )
 
 
-def _dev(array):
-    return array_device(array)
-
-
-def _itemsize(array, xp):
-    return 4 if array.dtype == xp.float32 else 8
-
-
 def to_fitted(host_array, backend, dtype):
     """A host (NumPy) array as a fitted attribute: NumPy, or X's namespace."""
     if host_array is None:
@@ -154,7 +146,7 @@ class RandomFeatureMixin:
             if sample_weight is None:
                 self.center_ = xp_in.mean(X, axis=0)
             else:
-                sw = xp_in.asarray(sample_weight, device=_dev(X))
+                sw = xp_in.asarray(sample_weight, device=array_device(X))
                 sw = xp_in.astype(sw, X.dtype)
                 self.center_ = (sw @ X) / xp_in.sum(sw)
         self._n_features_out = n_output_features(self.n_components, self.feature_map)
@@ -184,7 +176,7 @@ def resolve_gamma(gamma, X, sample_weight=None):
     if sample_weight is None:
         var = float(xp.mean((X - xp.mean(X)) ** 2))
     else:
-        sw = xp.astype(xp.asarray(sample_weight, device=_dev(X)), X.dtype)
+        sw = xp.astype(xp.asarray(sample_weight, device=array_device(X)), X.dtype)
         total = xp.sum(sw) * X.shape[1]
         mean = xp.sum(sw @ X) / total
         var = float(xp.sum(sw @ ((X - mean) ** 2)) / total)
@@ -207,10 +199,9 @@ def accumulate(Xc, weights, codes, n_classes, W, b, *, feature_map, gamma, xp):
     """
     n = Xc.shape[0]
     n_out = 2 * W.shape[1] if feature_map != "cos" else W.shape[1]
-    rows = chunk_rows(n, n_out, _itemsize(Xc, xp), temporaries=3)
-    dev = _dev(Xc)
+    dev = array_device(Xc)
     T = xp.zeros((n_classes, n_out), dtype=Xc.dtype, device=dev)
-    for sl in iter_chunks(n, rows):
+    for sl in chunk_slices(n, 3 * n_out * itemsize(Xc)):  # Phi, cos, sin
         Phi = features(Xc[sl, :], W, b, feature_map=feature_map, gamma=gamma, xp=xp)
         if codes is None:
             coef = xp.ones((1, Phi.shape[0]), dtype=Xc.dtype, device=dev)

@@ -6,6 +6,7 @@ from numbers import Real
 
 import numpy as np
 from array_api_compat import array_namespace
+from array_api_compat import device as array_device
 from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -14,15 +15,13 @@ from sklearn.utils.validation import _assert_all_finite, check_is_fitted, column
 
 from skam._backend import is_non_numpy_array, to_numpy
 from skam._bochner import log_kernel_sums
-from skam._chunking import chunk_rows, concat, iter_chunks
+from skam._chunking import itemsize, map_chunks
 from skam._docstrings import fill_doc
 from skam._energy import log_softmax
 from skam._random_feature_base import (
     KERNEL_CONSTRAINTS,
     KernelSumClippedWarning,
     RandomFeatureMixin,
-    _dev,
-    _itemsize,
     accumulate,
     fill_kernel_doc,
     resolve_kernel_beta,
@@ -231,7 +230,7 @@ class RandomFeatureAMClassifier(ClassifierMixin, RandomFeatureMixin, BaseEstimat
         n_classes = self.classes_.shape[0]
         sw = backend.to_compute(sw)
         Xc = backend.to_compute(X)
-        codes_c = xp.asarray(codes.astype(np.int64), device=_dev(Xc))
+        codes_c = xp.asarray(codes.astype(np.int64), device=array_device(Xc))
         W, b, center = self._frequencies(backend, Xc.dtype)
         T_new = accumulate(
             self._centered(Xc, center),
@@ -268,21 +267,20 @@ class RandomFeatureAMClassifier(ClassifierMixin, RandomFeatureMixin, BaseEstimat
         T = backend.to_compute(self.class_memories_, Xc.dtype)
         V = self._centered(Xc, center)
         n_out = T.shape[1]
-        rows = chunk_rows(V.shape[0], n_out + T.shape[0], _itemsize(V, xp))
-        parts = []
-        for sl in iter_chunks(V.shape[0], rows):
-            parts.append(
-                log_kernel_sums(
-                    V[sl, :],
-                    W,
-                    b,
-                    T,
-                    feature_map=self.feature_map,
-                    gamma=self.beta_ / 2.0,
-                    xp=xp,
-                )
-            )
-        log_s = concat(parts, xp)
+        log_s = map_chunks(
+            lambda sl: log_kernel_sums(
+                V[sl, :],
+                W,
+                b,
+                T,
+                feature_map=self.feature_map,
+                gamma=self.beta_ / 2.0,
+                xp=xp,
+            ),
+            V.shape[0],
+            3 * (n_out + T.shape[0]) * itemsize(V),
+            xp,
+        )
         if self.feature_map == "positive":
             return log_s, backend
         counts = backend.to_compute(self.class_weights_, Xc.dtype)
@@ -423,4 +421,4 @@ def _labels(classes, idx, X, backend):
     if backend.is_numpy or backend.offload or labels.dtype.kind not in "biuf":
         return labels
     xp = array_namespace(X)
-    return xp.asarray(labels, device=_dev(X))
+    return xp.asarray(labels, device=array_device(X))

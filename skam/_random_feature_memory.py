@@ -5,6 +5,7 @@ import warnings
 from numbers import Real
 
 import numpy as np
+from array_api_compat import device as array_device
 from sklearn.base import (
     BaseEstimator,
     OneToOneFeatureMixin,
@@ -15,7 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skam._bochner import RandomFeatureOracle
-from skam._chunking import chunk_rows, concat, iter_chunks
+from skam._chunking import chunk_slices, itemsize, map_chunks
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
 from skam._energy import half_sq_distances, prepare_memories
@@ -23,8 +24,6 @@ from skam._random_feature_base import (
     KERNEL_CONSTRAINTS,
     KernelSumClippedWarning,
     RandomFeatureMixin,
-    _dev,
-    _itemsize,
     accumulate,
     fill_kernel_doc,
     resolve_kernel_beta,
@@ -352,7 +351,7 @@ class RandomFeatureAM(
     def _clipped(self, energy, xp):
         """Queries whose energy is the clipping ceiling ``-(1/beta) log eps``."""
         if self.feature_map == "positive":
-            return xp.zeros(energy.shape, dtype=xp.bool, device=_dev(energy))
+            return xp.zeros(energy.shape, dtype=xp.bool, device=array_device(energy))
         # the same operations as the oracle, so a clipped energy equals it exactly
         log_eps = math.log(self.epsilon) if self.epsilon > 0 else -math.inf
         ceiling = xp.full_like(energy, log_eps) * (-1.0 / self.beta_)
@@ -377,7 +376,7 @@ class RandomFeatureAM(
         xp = backend.xp
         n = Xc.shape[0]
         idx = np.unique(np.linspace(0, n - 1, min(n, _N_PROBES)).astype(np.intp))
-        probes = xp.take(Xc, xp.asarray(idx, device=_dev(Xc)), axis=0)
+        probes = xp.take(Xc, xp.asarray(idx, device=array_device(Xc)), axis=0)
         result, clipped = self._descend(backend, probes, None)
         self.n_iter_ = max(1, int(xp.max(result.n_iter)))
         states = result.states
@@ -476,9 +475,11 @@ class RandomFeatureAM(
         oracle = self._oracle(backend, Xc.dtype)
         _, _, center = self._frequencies(backend, Xc.dtype)
         V = self._centered(Xc, center)
-        rows = chunk_rows(V.shape[0], oracle.n_columns, _itemsize(V, xp))
-        energy = concat(
-            [oracle.energy(V[sl, :]) for sl in iter_chunks(V.shape[0], rows)], xp
+        energy = map_chunks(
+            lambda sl: oracle.energy(V[sl, :]),
+            V.shape[0],
+            3 * oracle.n_columns * itemsize(V),
+            xp,
         )
         self._warn_clipped(self._clipped(energy, xp), xp, method)
         return backend.to_output(energy)
@@ -509,11 +510,10 @@ class RandomFeatureAM(
 
 def _nearest_other_sq_distance(states, probes, X, xp):
     """Squared distance from each state to the nearest row of X unequal to its probe."""
-    rows = chunk_rows(X.shape[0], states.shape[0], _itemsize(X, xp), temporaries=2)
-    best = xp.full((states.shape[0],), math.inf, dtype=X.dtype, device=_dev(X))
+    best = xp.full((states.shape[0],), math.inf, dtype=X.dtype, device=array_device(X))
     state_mem = prepare_memories(states, xp)
     probe_mem = prepare_memories(probes, xp)
-    for sl in iter_chunks(X.shape[0], rows):
+    for sl in chunk_slices(X.shape[0], 2 * states.shape[0] * itemsize(X)):
         block = X[sl, :]
         d_state = 2.0 * half_sq_distances(block, state_mem, xp)  # (chunk, n_probes)
         same = half_sq_distances(block, probe_mem, xp) <= 0.0

@@ -18,8 +18,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 
 from skam._backend import to_numpy
-from skam._chunking import chunk_rows
-from skam._descent import descend
+from skam._chunking import itemsize, rows_per_chunk
+from skam._descent import TEMPORARIES_PER_COLUMN, descend
 from skam._energy import (
     Memories,
     descent_direction,
@@ -239,9 +239,12 @@ class LabelNeuronAM(BaseEstimator):
         if self.similarity == "dot":
             box = xp.min(patterns, axis=0), xp.max(patterns, axis=0)
         K = patterns.shape[0]
-        rows = chunk_rows(Xc.shape[0], K, 4 if dtype == xp.float32 else 8)
-        if backend.is_numpy:  # a CPU cache/allocator effect; GPUs want big blocks
-            rows = max(1, min(rows, MAX_CHUNK_ELEMENTS // K))
+        # a CPU cache/allocator effect caps the blocks; GPUs want big blocks
+        rows = rows_per_chunk(
+            Xc.shape[0],
+            TEMPORARIES_PER_COLUMN * K * itemsize(Xc),
+            max_rows=MAX_CHUNK_ELEMENTS // K if backend.is_numpy else None,
+        )
         result = descend(
             V0,
             LabelNeuronOracle(memories, spec, xp, d),

@@ -263,7 +263,9 @@ def class_label_logits(owners, n_classes, confidence=0.99):
 
 # ----------------------------------------------------------------- training
 @dataclass
-class TrainingResult:
+class TrainedMemories:
+    """Trained feature parts ``F`` and label parts ``L`` of the memories, and how training went."""
+
     F: object
     L: object
     loss_curve: list
@@ -364,7 +366,7 @@ def train(
         )
     if best[0] == float("inf"):  # no finite loss at all: keep the last state
         best = (losses[-1], *opt.params)
-    return TrainingResult(
+    return TrainedMemories(
         F=best[1],
         L=best[2],
         loss_curve=losses,
