@@ -22,13 +22,18 @@ import os
 import sys
 import warnings
 
+import sklearn
 from array_api_compat import array_namespace
 from sklearn import get_config
 from sklearn.utils import gen_batches
 
 __all__ = ["chunk_slices", "concat", "itemsize", "map_chunks", "rows_per_chunk"]
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# Frames in these packages are skipped when a warning names the user's line.
+_LIBRARY_DIRS = tuple(
+    os.path.dirname(os.path.abspath(module.__file__)) + os.sep
+    for module in (sys.modules[__package__], sklearn)
+)
 
 
 def itemsize(array):
@@ -88,7 +93,7 @@ def rows_per_chunk(n_rows, bytes_per_row, *, chunk_size=None, max_rows=None):
     rows = int(budget_mib * 2**20 // bytes_per_row)
     if rows < 1:
         warnings.warn(
-            f"One row needs {bytes_per_row / 2**20:.0f} MiB of temporaries, more "
+            f"One row needs {bytes_per_row / 2**20:.3g} MiB of temporaries, more "
             f"than working_memory={budget_mib} MiB; processing one row at a time.",
             UserWarning,
             stacklevel=_caller_stacklevel(),
@@ -180,11 +185,11 @@ def concat(parts, xp, axis=0):
 
 
 def _caller_stacklevel():
-    """Stack level of the first frame outside skam (for user-facing warnings)."""
+    """Stack level of the first frame outside skam and scikit-learn."""
     frame = sys._getframe(1)
     level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-        _PACKAGE_DIR + os.sep
+        _LIBRARY_DIRS
     ):
         frame = frame.f_back
         level += 1

@@ -41,9 +41,10 @@ def test_rows_per_chunk_bounds(n_rows, kwargs, expected):
 
 def test_row_larger_than_working_memory_warns_and_goes_one_by_one():
     with sklearn.config_context(working_memory=1):
-        with pytest.warns(UserWarning, match="more than working_memory=1 MiB"):
+        with pytest.warns(UserWarning, match="needs 2 MiB.*working_memory=1 MiB") as w:
             rows = rows_per_chunk(100, 2 * 2**20)
     assert rows == 1
+    assert w[0].filename == __file__  # names the caller's line, not skam's
 
 
 @pytest.mark.parametrize("chunk_size", [1, 3, 10, 11], ids=lambda c: f"chunk{c}")

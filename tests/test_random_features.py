@@ -308,7 +308,7 @@ def test_partial_fit_forget_and_chunking():
     assert_allclose(inc.distributed_memory_, full.distributed_memory_, rtol=1e-12)
     assert inc.n_stored_ == 50
     with config_context(working_memory=0.001):  # one row per chunk
-        with pytest.warns(UserWarning, match="one query at a time"):
+        with pytest.warns(UserWarning, match="one row at a time"):
             chunked = RandomFeatureAM(n_components=128, random_state=0).fit(
                 np.vstack([X1, X2])
             )
