@@ -12,16 +12,16 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skam._bochner import features
+from skam._docstrings import fill_doc
 from skam._random_feature_base import (
     KERNEL_CONSTRAINTS,
     RandomFeatureMixin,
-    fill_kernel_doc,
     resolve_gamma,
 )
 from skam._validation import backend_for, remember_namespace, validate_X
 
 
-@fill_kernel_doc
+@fill_doc
 class BochnerFeatures(
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
@@ -43,7 +43,9 @@ class BochnerFeatures(
 
     Parameters
     ----------
-    %(kernel_params)s
+    %(kernel)s
+    %(nu)s
+    %(feature_map)s
     n_components : int, default=100
         Number of random frequencies ``Y`` (the output has ``2 Y`` features
         for ``"sincos"`` and ``"positive"``, ``Y`` for ``"cos"``).
@@ -51,6 +53,7 @@ class BochnerFeatures(
         Inverse squared length scale, as in ``RBFSampler``: the Gaussian
         kernel is ``exp(-gamma |x - y|^2)`` (see Notes for the others).
         ``"scale"`` uses ``1 / (n_features * X.var())``.
+    %(orthogonal)s
     %(random_state)s
     %(backend)s
 

@@ -25,7 +25,6 @@ from skam._bochner import (
     n_output_features,
 )
 from skam._chunking import chunk_slices, itemsize
-from skam._docstrings import fill_doc
 from skam._validation import BACKEND_CONSTRAINT
 
 
@@ -50,58 +49,6 @@ KERNEL_CONSTRAINTS = {
     "random_state": ["random_state"],
     "backend": BACKEND_CONSTRAINT,
 }
-
-_KERNEL_DOC = """
-kernel : {"gaussian", "laplacian", "cauchy", "matern"}, default="gaussian"
-    Shift-invariant kernel whose spectral density the frequencies are drawn
-    from (see Notes).
-nu : {0.5, 1.5, 2.5}, default=1.5
-    Smoothness of the ``"matern"`` kernel (ignored otherwise); 0.5 is the
-    exponential kernel ``exp(-|delta| / l)``.
-feature_map : {"sincos", "cos", "positive"}, default="sincos"
-    ``"sincos"``: ``[cos(W^T x), sin(W^T x)] / sqrt(Y)`` (2Y features, the
-    lowest variance); ``"cos"``: ``sqrt(2/Y) cos(W^T x + b)`` with random
-    phases ``b ~ U[0, 2 pi]`` (Y features, the map of
-    :class:`~sklearn.kernel_approximation.RBFSampler`); ``"positive"``
-    (``"gaussian"`` only): ``exp(+-W^T x - 2 gamma |x|^2) / sqrt(2Y)``
-    (2Y features, always positive; Choromanski et al. 2021).
-orthogonal : bool, default=False
-    Orthogonal random features: the directions of the frequencies are rows
-    of random orthogonal blocks (lower variance at equal ``n_components``).
-    Needs a rotation-invariant kernel (not ``"laplacian"``).
-"""
-
-_KERNEL_NOTES = """
-    The kernels, with ``l = 1 / sqrt(2 gamma)`` the length scale of the radial
-    ones, and the spectral densities the frequencies are drawn from:
-
-    ============  ==================================  =========================
-    ``kernel``    ``k(x, y)``                         frequencies
-    ============  ==================================  =========================
-    gaussian      ``exp(-gamma |x - y|^2)``           normal ``N(0, 2 gamma)``
-    laplacian     ``exp(-gamma |x - y|_1)``           Cauchy per coordinate
-    cauchy        ``1 / (1 + gamma |x - y|^2)``       multivariate Laplace
-    matern        Matern(nu) with length scale l      multivariate t (2 nu dof)
-    ============  ==================================  =========================
-
-    ``"laplacian"`` is :func:`sklearn.metrics.pairwise.laplacian_kernel`;
-    ``"cauchy"`` is the rational quadratic kernel with ``alpha=1`` and
-    ``"matern"`` is :class:`sklearn.gaussian_process.kernels.Matern`, both
-    with ``length_scale=l``; ``"matern"`` tends to ``"gaussian"`` as ``nu``
-    grows. The error of a kernel estimate falls like ``1/sqrt(n_components)``.
-"""
-
-
-def fill_kernel_doc(cls):
-    cls.__doc__ = cls.__doc__.replace("    %(kernel_params)s", _indent(_KERNEL_DOC))
-    cls.__doc__ = cls.__doc__.replace("    %(kernel_notes)s", _KERNEL_NOTES.strip("\n"))
-    return fill_doc(cls)
-
-
-def _indent(text):
-    return "\n".join(
-        ("    " + line) if line else "" for line in text.strip("\n").split("\n")
-    )
 
 
 def to_fitted(host_array, backend, dtype):

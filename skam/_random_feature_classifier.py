@@ -23,7 +23,6 @@ from skam._random_feature_base import (
     KernelSumClippedWarning,
     RandomFeatureMixin,
     accumulate,
-    fill_kernel_doc,
     resolve_kernel_beta,
     to_fitted,
 )
@@ -36,7 +35,6 @@ from skam._validation import (
 
 
 @fill_doc
-@fill_kernel_doc
 class RandomFeatureAMClassifier(ClassifierMixin, RandomFeatureMixin, BaseEstimator):
     """Classifier from one random-feature distributed memory per class.
 
@@ -54,7 +52,9 @@ class RandomFeatureAMClassifier(ClassifierMixin, RandomFeatureMixin, BaseEstimat
 
     Parameters
     ----------
-    %(kernel_params)s
+    %(kernel)s
+    %(nu)s
+    %(feature_map)s
     n_components : int, default=4096
         Number of random frequencies ``Y``.
     beta : float or "scale", default="scale"
@@ -62,6 +62,7 @@ class RandomFeatureAMClassifier(ClassifierMixin, RandomFeatureMixin, BaseEstimat
         (``gamma = beta / 2``). ``"scale"`` uses ``2 / (n_features *
         X.var())`` (the ``gamma="scale"`` of :class:`~sklearn.svm.SVC`).
         Random features are accurate at small ``beta`` only.
+    %(orthogonal)s
     epsilon : float, default=1e-10
         Prior mass added to the clipped class sums (see Notes).
     %(random_state)s

@@ -25,7 +25,6 @@ from skam._random_feature_base import (
     KernelSumClippedWarning,
     RandomFeatureMixin,
     accumulate,
-    fill_kernel_doc,
     resolve_kernel_beta,
 )
 from skam._validation import (
@@ -42,7 +41,6 @@ _N_PROBES = 16
 
 
 @fill_doc
-@fill_kernel_doc
 class RandomFeatureAM(
     OneToOneFeatureMixin, TransformerMixin, RandomFeatureMixin, BaseEstimator
 ):
@@ -67,7 +65,9 @@ class RandomFeatureAM(
 
     Parameters
     ----------
-    %(kernel_params)s
+    %(kernel)s
+    %(nu)s
+    %(feature_map)s
     n_components : int, default=4096
         Number of random frequencies ``Y``; kernel errors fall like
         ``sqrt(n_features / Y)``. Large ``beta`` needs large ``Y``.
@@ -77,6 +77,7 @@ class RandomFeatureAM(
         ``kernel``. ``"scale"`` uses ``2 / (n_features * X.var())`` on the
         data of the first ``fit``. Random features degrade quickly as ``beta``
         grows (see the User Guide).
+    %(orthogonal)s
     epsilon : float, default=1e-10
         Clipping threshold of the kernel-sum estimate of the trigonometric
         maps: where ``<phi(v), T> <= epsilon`` the energy is

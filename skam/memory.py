@@ -446,7 +446,9 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return backend.to_output(energy)
 
     def score_samples(self, X):
-        """Minus the energy: an unnormalised log-density divided by ``beta``.
+        """Score each state by minus its energy.
+
+        Minus the energy is an unnormalised log-density divided by ``beta``.
 
         Parameters
         ----------
@@ -746,7 +748,7 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return backend.to_output(-0.5 * xp.sum((S @ W) * S, axis=1))
 
     def score_samples(self, X):
-        """Minus the energy of each (binarised) row of ``X``.
+        """Score each (binarised) row of ``X`` by minus its energy.
 
         Parameters
         ----------

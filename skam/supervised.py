@@ -28,54 +28,6 @@ from skam._validation import (
     validate_X,
 )
 
-_COMMON_PARAMS_DOC = """
-    lam : float, default=0.5
-        Weight ``lambda`` of the feature coordinates in the similarity; the
-        label neurons get ``1 - lambda``. The feature kernel is
-        ``exp(-beta * lam / 2 * ||x - x_mu||^2)``, so ``lam`` and ``beta``
-        together set its bandwidth ``1 / sqrt(beta * lam)``; ``1 - lam``
-        sets how strongly the label neurons pull the state towards memories
-        whose labels agree with them (it matters from the second step on).
-    label_scale : float, default=1.0
-        Amplitude ``s`` of the label part of the memories (``s`` times the
-        label code).
-    step_size : float, default=None
-        Step size of the descent on the label neurons. None means
-        ``1 / (1 - lam)``: the first step then jumps the label neurons to the
-        kernel-weighted average of the memories' labels (the softmax vote).
-    max_iter : int, default=1
-        Descent steps on the label neurons (``T``). One step is a kernel
-        smoother; more steps sharpen the read-out towards the memories the
-        label neurons already agree with. In parametric mode the memories are
-        trained through exactly these steps.
-    tol : float, default=1e-6
-        A query stops descending when the norm of its update is at most
-        ``tol``.
-    mode : {"nonparametric", "parametric"}, default="nonparametric"
-        ``"nonparametric"``: the memories are the training samples (the model
-        grows with the data). ``"parametric"``: a fixed number of memories,
-        initialised by k-means and learned by minibatch Adam through the
-        ``max_iter`` unrolled descent steps (needs ``separation="lse"`` and
-        ``similarity="sqeuclidean"``).
-    learning_rate : float, default=0.01
-        Adam step size (parametric mode).
-    batch_size : int, default=128
-        Minibatch size (parametric mode).
-    max_epochs : int, default=100
-        Maximum number of passes over the training data (parametric mode).
-    validation_fraction : float or None, default=0.1
-        Fraction of the training data held out (stratified for classes) to
-        monitor the loss, keep the best memories and stop early. None or 0
-        monitors the training loss instead (parametric mode).
-    n_iter_no_change : int, default=10
-        Stop after this many epochs without an improvement of the monitored
-        loss by at least ``1e-4`` (parametric mode).
-"""
-
-
-def _common_params(doc):
-    return doc.replace("    %(supervised_params)s\n", _COMMON_PARAMS_DOC.lstrip("\n"))
-
 
 def _host_y(y):
     if y is None:
@@ -239,10 +191,22 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         ``beta`` by cross-validation.
     %(degree)s
     %(epsilon)s
-    %(supervised_params)s
+    %(lam)s
+    label_scale : float, default=1.0
+        Amplitude ``s`` of the label part of the memories (``s`` times the
+        one-hot label code).
+    %(label_step_size)s
+    %(label_max_iter)s
+    %(tol)s
+    %(mode)s
     n_memories : int or float, default=0.1
         Memories per class in parametric mode: an int, or a fraction of each
         class's training samples (at least 1).
+    %(learning_rate)s
+    %(batch_size)s
+    %(max_epochs)s
+    %(validation_fraction)s
+    %(n_iter_no_change)s
     %(backend)s
     %(random_state)s
     verbose : int, default=0
@@ -321,8 +285,6 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
     >>> clf.predict(X[[0, 70]])
     array([0, 1])
     """
-
-    __doc__ = _common_params(__doc__)
 
     def __init__(
         self,
@@ -438,7 +400,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         return backend.to_output(self._proba(backend, X))
 
     def decision_function(self, X):
-        """Scores of the label read-out.
+        """Compute the scores of the label read-out.
 
         Parameters
         ----------
@@ -512,10 +474,22 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         separation rule on the initial memories in parametric mode).
     %(degree)s
     %(epsilon)s
-    %(supervised_params)s
+    %(lam)s
+    label_scale : float, default=0.1
+        Amplitude ``s`` of the label part of the memories (``s`` times the
+        standardised target).
+    %(label_step_size)s
+    %(label_max_iter)s
+    %(tol)s
+    %(mode)s
     n_memories : int or float, default=0.1
         Number of memories in parametric mode: an int, or a fraction of the
         training samples (at least 1).
+    %(learning_rate)s
+    %(batch_size)s
+    %(max_epochs)s
+    %(validation_fraction)s
+    %(n_iter_no_change)s
     %(backend)s
     %(random_state)s
     verbose : int, default=0
@@ -566,8 +540,6 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
     >>> reg.predict([[1.5], [4.5]]).round(2)
     array([ 0.99, -0.97])
     """
-
-    __doc__ = _common_params(__doc__)
 
     def __init__(
         self,
@@ -659,7 +631,7 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         return xp.zeros((n, n_labels), dtype=dtype, device=device)
 
     def predict(self, X):
-        """Targets read out from the label neurons.
+        """Predict the targets read out from the label neurons.
 
         Parameters
         ----------
