@@ -62,7 +62,7 @@ class _SupervisedAM(LabelNeuronAM):
 
     _parameter_constraints: dict = dict(SUPERVISED_CONSTRAINTS)
 
-    def _fit_memories(self, X, targets, sw, *, stratify, y_start, kind):
+    def _fit_memories(self, X, targets, sw, *, stratify):
         """Set ``memories_``, ``memory_weights_``, ``beta_``, ``step_size_`` and
         ``n_iter_`` (and the training curves in parametric mode).
 
@@ -74,12 +74,12 @@ class _SupervisedAM(LabelNeuronAM):
         xp = backend.xp
         Xc = backend.to_compute(X)
         dtype, dev = Xc.dtype, array_device(Xc)
-        s = float(self.label_scale)
+        code = self._label_code(targets.shape[1])
         self.step_size_ = self._resolved_step_size()
         if self.mode == "nonparametric":
             self.beta_ = self._resolved_beta(X, sw)
             labels = xp.asarray(targets, device=dev)
-            memories = xp.concat([Xc, s * xp.astype(labels, dtype)], axis=1)
+            memories = xp.concat([Xc, code.encode(xp.astype(labels, dtype))], axis=1)
             self.memories_ = backend.to_output(memories)
             self.memory_weights_ = sw
             self.n_iter_ = 1
@@ -88,7 +88,7 @@ class _SupervisedAM(LabelNeuronAM):
         rng = check_random_state(self.random_state)
         Xh = np.asarray(to_numpy(X))
         w = _weights_on_host(sw, Xh.shape[0], Xh.dtype)
-        if kind == "classification":
+        if code.kind == "classification":
             F0, owners = memories_per_class(
                 Xh, stratify, w, targets.shape[1], self.n_memories, rng
             )
@@ -97,15 +97,12 @@ class _SupervisedAM(LabelNeuronAM):
             F0, L0 = regression_memories(Xh, targets, w, self.n_memories, rng)
         self.beta_ = self._resolved_beta(F0, prototypes=True)
         model = LabelNeuronModel(
-            kind=kind,
+            code=code,
             n_features=Xh.shape[1],
-            n_labels=targets.shape[1],
             lam=float(self.lam),
-            label_scale=s,
             beta=self.beta_,
             step_size=self.step_size_,
             n_steps=int(self.max_iter),
-            start=y_start * s,
             xp=xp,
             dtype=dtype,
             device=dev,
@@ -286,6 +283,8 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
     array([0, 1])
     """
 
+    _label_kind = "classification"
+
     def __init__(
         self,
         *,
@@ -366,15 +365,8 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
             onehot,
             sw,
             stratify=y_idx,
-            y_start=1.0 / classes.size,
-            kind="classification",
         )
         return self
-
-    def _label_start(self, n, n_labels, xp, dtype, device):
-        return xp.full(
-            (n, n_labels), self.label_scale / n_labels, dtype=dtype, device=device
-        )
 
     def _proba(self, backend, X):
         """Probabilities in the compute namespace."""
@@ -541,6 +533,8 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
     array([ 0.99, -0.97])
     """
 
+    _label_kind = "regression"
+
     def __init__(
         self,
         *,
@@ -622,13 +616,8 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         dtype = to_numpy(X[:1, :1]).dtype
         self.target_mean_ = _output_like(mean.astype(dtype), X)
         self.target_scale_ = _output_like(std.astype(dtype), X)
-        self._fit_memories(
-            X, (Y - mean) / std, sw, stratify=None, y_start=0.0, kind="regression"
-        )
+        self._fit_memories(X, (Y - mean) / std, sw, stratify=None)
         return self
-
-    def _label_start(self, n, n_labels, xp, dtype, device):
-        return xp.zeros((n, n_labels), dtype=dtype, device=device)
 
     def predict(self, X):
         """Predict the targets read out from the label neurons.
