@@ -9,7 +9,6 @@ in :mod:`skam._bochner`.
 
 from numbers import Integral, Real
 
-import numpy as np
 from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 from sklearn.utils import check_random_state
@@ -51,20 +50,6 @@ KERNEL_CONSTRAINTS = {
 }
 
 
-def to_fitted(host_array, backend, dtype):
-    """A host (NumPy) array as a fitted attribute: NumPy, or X's namespace."""
-    if host_array is None:
-        return None
-    if backend.is_numpy or backend.offload:
-        return np.asarray(host_array, dtype=_np_dtype(dtype))
-    xp = backend.xp
-    return xp.astype(xp.asarray(host_array, device=backend.device), dtype)
-
-
-def _np_dtype(dtype):
-    return np.float32 if "float32" in str(dtype) else np.float64
-
-
 class RandomFeatureMixin:
     """Frequencies, phases and centre shared by the three estimators."""
 
@@ -82,8 +67,8 @@ class RandomFeatureMixin:
             orthogonal=self.orthogonal,
             random_state=rng,
         )
-        self.random_weights_ = to_fitted(W, backend, X.dtype)
-        self.random_offset_ = to_fitted(b, backend, X.dtype)
+        self.random_weights_ = backend.from_host(W, X.dtype)
+        self.random_offset_ = backend.from_host(b, X.dtype)
         self.center_ = None
         if self.feature_map == "positive":
             # The kernel is shift-invariant, but the variance of the positive

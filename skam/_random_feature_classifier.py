@@ -5,15 +5,12 @@ import warnings
 from numbers import Real
 
 import numpy as np
-from array_api_compat import array_namespace
 from array_api_compat import device as array_device
-from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _assert_all_finite, check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted
 
-from skam._backend import is_non_numpy_array, to_numpy
+from skam._backend import to_numpy
 from skam._bochner import log_kernel_sums
 from skam._chunking import itemsize, map_chunks
 from skam._docstrings import fill_doc
@@ -24,8 +21,8 @@ from skam._random_feature_base import (
     RandomFeatureMixin,
     accumulate,
     resolve_kernel_beta,
-    to_fitted,
 )
+from skam._targets import decode_classes, encode_classes, validate_class_labels
 from skam._validation import (
     backend_for,
     remember_namespace,
@@ -173,9 +170,9 @@ class RandomFeatureAMClassifier(ClassifierMixin, RandomFeatureMixin, BaseEstimat
         """
         X = validate_X(self, X, reset=True, method="fit")
         remember_namespace(self, X)
-        y = _validate_y(y, X)
+        y = validate_class_labels(self, y, X)
         backend = backend_for(self, X)
-        self.classes_, codes = np.unique(y, return_inverse=True)
+        self.classes_, codes = encode_classes(y, backend)
         sw = validate_sample_weight(sample_weight, X, backend)
         self.beta_ = resolve_kernel_beta(self.beta, X, sw)
         self._draw(X, backend, self.beta_ / 2.0, sw)
@@ -207,22 +204,16 @@ class RandomFeatureAMClassifier(ClassifierMixin, RandomFeatureMixin, BaseEstimat
         if first and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
         X = validate_X(self, X, reset=first, method="partial_fit")
-        y = _validate_y(y, X)
+        y = validate_class_labels(self, y, X)
         backend = backend_for(self, X)
         sw = validate_sample_weight(sample_weight, X, backend)
         if first:
             remember_namespace(self, X)
-            self.classes_ = np.unique(to_numpy(classes))
+            self.classes_, _ = encode_classes(y[:0], backend, classes)
             self.beta_ = resolve_kernel_beta(self.beta, X, sw)
             self._draw(X, backend, self.beta_ / 2.0, sw)
             self.class_memories_ = None
-        unknown = np.setdiff1d(y, self.classes_)
-        if unknown.size:
-            raise ValueError(
-                f"y contains classes {unknown.tolist()} that are not in classes_ "
-                f"{self.classes_.tolist()}."
-            )
-        codes = np.searchsorted(self.classes_, y)
+        _, codes = encode_classes(y, backend, to_numpy(self.classes_))
         self._store(X, codes, sw, backend)
         return self
 
@@ -251,12 +242,12 @@ class RandomFeatureAMClassifier(ClassifierMixin, RandomFeatureMixin, BaseEstimat
         )
         if self.class_memories_ is None:
             self.class_memories_ = backend.to_output(T_new)
-            self.class_weights_ = to_fitted(counts, backend, Xc.dtype)
+            self.class_weights_ = backend.from_host(counts, Xc.dtype)
             return
         old = backend.to_compute(self.class_memories_)
         self.class_memories_ = backend.to_output(old + xp.astype(T_new, old.dtype))
         old_counts = backend.to_compute(self.class_weights_)
-        new_counts = backend.to_compute(to_fitted(counts, backend, old_counts.dtype))
+        new_counts = backend.to_compute(backend.from_host(counts, old_counts.dtype))
         self.class_weights_ = backend.to_output(old_counts + new_counts)
 
     def _log_scores(self, X, method):
@@ -388,38 +379,9 @@ class RandomFeatureAMClassifier(ClassifierMixin, RandomFeatureMixin, BaseEstimat
         X = self._check(X, "predict")
         log_scores, backend = self._log_scores(X, "predict")
         idx = backend.xp.argmax(log_scores, axis=1)
-        return _labels(self.classes_, idx, X, backend)
+        return decode_classes(self.classes_, idx, backend)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.array_api_support = True
         return tags
-
-
-def _validate_y(y, X):
-    """Class labels as a NumPy array on the host (checked against X)."""
-    if is_non_numpy_array(y):
-        with config_context(array_api_dispatch=True):
-            y = column_or_1d(y, warn=True)
-        y = to_numpy(y)
-    else:
-        y = column_or_1d(y, warn=True)
-    if y.dtype.kind == "f":
-        _assert_all_finite(y, input_name="y")
-    check_classification_targets(y)
-    if y.shape[0] != X.shape[0]:
-        raise ValueError(
-            "Found input variables with inconsistent numbers of samples: "
-            f"[{X.shape[0]}, {y.shape[0]}]"
-        )
-    return y
-
-
-def _labels(classes, idx, X, backend):
-    """``classes[idx]`` in the namespace of the output (X's, or NumPy)."""
-    host_idx = to_numpy(idx) if not backend.is_numpy else np.asarray(idx)
-    labels = classes[host_idx]
-    if backend.is_numpy or backend.offload or labels.dtype.kind not in "biuf":
-        return labels
-    xp = array_namespace(X)
-    return xp.asarray(labels, device=array_device(X))

@@ -2,14 +2,12 @@
 :class:`DenseAMRegressor` (label neurons, Krotov et al. 2025, section 5.2)."""
 
 import numpy as np
-from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_y, check_consistent_length, check_is_fitted
 
-from skam._backend import is_non_numpy_array, to_numpy
+from skam._backend import to_numpy
 from skam._docstrings import fill_doc
 from skam._supervised_base import SUPERVISED_CONSTRAINTS, LabelNeuronAM
 from skam._supervised_training import (
@@ -21,6 +19,13 @@ from skam._supervised_training import (
     split_validation,
     train,
 )
+from skam._targets import (
+    decode_classes,
+    encode_classes,
+    host_y,
+    require_y,
+    validate_class_labels,
+)
 from skam._validation import (
     backend_for,
     remember_namespace,
@@ -29,32 +34,10 @@ from skam._validation import (
 )
 
 
-def _host_y(y):
-    if y is None:
-        return None
-    return to_numpy(y) if is_non_numpy_array(y) else y
-
-
-def _require_y(estimator, y):
-    if y is None:
-        raise ValueError(
-            f"{type(estimator).__name__} requires y to be passed, but the target y "
-            "is None."
-        )
-
-
 def _weights_on_host(sample_weight, n, dtype):
     if sample_weight is None:
         return np.ones(n, dtype=dtype)
     return np.asarray(to_numpy(sample_weight), dtype=dtype)
-
-
-def _output_like(values, X):
-    """Host array ``values`` moved to the namespace and device of input X."""
-    if is_non_numpy_array(X):
-        xp = array_namespace(X)
-        return xp.asarray(values, device=array_device(X))
-    return values
 
 
 class _SupervisedAM(LabelNeuronAM):
@@ -349,17 +332,14 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         self : object
             The fitted classifier.
         """
-        _require_y(self, y)
         X = validate_X(self, X, reset=True, method="fit")
-        y = _check_y(_host_y(y), estimator=self)
-        check_consistent_length(X, y)
-        check_classification_targets(y)
+        y = validate_class_labels(self, y, X)
         remember_namespace(self, X)
-        classes, y_idx = np.unique(y, return_inverse=True)
-        numeric = classes.dtype.kind in "biuf"
-        self.classes_ = _output_like(classes, X) if numeric else classes
-        sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
-        onehot = (y_idx[:, None] == np.arange(classes.size)[None, :]).astype(np.float64)
+        backend = backend_for(self, X)
+        self.classes_, y_idx = encode_classes(y, backend)
+        sw = validate_sample_weight(sample_weight, X, backend)
+        n_classes = self.classes_.shape[0]
+        onehot = (y_idx[:, None] == np.arange(n_classes)[None, :]).astype(np.float64)
         self._fit_memories(
             X,
             onehot,
@@ -431,9 +411,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         X = validate_X(self, X, reset=False, method="predict")
         backend = backend_for(self, X)
         index = backend.xp.argmax(self._proba(backend, X), axis=1)
-        if is_non_numpy_array(self.classes_):
-            return array_namespace(self.classes_).take(self.classes_, index, axis=0)
-        return self.classes_[to_numpy(index)]
+        return decode_classes(self.classes_, index, backend)
 
 
 @fill_doc
@@ -600,9 +578,9 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         self : object
             The fitted regressor.
         """
-        _require_y(self, y)
+        require_y(self, y)
         X = validate_X(self, X, reset=True, method="fit")
-        y = _check_y(_host_y(y), multi_output=True, y_numeric=True, estimator=self)
+        y = _check_y(host_y(y), multi_output=True, y_numeric=True, estimator=self)
         check_consistent_length(X, y)
         remember_namespace(self, X)
         y = np.asarray(y, dtype=np.float64)
@@ -613,9 +591,9 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         mean = np.average(Y, axis=0, weights=w)
         std = np.sqrt(np.average((Y - mean) ** 2, axis=0, weights=w))
         std = np.where(std > 0, std, 1.0)
-        dtype = to_numpy(X[:1, :1]).dtype
-        self.target_mean_ = _output_like(mean.astype(dtype), X)
-        self.target_scale_ = _output_like(std.astype(dtype), X)
+        backend = backend_for(self, X)
+        self.target_mean_ = backend.from_host(mean, X.dtype)
+        self.target_scale_ = backend.from_host(std, X.dtype)
         self._fit_memories(X, (Y - mean) / std, sw, stratify=None)
         return self
 
