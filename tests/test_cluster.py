@@ -18,6 +18,12 @@ from sklearn.preprocessing import StandardScaler
 from skam._cluster_training import draw_masks, masked_loss_and_grad
 from skam.cluster import AMClustering
 
+# Fast settings for the tests whose claim does not depend on the schedule: a
+# few minibatches per epoch and one restart (a fit of the default schedule
+# runs ~1 500 minibatches of 8 rows; `fitted` and the restart and
+# early-stopping tests keep the defaults).
+FAST = dict(batch_size=64, n_init=1)
+
 
 @pytest.fixture(scope="module")
 def blobs():
@@ -155,8 +161,10 @@ def test_transform_is_kmeans_distance(blobs, fitted):
         rtol=1e-7,
         atol=1e-7,
     )
-    np.testing.assert_allclose(  # on a clone: the fixture is shared
-        clone(fitted).fit_transform(X), fitted.transform(X), rtol=1e-12
+    # fit_transform is fit then transform (on a new estimator: `fitted` is shared)
+    est = AMClustering(n_clusters=4, max_epochs=5, random_state=0, **FAST)
+    np.testing.assert_allclose(
+        est.fit_transform(X), clone(est).fit(X).transform(X), rtol=1e-12
     )
     names = fitted.get_feature_names_out()
     assert list(names) == [f"amclustering{i}" for i in range(4)]
@@ -175,9 +183,9 @@ def test_inertia_and_score(blobs, fitted):
 
 def test_fit_predict_and_reproducibility(blobs):
     X, _ = blobs
-    a = AMClustering(n_clusters=4, max_epochs=15, random_state=7)
+    a = AMClustering(n_clusters=4, max_epochs=15, random_state=7, **FAST)
     labels = a.fit_predict(X)
-    b = AMClustering(n_clusters=4, max_epochs=15, random_state=7).fit(X)
+    b = AMClustering(n_clusters=4, max_epochs=15, random_state=7, **FAST).fit(X)
     np.testing.assert_array_equal(labels, b.labels_)
     np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
     assert a.loss_curve_ == b.loss_curve_
@@ -185,7 +193,9 @@ def test_fit_predict_and_reproducibility(blobs):
 
 def test_training_reduces_loss_and_stops_early(blobs):
     X, _ = blobs
-    am = AMClustering(n_clusters=4, init="random", max_epochs=500, random_state=0)
+    am = AMClustering(
+        n_clusters=4, init="random", max_epochs=500, batch_size=64, random_state=0
+    )
     am.fit(X)
     assert len(am.loss_curve_) == am.n_iter_
     assert am.n_iter_ < 500  # the learning rate decayed and training stopped
@@ -194,7 +204,7 @@ def test_training_reduces_loss_and_stops_early(blobs):
 
 def test_masked_loss_trains_on_higher_dimensional_data():
     X, y = make_blobs(n_samples=300, n_features=10, centers=3, random_state=0)
-    am = AMClustering(n_clusters=3, mask_prob=0.3, random_state=0).fit(X)
+    am = AMClustering(n_clusters=3, mask_prob=0.3, random_state=0, **FAST).fit(X)
     assert adjusted_rand_score(y, am.labels_) > 0.95
     assert am.loss_curve_[-1] < am.loss_curve_[0]
 
@@ -202,7 +212,9 @@ def test_masked_loss_trains_on_higher_dimensional_data():
 def test_mask_values_are_used():
     X, y = make_blobs(n_samples=200, n_features=6, centers=3, random_state=1)
     for value in ("min", "max"):
-        am = AMClustering(n_clusters=3, mask_value=value, max_epochs=30, random_state=0)
+        am = AMClustering(
+            n_clusters=3, mask_value=value, max_epochs=30, random_state=0, **FAST
+        )
         assert adjusted_rand_score(y, am.fit(X).labels_) > 0.9
 
 
@@ -248,7 +260,7 @@ def test_empty_cluster_is_relocated_after_training(blobs):
 def test_zero_sample_weight_ignores_samples():
     X, y = make_blobs(n_samples=300, centers=3, cluster_std=0.5, random_state=2)
     w = (y != 2).astype(float)  # blob 2 weighs nothing
-    am = AMClustering(n_clusters=2, random_state=0).fit(X, sample_weight=w)
+    am = AMClustering(n_clusters=2, random_state=0, **FAST).fit(X, sample_weight=w)
     means = np.array([X[y == k].mean(axis=0) for k in (0, 1)])
     order = np.argmin(euclidean_distances(means, am.cluster_centers_), axis=1)
     np.testing.assert_allclose(am.cluster_centers_[order], means, atol=0.15)
@@ -271,7 +283,7 @@ def test_n_init_keeps_a_restart_and_reports(blobs, capsys):
 def test_max_samples_per_epoch_subsamples():
     X, y = make_blobs(n_samples=3000, centers=5, cluster_std=0.5, random_state=4)
     am = AMClustering(
-        n_clusters=5, max_samples_per_epoch=200, batch_size=25, random_state=0
+        n_clusters=5, max_samples_per_epoch=200, batch_size=50, n_init=1, random_state=0
     ).fit(X)
     assert adjusted_rand_score(y, am.labels_) > 0.95
     assert am.labels_.shape == (3000,)
@@ -279,7 +291,7 @@ def test_max_samples_per_epoch_subsamples():
 
 def test_float32_is_kept(blobs):
     X = blobs[0].astype(np.float32)
-    am = AMClustering(n_clusters=4, max_epochs=5, random_state=0).fit(X)
+    am = AMClustering(n_clusters=4, max_epochs=5, random_state=0, **FAST).fit(X)
     assert am.cluster_centers_.dtype == np.float32
     assert am.transform(X).dtype == np.float32
     assert am.contract(X).dtype == np.float32
@@ -307,7 +319,9 @@ def test_wrong_number_of_features_raises(fitted):
 def test_pipeline_with_standard_scaler():
     X, y = make_blobs(n_samples=200, centers=3, cluster_std=0.6, random_state=1)
     X = X * np.array([1.0, 1000.0])  # very different feature scales
-    pipe = make_pipeline(StandardScaler(), AMClustering(n_clusters=3, random_state=0))
+    pipe = make_pipeline(
+        StandardScaler(), AMClustering(n_clusters=3, random_state=0, **FAST)
+    )
     labels = pipe.fit_predict(X)
     assert adjusted_rand_score(y, labels) > 0.9
     np.testing.assert_array_equal(pipe.predict(X), labels)
@@ -320,7 +334,7 @@ def _silhouette_scorer(estimator, X, y=None):
 
 def test_grid_search_with_clustering_scores():
     X, y = make_blobs(n_samples=150, centers=3, cluster_std=0.6, random_state=1)
-    base = AMClustering(max_epochs=20, random_state=0)
+    base = AMClustering(max_epochs=10, random_state=0, **FAST)
     grid = {"n_clusters": [2, 3, 5]}
     search = GridSearchCV(base, grid, scoring=_silhouette_scorer, cv=3).fit(X)
     assert search.best_params_ == {"n_clusters": 3}
@@ -341,7 +355,7 @@ def test_clone_and_pickle(fitted, blobs):
 # ------------------------------------------------------------- array API
 def test_offload_backend_matches_numpy(blobs):
     X, _ = blobs
-    kw = dict(n_clusters=4, max_epochs=8, random_state=0)
+    kw = dict(n_clusters=4, max_epochs=8, random_state=0, **FAST)
     ref = AMClustering(**kw).fit(X)
     off = AMClustering(**kw, backend="array_api_strict").fit(X)
     assert isinstance(off.cluster_centers_, np.ndarray)
@@ -353,7 +367,7 @@ def test_offload_backend_matches_numpy(blobs):
 
 def test_strict_input_is_followed(blobs, strict_input):
     X, _ = blobs
-    kw = dict(n_clusters=4, max_epochs=8, mask_prob=0.5, random_state=0)
+    kw = dict(n_clusters=4, max_epochs=4, mask_prob=0.5, random_state=0, **FAST)
     X3 = np.hstack([X, X[:, :1] * 0.5])  # three features: one is hidden
     ref = AMClustering(**kw).fit(X3)
     am = AMClustering(**kw).fit(strict_input(X3))
@@ -384,10 +398,11 @@ def test_lloyd_init_gives_lloyd_fixed_points_best_first(blobs):
 
 def test_polish_makes_centres_the_means_of_their_basins():
     X, _ = make_blobs(n_samples=400, centers=5, cluster_std=1.5, random_state=3)
-    am = AMClustering(n_clusters=5, max_epochs=20, n_polish=50, random_state=0).fit(X)
+    kw = dict(n_clusters=5, max_epochs=10, random_state=0, **FAST)
+    am = AMClustering(n_polish=50, **kw).fit(X)
     means = np.array([X[am.labels_ == k].mean(axis=0) for k in range(5)])
     np.testing.assert_allclose(am.cluster_centers_, means, atol=1e-8)
-    raw = AMClustering(n_clusters=5, max_epochs=20, n_polish=0, random_state=0).fit(X)
+    raw = AMClustering(n_polish=0, **kw).fit(X)
     assert not np.allclose(raw.cluster_centers_, means, atol=1e-8)
 
 
