@@ -192,6 +192,20 @@ class LabelCode:
         return states[:, states.shape[1] - self.n_labels :] / self.label_scale
 
 
+def normalise_label_neurons(R, xp):
+    """Class probabilities from label neurons: clip at 0 and renormalise.
+
+    Rows whose clipped sum is 0 (no evidence) become uniform.
+    """
+    clipped = xp.maximum(R, 0.0)
+    total = xp.sum(clipped, axis=1, keepdims=True)
+    uniform = xp.ones_like(R) / R.shape[1]
+    has_mass = total > 0
+    return xp.where(
+        has_mass, clipped / xp.where(has_mass, total, xp.ones_like(total)), uniform
+    )
+
+
 class LabelNeuronOracle:
     """Energy oracle of the engine for memories ``[features, label neurons]``.
 

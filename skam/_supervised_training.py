@@ -38,21 +38,7 @@ IMPROVEMENT_TOL = 1e-4
 _TINY = 1e-12
 
 
-# --------------------------------------------------------------- read-outs
-def normalise_label_neurons(R, xp):
-    """Class probabilities from label neurons: clip at 0 and renormalise.
-
-    Rows whose clipped sum is 0 (no evidence) become uniform.
-    """
-    clipped = xp.maximum(R, 0.0)
-    total = xp.sum(clipped, axis=1, keepdims=True)
-    uniform = xp.ones_like(R) / R.shape[1]
-    has_mass = total > 0
-    return xp.where(
-        has_mass, clipped / xp.where(has_mass, total, xp.ones_like(total)), uniform
-    )
-
-
+# ------------------------------------------------------------------ losses
 def cross_entropy(R, onehot, w, xp):
     """Weighted mean of ``-log p_y`` with ``p`` the clipped, renormalised
     label neurons ``R``; returns the loss and ``dloss/dR`` (the clip's

@@ -9,12 +9,15 @@ from sklearn.utils.validation import _check_y, check_consistent_length, check_is
 
 from skam._backend import to_numpy
 from skam._docstrings import fill_doc
-from skam._supervised_base import SUPERVISED_CONSTRAINTS, LabelNeuronAM
+from skam._supervised_base import (
+    SUPERVISED_CONSTRAINTS,
+    LabelNeuronAM,
+    normalise_label_neurons,
+)
 from skam._supervised_training import (
     LabelNeuronModel,
     class_label_logits,
     memories_per_class,
-    normalise_label_neurons,
     regression_memories,
     split_validation,
     train,

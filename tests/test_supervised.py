@@ -348,7 +348,7 @@ def test_training_forward_and_prediction_agree(kind):
     ``lam != 1/2``, several steps and ``label_scale != 1``."""
     from array_api_compat import numpy as xp
 
-    from skam._supervised_training import normalise_label_neurons
+    from skam._supervised_base import normalise_label_neurons
 
     X, y = make_blobs(80, n_features=3, centers=3, random_state=0)
     if kind == "regression":
