@@ -35,8 +35,10 @@ from sklearn.utils import Bunch, check_array, check_random_state
 LABELS = ("copy", "spurious", "novel")
 
 
-def _positive(value, name):
-    if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
+def _positive(value, name, *, allow_inf=False):
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = ok and value > 0 and (allow_inf or np.isfinite(value))
+    if not ok:
         raise ValueError(f"{name} must be a positive float, got {value!r}.")
     return float(value)
 
@@ -75,7 +77,8 @@ def label_samples(
         The training data.
     copy_threshold : float
         A sample within this Euclidean distance of a training point is a copy
-        (if ``copy_ratio`` allows).
+        (if ``copy_ratio`` allows); ``numpy.inf`` leaves the decision to
+        ``copy_ratio``.
     copy_ratio : float or None, default=0.25
         A copy is also within this fraction of the local spacing of the
         training data (the distance from its training point to the nearest
@@ -114,7 +117,7 @@ def label_samples(
             f"samples has {samples.shape[1]} features but X_train has "
             f"{X_train.shape[1]}."
         )
-    copy_threshold = _positive(copy_threshold, "copy_threshold")
+    copy_threshold = _positive(copy_threshold, "copy_threshold", allow_inf=True)
     if copy_ratio is not None:
         copy_ratio = _positive(copy_ratio, "copy_ratio")
     labels = np.full(samples.shape[0], "novel", dtype=object)
@@ -234,7 +237,7 @@ def spurious_minima(
     """
     check_is_fitted(estimator)
     X_train = check_array(X_train, input_name="X_train")
-    copy_threshold = _positive(copy_threshold, "copy_threshold")
+    copy_threshold = _positive(copy_threshold, "copy_threshold", allow_inf=True)
     merge = copy_threshold if merge_threshold is None else merge_threshold
     merge = _positive(merge, "merge_threshold")
     rng = check_random_state(random_state)
