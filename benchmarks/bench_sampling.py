@@ -233,25 +233,28 @@ def write_figures(panels, energy, digits_shown):
             ax = axes[i, j]
             X, samples, labels, memories = panels[(K, name)]
             ax.plot(np.cos(t), np.sin(t), color="0.8", lw=1)
+            ax.scatter(
+                X[:, 0],
+                X[:, 1],
+                marker="*" if K < 100 else ".",
+                s=90 if K < 100 else 2,
+                facecolor="none" if K < 100 else "k",
+                edgecolor="k",
+                linewidth=0.8,
+                zorder=2,
+                label="training" if (i, j) == (0, 0) else None,
+            )
             for lab, c in colours.items():
                 pick = labels == lab
                 ax.scatter(
                     samples[pick, 0],
                     samples[pick, 1],
-                    s=6,
+                    s=10,
                     color=c,
-                    alpha=0.5,
+                    alpha=0.6,
+                    zorder=3,
                     label=lab if (i, j) == (0, 0) else None,
                 )
-            ax.scatter(
-                X[:, 0],
-                X[:, 1],
-                marker="*",
-                s=60 if K < 100 else 4,
-                color="k",
-                zorder=3,
-                label="training" if (i, j) == (0, 0) else None,
-            )
             if memories is not None and name.startswith("learned"):
                 ax.scatter(
                     memories[:, 0],
