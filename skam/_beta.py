@@ -52,7 +52,7 @@ import numpy as np
 from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 
-from skam._chunking import chunk_rows, iter_chunks
+from skam._chunking import chunk_slices, itemsize
 
 RULES = ("separation", "support", "overlap", "spacing", "scott", "variance")
 _SEPARATION_GAIN = {"separation": None, "support": 2.0, "spacing": 32.0}
@@ -207,12 +207,12 @@ def median_nearest_sq_distance(X, *, max_queries=MAX_QUERIES):
     queries = xp.take(X, idx, axis=0)
     sq_rows = xp.sum(X * X, axis=1)
     sq_q = xp.take(sq_rows, idx)
-    itemsize = 4 if X.dtype == xp.float32 else 8
-    rows = chunk_rows(m, K, itemsize, temporaries=2)
+    # three (chunk, K) temporaries: the GEMM, the distances, the rounding floor
+    per_row = 3 * K * itemsize(X)
     nearest = []
     # distances this small relative to the norms are rounding, i.e. duplicates
     eps = 64 * float(xp.finfo(X.dtype).eps)
-    for sl in iter_chunks(m, rows):
+    for sl in chunk_slices(m, per_row):
         sq = sq_q[sl, None] - 2.0 * (queries[sl, :] @ X.T) + sq_rows[None, :]
         tiny = eps * (sq_q[sl, None] + sq_rows[None, :])
         sq = xp.where(sq > tiny, sq, xp.inf)
