@@ -234,6 +234,7 @@ class DiffusionAM(DenseAM):
         self.memory_weights_ = None
         self.beta_min_ = beta_min
         self.loss_curve_ = losses
+        self._resolve_beta()
         self._finish_storing()
         return self
 
