@@ -39,8 +39,9 @@ Rules
     Gaussian kernel density, the nonparametric classifier and regressor),
     ``sigma**2`` the weighted mean per-feature variance.
 ``"variance"``
-    ``2 / (d * sigma**2)`` (the random-feature estimators: the kernel of
-    :class:`sklearn.svm.SVC`'s ``gamma="scale"``, ``gamma = beta / 2``).
+    ``2 / (d * X.var())`` (the random-feature estimators: the kernel of
+    :class:`sklearn.svm.SVC`'s ``gamma="scale"``, ``gamma = beta / 2``;
+    ``X.var()`` the weighted variance of all entries around their mean).
 
 Degenerate data (fewer than two distinct memories, zero variance) gives
 ``beta = 1``.
@@ -113,14 +114,18 @@ def resolve_beta(beta, X, *, rule, sample_weight=None):
         top = float(xp.max(xp.sum(Xs * Xs, axis=1)))
         return _assemble(0.0, math.log(top), scale, X.dtype, xp, rule)
     # the other rules are shift-invariant: centre first (exact distances of
-    # near-duplicates far from the origin), then rescale to O(1)
-    centred = X - xp.mean(X, axis=0)[None, :]
+    # near-duplicates far from the origin), then rescale to O(1); "variance"
+    # is SVC's X.var(), around the mean of all entries
+    if rule == "variance":
+        centred = X - _weighted_mean(X, sample_weight, xp)
+    else:
+        centred = X - xp.mean(X, axis=0)[None, :]
     scale = float(xp.max(xp.abs(centred)))
     if not scale > 0:
         return 1.0
     Xs = centred / scale
     if rule in ("scott", "variance"):
-        var = _mean_variance(Xs, sample_weight, xp)
+        var = _mean_variance(Xs, sample_weight, xp, per_feature=rule == "scott")
         if not var > _DEGENERATE * float(xp.finfo(X.dtype).eps):
             return 1.0  # constant at the dtype's resolution
         d = X.shape[1]
@@ -161,14 +166,27 @@ def _dtype_name(dtype):
     return str(dtype).rsplit(".", 1)[-1].strip("'>")
 
 
-def _mean_variance(Xs, w, xp):
-    """Weighted mean per-feature variance of (rescaled) rows."""
+def _weighted_mean(X, w, xp):
+    """Weighted mean of all entries (a scalar array)."""
     if w is None:
-        mean = xp.mean(Xs, axis=0)
-        return float(xp.mean((Xs - mean[None, :]) ** 2))
-    total = xp.sum(w)
-    mean = (w @ Xs) / total
-    return float(xp.mean(w @ ((Xs - mean[None, :]) ** 2)) / total)
+        return xp.mean(X)
+    return xp.sum(w @ X) / (xp.sum(w) * X.shape[1])
+
+
+def _mean_variance(Xs, w, xp, *, per_feature=True):
+    """Weighted mean per-feature variance of (rescaled) rows.
+
+    With ``per_feature=False``, the variance of all entries around their
+    common mean (``X.var()``, the rule of :class:`sklearn.svm.SVC`).
+    """
+    if per_feature:
+        mean = xp.mean(Xs, axis=0) if w is None else (w @ Xs) / xp.sum(w)
+        mean = mean[None, :]
+    else:
+        mean = _weighted_mean(Xs, w, xp)
+    if w is None:
+        return float(xp.mean((Xs - mean) ** 2))
+    return float(xp.mean(w @ ((Xs - mean) ** 2)) / xp.sum(w))
 
 
 def _effective_n(w, X, xp):

@@ -24,6 +24,7 @@ import warnings
 
 import sklearn
 from array_api_compat import array_namespace
+from array_api_compat import device as array_device
 from sklearn import get_config
 from sklearn.utils import gen_batches
 
@@ -156,10 +157,30 @@ def map_chunks(
     result : array
         The chunk results concatenated along ``axis``.
     """
-    slices = chunk_slices(
-        n_rows, bytes_per_row, chunk_size=chunk_size, max_rows=max_rows
+    slices = list(
+        chunk_slices(n_rows, bytes_per_row, chunk_size=chunk_size, max_rows=max_rows)
     )
-    return concat([fn(sl) for sl in slices], xp, axis=axis)
+    first = fn(slices[0])
+    if len(slices) == 1:
+        return first
+    if axis == 0:
+        # fill one preallocated result: the chunks and their concatenation
+        # would hold the whole output twice
+        try:
+            out = xp.empty(
+                (int(n_rows), *first.shape[1:]),
+                dtype=first.dtype,
+                device=array_device(first),
+            )
+            out[slices[0], ...] = first
+        except (TypeError, NotImplementedError, ValueError):
+            pass  # a namespace without item assignment (Dask, JAX): concatenate
+        else:
+            del first
+            for sl in slices[1:]:
+                out[sl, ...] = fn(sl)
+            return out
+    return concat([first] + [fn(sl) for sl in slices[1:]], xp, axis=axis)
 
 
 def concat(parts, xp, axis=0):

@@ -30,13 +30,15 @@ from skam._chunking import chunk_slices, concat, itemsize
 from skam._energy import (
     energy_from_log_z,
     half_sq_distances,
+    kernel_sum_temporaries,
     log_kernel_sum,
     log_z_and_direction,
     lsr_support_radius_sq,
 )
 
 # How many (n_chunk, oracle.n_columns) temporaries a descent step holds at
-# once: the similarity/logit matrix, its exponential and the gradient weights.
+# once, for oracles that do not say (``oracle.temporaries``): the
+# similarity/logit matrix, its exponential and the gradient weights.
 TEMPORARIES_PER_COLUMN = 3
 
 
@@ -58,6 +60,11 @@ class KernelSumOracle:
     @property
     def n_columns(self):
         return self.memories.n_memories
+
+    @property
+    def temporaries(self):
+        """(n, n_columns) arrays alive at once in one step."""
+        return kernel_sum_temporaries(self.spec)
 
     def energy_and_direction(self, V):
         log_z, direction = log_z_and_direction(V, self.memories, self.spec, self.xp)
@@ -172,7 +179,8 @@ def descend(
     """
     n = V0.shape[0]
     oracle = _as_oracle(memories, spec, xp)
-    per_row = TEMPORARIES_PER_COLUMN * oracle.n_columns * itemsize(V0)
+    temporaries = getattr(oracle, "temporaries", TEMPORARIES_PER_COLUMN)
+    per_row = temporaries * oracle.n_columns * itemsize(V0)
     free = free_mask(clamp_mask, xp)
     parts = []
     for sl in chunk_slices(n, per_row, chunk_size=chunk_size):

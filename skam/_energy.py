@@ -322,6 +322,22 @@ def log_kernel_sum(V, memories, spec, xp, *, need_weights=True):
     return log_z, P
 
 
+def kernel_sum_temporaries(spec, *, need_weights=True):
+    """How many (n, K) arrays :func:`log_kernel_sum` holds at once, at most.
+
+    Chunked callers size their chunks with it (``temporaries * K * itemsize``
+    bytes per query). LSE with the squared-Euclidean similarity works in its
+    shift-invariant form, in place: the logits, their exponential and the
+    normalised weights (measured peak 1.3 of these arrays). The other
+    separations keep ``z``, ``log F``, ``log F'``, their exponentials and the
+    masks of the sign-aware log-sum-exp (measured peak 7.1, 8.0 for
+    ``"poly"``), with one less without the weights.
+    """
+    if spec.is_lse and spec.similarity == "sqeuclidean":
+        return 3
+    return 8 if need_weights else 7
+
+
 def energy_from_log_z(log_z, spec):
     """``E = -log_z / beta``."""
     return log_z * (-1.0 / spec.beta)

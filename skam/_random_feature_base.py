@@ -14,6 +14,7 @@ from array_api_compat import device as array_device
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 
+from skam._beta import resolve_beta
 from skam._bochner import (
     FEATURE_MAPS,
     KERNELS,
@@ -99,27 +100,18 @@ class RandomFeatureMixin:
 def resolve_gamma(gamma, X, sample_weight=None):
     """``gamma`` as a float; ``"scale"`` is ``1 / (n_features * X.var())``.
 
-    The variance is weighted by ``sample_weight`` (so that integer weights
-    and repeated rows agree).
+    The variance is weighted by ``sample_weight``; only relative weights
+    matter. Computed by :func:`skam._beta.resolve_beta` (rule
+    ``"variance"``, ``gamma = beta / 2``), finite for data of any magnitude.
     """
     if not isinstance(gamma, str):
         return float(gamma)
-    xp = array_namespace(X)
-    if sample_weight is None:
-        var = float(xp.mean((X - xp.mean(X)) ** 2))
-    else:
-        sw = xp.astype(xp.asarray(sample_weight, device=array_device(X)), X.dtype)
-        total = xp.sum(sw) * X.shape[1]
-        mean = xp.sum(sw @ X) / total
-        var = float(xp.sum(sw @ ((X - mean) ** 2)) / total)
-    return 1.0 / (X.shape[1] * var) if var > 0 else 1.0
+    return 0.5 * resolve_kernel_beta(gamma, X, sample_weight)
 
 
 def resolve_kernel_beta(beta, X, sample_weight=None):
     """``beta`` as a float; ``"scale"`` is ``2 / (n_features * X.var())``."""
-    if not isinstance(beta, str):
-        return float(beta)
-    return 2.0 * resolve_gamma(beta, X, sample_weight)
+    return resolve_beta(beta, X, rule="variance", sample_weight=sample_weight)
 
 
 def accumulate(Xc, weights, codes, n_classes, W, b, *, feature_map, gamma, xp):

@@ -24,10 +24,12 @@ from skam._random_feature_base import (
 )
 from skam._targets import decode_classes, encode_classes, validate_class_labels
 from skam._validation import (
+    Bounded,
     backend_for,
     remember_namespace,
     validate_sample_weight,
     validate_X,
+    weight_unit,
 )
 
 
@@ -61,7 +63,8 @@ class RandomFeatureAMClassifier(ClassifierMixin, RandomFeatureMixin, BaseEstimat
         Random features are accurate at small ``beta`` only.
     %(orthogonal)s
     epsilon : float, default=1e-10
-        Prior mass added to the clipped class sums (see Notes).
+        Prior mass added to the clipped class sums (see Notes); must be
+        positive, so that every class keeps a finite log-score.
     %(random_state)s
     %(backend)s
 
@@ -124,7 +127,15 @@ class RandomFeatureAMClassifier(ClassifierMixin, RandomFeatureMixin, BaseEstimat
     _parameter_constraints: dict = {
         **KERNEL_CONSTRAINTS,
         "beta": [StrOptions({"scale"}), Interval(Real, 0, None, closed="neither")],
-        "epsilon": [Interval(Real, 0, None, closed="left")],
+        "epsilon": [
+            Bounded(
+                Real,
+                0,
+                math.inf,
+                closed="neither",
+                reason="the prior mass keeps every class's log-score finite",
+            )
+        ],
     }
 
     def __init__(
@@ -218,9 +229,18 @@ class RandomFeatureAMClassifier(ClassifierMixin, RandomFeatureMixin, BaseEstimat
         return self
 
     def _store(self, X, codes, sw, backend):
+        """Add the weighted features of X to the class sums.
+
+        Weights are divided by the mean weight of the first call (see
+        :func:`~skam._validation.weight_unit`): only relative weights matter.
+        """
         xp = backend.xp
         n_classes = self.classes_.shape[0]
+        if self.class_memories_ is None:
+            self._weight_unit = weight_unit(sw)
         sw = backend.to_compute(sw)
+        if sw is not None:
+            sw = sw / getattr(self, "_weight_unit", 1.0)
         Xc = backend.to_compute(X)
         codes_c = xp.asarray(codes.astype(np.int64), device=array_device(Xc))
         W, b, center = self._frequencies(backend, Xc.dtype)

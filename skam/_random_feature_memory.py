@@ -15,6 +15,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from skam._backend import to_numpy
 from skam._bochner import RandomFeatureOracle
 from skam._chunking import chunk_slices, itemsize, map_chunks
 from skam._descent import descend as _descend
@@ -34,6 +35,7 @@ from skam._validation import (
     validate_clamp_mask,
     validate_sample_weight,
     validate_X,
+    weight_unit,
 )
 
 # Rows of the fit batch descended by the fit-time self-recall diagnostic.
@@ -226,6 +228,8 @@ class RandomFeatureAM(
         self._draw(X, backend, self.beta_ / 2.0, sw)
         self.distributed_memory_ = None
         self.n_stored_ = 0
+        self._weight_unit = weight_unit(sw)
+        self._stored_weight = 0.0
         self._store(X, sw, backend, sign=1.0)
         return self
 
@@ -277,13 +281,43 @@ class RandomFeatureAM(
         X = validate_X(self, X, reset=False, method="forget")
         backend = backend_for(self, X)
         sw = validate_sample_weight(sample_weight, X, backend)
+        if X.shape[0] > self.n_stored_:
+            raise ValueError(
+                f"forget: X has {X.shape[0]} patterns but only {self.n_stored_} are "
+                "stored; only patterns stored earlier can be forgotten."
+            )
+        stored = getattr(self, "_stored_weight", None)
+        removed = self._batch_weight(X, sw)
+        if stored is not None and removed > stored * (1 + 1e-9):
+            raise ValueError(
+                f"forget: sample_weight removes a total weight of {removed:.6g} "
+                f"but only {stored:.6g} is stored (in units of the first fit's "
+                "mean weight); forget patterns with the weights they were stored "
+                "with."
+            )
         self._store(X, sw, backend, sign=-1.0)
         return self
 
+    def _batch_weight(self, X, sw):
+        """Total weight of a batch, in units of the first fit's mean weight."""
+        if sw is None:
+            return float(X.shape[0]) / getattr(self, "_weight_unit", 1.0)
+        return float(np.sum(to_numpy(sw), dtype=np.float64)) / getattr(
+            self, "_weight_unit", 1.0
+        )
+
     def _store(self, X, sw, backend, *, sign):
-        """Add ``sign * sum_mu w_mu phi(x_mu)`` to T (``sw`` validated)."""
+        """Add ``sign * sum_mu w_mu phi(x_mu)`` to T (``sw`` validated).
+
+        Weights are divided by the mean weight of the first fit (see
+        :func:`~skam._validation.weight_unit`): only relative weights matter.
+        """
         xp = backend.xp
+        if hasattr(self, "_stored_weight"):
+            self._stored_weight += sign * self._batch_weight(X, sw)
         sw = backend.to_compute(sw)
+        if sw is not None:
+            sw = sw / getattr(self, "_weight_unit", 1.0)
         Xc = backend.to_compute(X)
         dtype = Xc.dtype if self.distributed_memory_ is None else None
         W, b, center = self._frequencies(backend, Xc.dtype)
@@ -479,7 +513,7 @@ class RandomFeatureAM(
         energy = map_chunks(
             lambda sl: oracle.energy(V[sl, :]),
             V.shape[0],
-            3 * oracle.n_columns * itemsize(V),
+            oracle.temporaries * oracle.n_columns * itemsize(V),
             xp,
         )
         self._warn_clipped(self._clipped(energy, xp), xp, method)

@@ -84,6 +84,13 @@ def encode_classes(y, backend, classes=None):
         host, index = np.unique(y, return_inverse=True)
     else:
         host = np.unique(host_y(classes))
+        if host.dtype.kind in "fc" and not np.all(np.isfinite(host)):
+            raise ValueError(
+                f"classes must be finite labels, got {host.tolist()} (NaN or inf "
+                "is not a class)."
+            )
+        if host.size == 0:
+            raise ValueError("classes must hold at least one class, got none.")
         unknown = np.setdiff1d(y, host)
         if unknown.size:
             raise ValueError(

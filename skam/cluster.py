@@ -750,7 +750,7 @@ def _nearest(states, centres, xp):
             xp.argmin(half_sq_distances(states[sl, :], memories, xp), axis=1), xp.int64
         ),
         states.shape[0],
-        2 * centres.shape[0] * itemsize(states),
+        4 * centres.shape[0] * itemsize(states),  # GEMM, norms, clip, argmin
         xp,
     )
 

@@ -25,6 +25,7 @@ from skam._docstrings import fill_doc
 from skam._energy import (
     energy_from_log_z,
     half_sq_distances,
+    kernel_sum_temporaries,
     log_density_normaliser,
     log_kernel_sum,
     lsr_support_radius_sq,
@@ -329,7 +330,8 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         K = memories.n_memories
         lsr_radius_sq = lsr_support_radius_sq(self._spec())
         out = []
-        for sl in chunk_slices(states.shape[0], 2 * K * itemsize(states)):
+        # the distances (GEMM, norms, clip), the masked copy and the mask
+        for sl in chunk_slices(states.shape[0], 6 * K * itemsize(states)):
             half_sq = half_sq_distances(states[sl, :], memories, xp)
             nearest = xp.argmin(half_sq, axis=1)
             d1 = xp.min(half_sq, axis=1)
@@ -460,7 +462,9 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 spec,
             ),
             Xc.shape[0],
-            3 * memories.n_memories * itemsize(Xc),
+            kernel_sum_temporaries(spec, need_weights=False)
+            * memories.n_memories
+            * itemsize(Xc),
             xp,
         )
         return backend.to_output(energy)
@@ -533,7 +537,11 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         xp = backend.xp
         Xc = backend.to_compute(X)
         memories = self._memories(backend, Xc.dtype)
-        per_row = 3 * memories.n_memories * itemsize(Xc)
+        per_row = (
+            kernel_sum_temporaries(spec, need_weights=False)
+            * memories.n_memories
+            * itemsize(Xc)
+        )
         log_z = [
             to_numpy(
                 log_kernel_sum(Xc[sl, :], memories, spec, xp, need_weights=False)[0]

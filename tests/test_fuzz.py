@@ -1230,10 +1230,7 @@ def _param_list(group):
             yield name, params, reject
 
 
-_PENDING_RANDOM_FEATURES = {
-    "RandomFeatureAM.forget beyond what was stored",
-    "RandomFeatureAMClassifier.partial_fit(classes=[0, 1, nan])",
-}
+_PENDING_RANDOM_FEATURES = set()
 
 
 def _scenario_params():
@@ -1261,11 +1258,18 @@ def chunked_methods():
     return memory_cases()
 
 
+# Known to exceed the budget, with the reason (the test fails if one of them
+# gets fixed, so that this list stays true).
+MEMORY_KNOWN_OVER = {
+    f"HopfieldNetwork(sync).{method}": (
+        "the sync sweeps hold whole (n, D) state arrays (no chunking over "
+        "queries); HopfieldNetwork is being rewritten by issue 9"
+    )
+    for method in ("transform", "predict", "energy")
+}
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the chunk sizes are fixed once issue 18's bytes-per-row chunking lands",
-)
 def test_peak_memory_within_working_memory(chunked_methods):
     """Every chunked method peaks at <= 1.25 x working_memory beyond its output."""
     over = {}
@@ -1273,4 +1277,7 @@ def test_peak_memory_within_working_memory(chunked_methods):
         ratio = peak_ratio(est, method, Q)
         if ratio > MEMORY_BUDGET:
             over[label] = round(ratio, 2)
-    assert not over, f"peak / working_memory above {MEMORY_BUDGET}: {over}"
+    unexpected = {k: v for k, v in over.items() if k not in MEMORY_KNOWN_OVER}
+    assert not unexpected, f"peak / working_memory above {MEMORY_BUDGET}: {unexpected}"
+    fixed = set(MEMORY_KNOWN_OVER) - set(over)
+    assert not fixed, f"now within budget, drop from MEMORY_KNOWN_OVER: {fixed}"
