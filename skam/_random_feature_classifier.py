@@ -7,7 +7,6 @@ from numbers import Real
 import numpy as np
 from array_api_compat import device as array_device
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
@@ -24,6 +23,7 @@ from skam._random_feature_base import (
 )
 from skam._targets import decode_classes, encode_classes, validate_class_labels
 from skam._validation import (
+    ENERGY_CONSTRAINTS,
     Bounded,
     backend_for,
     remember_namespace,
@@ -126,7 +126,7 @@ class RandomFeatureAMClassifier(ClassifierMixin, RandomFeatureMixin, BaseEstimat
 
     _parameter_constraints: dict = {
         **KERNEL_CONSTRAINTS,
-        "beta": [StrOptions({"scale"}), Interval(Real, 0, None, closed="neither")],
+        "beta": ENERGY_CONSTRAINTS["beta"],
         "epsilon": [
             Bounded(
                 Real,
