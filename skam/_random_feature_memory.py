@@ -211,8 +211,11 @@ class RandomFeatureAM(
         y : None
             Ignored.
         sample_weight : array-like of shape (n_samples,), default=None
-            Weight of each pattern in ``T`` (an integer weight acts like a
-            repeated pattern).
+            Weight of each pattern in ``T``. Only relative weights matter:
+            the weights of this and every later call are divided by the mean
+            weight of this call, so ``T`` is that of repeated patterns up to
+            one constant factor (which shifts the energy by a constant and
+            leaves every retrieval unchanged).
 
         Returns
         -------

@@ -752,13 +752,14 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         mean_s = np.average(Y / top, axis=0, weights=w)
         std_s = np.sqrt(np.average((Y / top - mean_s) ** 2, axis=0, weights=w))
         mean, std = mean_s * top, np.where(std_s > 0, std_s * top, 1.0)
+        host_dtype = to_numpy(X[:1, :1]).dtype
         if not (
-            np.all(np.isfinite(mean.astype(X.dtype)))
-            and np.all(np.isfinite(std.astype(X.dtype)))
+            np.all(np.isfinite(mean.astype(host_dtype)))
+            and np.all(np.isfinite(std.astype(host_dtype)))
         ):
             raise ValueError(
                 f"y has values up to {float(top.max()):.3g}, beyond the range of "
-                f"the {X.dtype} features; rescale y or pass float64 X."
+                f"the {host_dtype} features; rescale y or pass float64 X."
             )
         backend = backend_for(self, X)
         self.target_mean_ = backend.from_host(mean, X.dtype)

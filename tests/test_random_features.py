@@ -328,7 +328,11 @@ def test_sample_weight_is_repetition(fmap):
     est = RandomFeatureAM(n_components=64, feature_map=fmap, random_state=0)
     weighted = est.fit(X, sample_weight=w).distributed_memory_
     repeated = est.fit(np.repeat(X, w, axis=0)).distributed_memory_
-    assert_allclose(weighted, repeated, rtol=1e-12)
+    # weights are stored in units of the first fit's mean weight (scale-free)
+    assert_allclose(weighted * w.mean(), repeated, rtol=1e-12)
+    # ... so scaling every weight changes nothing
+    scaled = est.fit(X, sample_weight=1e300 * w).distributed_memory_
+    assert_allclose(scaled, weighted, rtol=1e-12)
 
 
 def test_clipping_warning_and_policy():
