@@ -1,0 +1,1 @@
+"""Energy graphs: neuron layers (Lagrangians) and hypersynapses (energy terms)."""
