@@ -5,6 +5,7 @@ estimators, with one shared energy/descent engine running on NumPy or CuPy.
 """
 
 from skam.cluster import AMClustering
+from skam.energy_transformer import EnergyTransformer
 from skam.memory import DenseAM, HopfieldNetwork
 from skam.random_features import (
     BochnerFeatures,
@@ -22,6 +23,7 @@ __all__ = [
     "DenseAM",
     "DenseAMClassifier",
     "DenseAMRegressor",
+    "EnergyTransformer",
     "HopfieldNetwork",
     "KernelSumClippedWarning",
     "RandomFeatureAM",

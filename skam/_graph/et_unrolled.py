@@ -91,8 +91,18 @@ def free_mask(token_mask, config, clamp_visible, dtype, xp):
     return m[:, :, None]
 
 
-def forward(params, config, patches, token_mask, xp, *, clamp_visible=True,
-            n_steps=None, record=False, trace=False):
+def forward(
+    params,
+    config,
+    patches,
+    token_mask,
+    xp,
+    *,
+    clamp_visible=True,
+    n_steps=None,
+    record=False,
+    trace=False,
+):
     """Embed, descend ``n_steps`` and return the last tokens.
 
     Returns
@@ -105,8 +115,9 @@ def forward(params, config, patches, token_mask, xp, *, clamp_visible=True,
     n_steps = config.n_steps if n_steps is None else n_steps
     norm, terms = build_terms(params, config)
     n = patches.shape[0]
-    x = xp.reshape(embed(params, patches, token_mask, xp),
-                   (n, config.n_tokens * config.dim))
+    x = xp.reshape(
+        embed(params, patches, token_mask, xp), (n, config.n_tokens * config.dim)
+    )
     m = free_mask(token_mask, config, clamp_visible, x.dtype, xp)
     step = xp.reshape(
         config.step_size * xp.broadcast_to(m, (n, config.n_tokens, config.dim)),
@@ -134,8 +145,9 @@ def decode(params, config, x, n_patches, xp):
     return g @ params["W_dec"] + params["b_dec"]
 
 
-def backward(params, config, patches, token_mask, states, grad_patches, xp, *,
-             clamp_visible=True):
+def backward(
+    params, config, patches, token_mask, states, grad_patches, xp, *, clamp_visible=True
+):
     """Gradients of a loss of the decoded last state for every parameter.
 
     Parameters
@@ -173,8 +185,9 @@ def backward(params, config, patches, token_mask, states, grad_patches, xp, *,
 
     g_bar = grad_patches @ xp.matrix_transpose(params["W_dec"])  # (n, Np, D)
     if N > n_patches:
-        zeros = xp.zeros((n, N - n_patches, D), dtype=g_bar.dtype,
-                         device=_device(g_bar))
+        zeros = xp.zeros(
+            (n, N - n_patches, D), dtype=g_bar.dtype, device=_device(g_bar)
+        )
         g_bar = xp.concat([zeros, g_bar], axis=1)
     x_bar = add_norm(x_T, xp.reshape(g_bar, (n, N * D)))
     m = free_mask(token_mask, config, clamp_visible, x_T.dtype, xp)

@@ -93,8 +93,8 @@ def embed_vjp(params, patches, token_mask, cot, xp):
     visible = cot * (1.0 - m)
     Z = patches.shape[2]
     D = cot.shape[2]
-    grads["W_enc"] = xp.matrix_transpose(
-        xp.reshape(patches, (-1, Z))
-    ) @ xp.reshape(visible, (-1, D))
+    grads["W_enc"] = xp.matrix_transpose(xp.reshape(patches, (-1, Z))) @ xp.reshape(
+        visible, (-1, D)
+    )
     grads["b_enc"] = xp.sum(xp.sum(visible, axis=0), axis=0)
     return grads
