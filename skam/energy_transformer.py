@@ -4,8 +4,9 @@ Images are cut into patches; each patch is a token. The tokens descend one
 energy, an attention energy plus a Hopfield (memory) energy of their
 layer-normed activations, and the descent completes the masked patches. The
 terms live in :mod:`skam._graph` (``attention``, ``token_memory``,
-``layernorm``, ``token_embedding``); the unrolled descent and its closed-form
-backprop in :mod:`skam._graph.et_unrolled`.
+``tokenwise`` over the engine's layer norm, ``token_embedding``); descent
+and closed-form backprop are the energy-graph engine's
+(:mod:`skam._graph.et_unrolled` builds the graph).
 """
 
 import json
@@ -26,7 +27,6 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from skam._backend import to_numpy
-from skam._chunking import chunk_rows, concat, iter_chunks
 from skam._docstrings import fill_doc
 from skam._graph import et_unrolled
 from skam._graph.et_unrolled import ETConfig
@@ -412,7 +412,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def _loss_and_grads(
         self, params, config, patches, observed, token_mask, xp, *, need_grads=True
     ):
-        states, _ = et_unrolled.forward(
+        result = et_unrolled.forward(
             params,
             config,
             patches,
@@ -421,7 +421,8 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             clamp_visible=self.clamp_visible,
             record=need_grads,
         )
-        out = et_unrolled.decode(params, config, states[-1], patches.shape[1], xp)
+        x_T = result.states[et_unrolled.LAYER]
+        out = et_unrolled.decode(params, config, x_T, patches.shape[1], xp)
         weight = xp.astype(
             xp.logical_and(observed, token_mask[:, :, None]), patches.dtype
         )
@@ -433,14 +434,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if not need_grads:
             return loss, None
         grads = et_unrolled.backward(
-            params,
-            config,
-            patches,
-            token_mask,
-            states,
-            (2.0 / count) * resid,
-            xp,
-            clamp_visible=self.clamp_visible,
+            params, config, patches, token_mask, result, (2.0 / count) * resid, xp
         )
         return loss, grads
 
@@ -564,42 +558,28 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             token_mask=token_mask,
         )
 
-    def _chunk(self, n, dtype, xp):
-        config = self._config()
-        itemsize = 4 if dtype == xp.float32 else 8
-        per_row = 4 * config.n_tokens * config.dim + 2 * config.n_tokens * (
-            self.weights_["Xi"].shape[0]
-            + config.n_tokens * self.weights_["Wq"].shape[0]
-        )
-        return chunk_rows(n, per_row, itemsize, temporaries=1)
-
     def _run(self, data, n_steps, *, trace=False, record=False):
-        """Descent in chunks; returns the per-chunk forward results."""
-        xp = data.xp
+        """The engine's descent of every image (chunked by ``working_memory``)."""
         params = self._compute_params(data.backend, data.X.dtype)
         config = self._config()
-        rows = self._chunk(data.X.shape[0], data.X.dtype, xp)
-        results = []
-        for sl in iter_chunks(data.X.shape[0], rows):
-            states, energies = et_unrolled.forward(
-                params,
-                config,
-                data.patches[sl, ...],
-                data.token_mask[sl, ...],
-                xp,
-                clamp_visible=self.clamp_visible,
-                n_steps=n_steps,
-                record=record,
-                trace=trace,
-            )
-            results.append((sl, states, energies))
-        return params, config, results
+        result = et_unrolled.forward(
+            params,
+            config,
+            data.patches,
+            data.token_mask,
+            data.xp,
+            clamp_visible=self.clamp_visible,
+            n_steps=n_steps,
+            record=record,
+            trace=trace,
+        )
+        return params, config, result
 
-    def _complete(self, data, params, config, x, sl):
+    def _complete(self, data, params, config, x):
         xp = data.xp
         decoded = et_unrolled.decode(params, config, x, data.patcher.n_patches, xp)
         image = data.patcher.unpatchify(decoded, xp)
-        return xp.where(data.known[sl, ...], data.X[sl, ...], image)
+        return xp.where(data.known, data.X, image)
 
     # ----------------------------------------------------------- public API
     def transform(self, X, clamp_mask=None):
@@ -623,12 +603,9 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         xp = data.xp
         if bool(xp.all(data.known)):
             return data.backend.to_output(data.X)
-        params, config, results = self._run(data, self.n_steps)
-        parts = [
-            self._complete(data, params, config, states[-1], sl)
-            for sl, states, _ in results
-        ]
-        return data.backend.to_output(concat(parts, xp))
+        params, config, result = self._run(data, self.n_steps)
+        images = self._complete(data, params, config, result.states[et_unrolled.LAYER])
+        return data.backend.to_output(images)
 
     def descend(self, X, clamp_mask=None, *, n_steps=None, return_images=False):
         """Run the descent and report it step by step.
@@ -659,31 +636,25 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"n_steps must be >= 0, got {n_steps}.")
         data = self._prepare(X, clamp_mask, "descend")
         xp = data.xp
-        params, config, results = self._run(
+        params, config, result = self._run(
             data, n_steps, trace=True, record=return_images
         )
-        n = data.X.shape[0]
-        shape = (n, config.n_tokens, config.dim)
-        images, tokens, traces, image_traces = [], [], [], []
-        for sl, states, energies in results:
-            images.append(self._complete(data, params, config, states[-1], sl))
-            tokens.append(states[-1])
-            traces.append(xp.stack(energies, axis=0))
-            if return_images:
-                image_traces.append(
-                    xp.stack(
-                        [self._complete(data, params, config, s, sl) for s in states],
-                        axis=0,
-                    )
-                )
+        x_T = result.states[et_unrolled.LAYER]
+        shape = (x_T.shape[0], config.n_tokens, config.dim)
         out = Bunch(
-            images=data.backend.to_output(concat(images, xp)),
-            tokens=data.backend.to_output(xp.reshape(concat(tokens, xp), shape)),
-            energy_trace=data.backend.to_output(concat(traces, xp, axis=1)),
+            images=data.backend.to_output(self._complete(data, params, config, x_T)),
+            tokens=data.backend.to_output(xp.reshape(x_T, shape)),
+            energy_trace=data.backend.to_output(result.energy_trace),
             token_mask=data.backend.to_output(data.token_mask),
         )
         if return_images:
-            out.images_trace = data.backend.to_output(concat(image_traces, xp, axis=1))
+            states = [entry[1][et_unrolled.LAYER] for entry in result.tape.entries]
+            out.images_trace = data.backend.to_output(
+                xp.stack(
+                    [self._complete(data, params, config, x) for x in [*states, x_T]],
+                    axis=0,
+                )
+            )
         return out
 
     def energy(self, X, clamp_mask=None):
@@ -702,8 +673,8 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             ``E_att + E_mem`` at ``g = LN(x0)``.
         """
         data = self._prepare(X, clamp_mask, "energy")
-        _, _, results = self._run(data, 0, trace=True)
-        return data.backend.to_output(concat([e[0] for _, _, e in results], data.xp))
+        _, _, result = self._run(data, 0, trace=True)
+        return data.backend.to_output(result.energy_trace[0, ...])
 
     def token_embeddings(self, X, clamp_mask=None, *, n_steps=None):
         """Layer-normed tokens after the descent: features of each patch.
@@ -727,11 +698,11 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         n_steps = self.n_steps if n_steps is None else int(n_steps)
         data = self._prepare(X, clamp_mask, "token_embeddings")
         xp = data.xp
-        params, config, results = self._run(data, n_steps)
-        norm, _ = et_unrolled.build_terms(params, config)
-        parts = [norm.activation(states[-1], xp) for _, states, _ in results]
-        shape = (data.X.shape[0], config.n_tokens, config.dim)
-        return data.backend.to_output(xp.reshape(concat(parts, xp), shape))
+        params, config, result = self._run(data, n_steps)
+        tokens = et_unrolled.normalised_tokens(
+            params, config, result.states[et_unrolled.LAYER], xp
+        )
+        return data.backend.to_output(tokens)
 
     # ------------------------------------------------------ checkpoint I/O
     def save(self, path):

@@ -14,9 +14,10 @@ from sklearn.pipeline import make_pipeline
 from skam import EnergyTransformer
 from skam._graph import et_unrolled
 from skam._graph.attention import AttentionEnergy
-from skam._graph.layernorm import LayerNormLagrangian
+from skam._graph.lagrangians import LayerNorm
 from skam._graph.token_embedding import Patcher
 from skam._graph.token_memory import TokenMemoryEnergy
+from skam._graph.tokenwise import TokenWise
 
 TINY = dict(token_dim=8, n_heads=2, head_dim=4, n_memories=12)
 
@@ -154,11 +155,12 @@ def test_attention_and_memory_derivatives(self_attention):
             "tokens",
             N,
             D,
-            params={"Wq": rng.normal(size=(H, Y, D)), "Wk": rng.normal(size=(H, Y, D))},
+            rng.normal(size=(H, Y, D)),
+            rng.normal(size=(H, Y, D)),
             beta=0.6,
             self_attention=self_attention,
         ),
-        TokenMemoryEnergy("tokens", N, D, params={"Xi": rng.normal(size=(M, D))}),
+        TokenMemoryEnergy("tokens", N, D, rng.normal(size=(M, D))),
     ]
     for term in terms:
         g = rng.normal(size=(n, N * D))
@@ -190,9 +192,10 @@ def test_attention_and_memory_derivatives(self_attention):
             assert _fd(fp, p, w) == pytest.approx(np.sum(d_params[key] * w), rel=1e-6)
 
 
-def test_layernorm_lagrangian_derivatives():
+def test_tokenwise_layernorm_derivatives():
     rng = np.random.default_rng(1)
-    ln = LayerNormLagrangian(4, 6, gamma=1.3, delta=rng.normal(size=6))
+    delta = rng.normal(size=6)
+    ln = TokenWise(LayerNorm(gamma=1.3, delta=delta), 4, legendre=False)
     x = rng.normal(size=(3, 24))
     v = rng.normal(size=x.shape)
     act = ln.activation(x, xp)
@@ -202,14 +205,30 @@ def test_layernorm_lagrangian_derivatives():
     np.testing.assert_allclose(
         _fd(lambda a: ln.activation(a, xp), x, v), ln.hvp(x, v, xp), atol=1e-8
     )
-    # the activation is a layer norm with a scalar gain
+    # the activation is a layer norm of every token, with a scalar gain
     x3 = x.reshape(3, 4, 6)
     ref = (x3 - x3.mean(-1, keepdims=True)) / np.sqrt(x3.var(-1, keepdims=True) + 1e-5)
-    np.testing.assert_allclose(act, (1.3 * ref + ln.delta).reshape(3, 24), atol=1e-12)
+    np.testing.assert_allclose(act, (1.3 * ref + delta).reshape(3, 24), atol=1e-12)
     # the Hessian is symmetric positive semi-definite
     u = rng.normal(size=x.shape)
     assert np.sum(u * ln.hvp(x, v, xp)) == pytest.approx(np.sum(v * ln.hvp(x, u, xp)))
     assert np.all(np.sum(v * ln.hvp(x, v, xp), axis=1) >= -1e-12)
+    # no Legendre term: the layer adds nothing to the energy
+    np.testing.assert_array_equal(ln.energy(x, xp), np.zeros(3))
+    # parameter derivatives of <cot, g>
+    grads = ln.param_vjp(x, u, xp)
+
+    def with_gamma(gm):
+        layer = TokenWise(LayerNorm(gamma=gm, delta=delta), 4)
+        return np.sum(u * layer.activation(x, xp))
+
+    def with_delta(d):
+        layer = TokenWise(LayerNorm(gamma=1.3, delta=d), 4)
+        return np.sum(u * layer.activation(x, xp))
+
+    assert _fd(with_gamma, 1.3, 1.0) == pytest.approx(float(grads["gamma"]))
+    w = rng.normal(size=6)
+    assert _fd(with_delta, delta, w) == pytest.approx(np.sum(grads["delta"] * w))
 
 
 @pytest.mark.parametrize("cls", [False, True])
@@ -247,13 +266,13 @@ def test_backprop_through_steps_matches_finite_differences(cls, clamp_visible):
     target = rng.random(patches.shape)
 
     def loss(p):
-        states, _ = et_unrolled.forward(
+        result = et_unrolled.forward(
             p, config, patches, token_mask, xp, clamp_visible=clamp_visible
         )
-        out = et_unrolled.decode(p, config, states[-1], Np, xp)
+        out = et_unrolled.decode(p, config, result.states["tokens"], Np, xp)
         return 0.5 * np.sum((out - target) ** 2)
 
-    states, _ = et_unrolled.forward(
+    result = et_unrolled.forward(
         params,
         config,
         patches,
@@ -262,16 +281,9 @@ def test_backprop_through_steps_matches_finite_differences(cls, clamp_visible):
         clamp_visible=clamp_visible,
         record=True,
     )
-    out = et_unrolled.decode(params, config, states[-1], Np, xp)
+    out = et_unrolled.decode(params, config, result.states["tokens"], Np, xp)
     grads = et_unrolled.backward(
-        params,
-        config,
-        patches,
-        token_mask,
-        states,
-        out - target,
-        xp,
-        clamp_visible=clamp_visible,
+        params, config, patches, token_mask, result, out - target, xp
     )
     assert set(grads) == set(params)
     for key, p in params.items():

@@ -25,7 +25,7 @@ Written with ``matmul`` and reshapes only, so it runs on any array-API
 namespace.
 """
 
-from dataclasses import dataclass, field
+from skam._graph.synapses import Synapse
 
 
 def _to_heads(a, n, n_tokens, heads, hdim, xp):
@@ -43,8 +43,7 @@ def _t(a, xp):
     return xp.matrix_transpose(a)
 
 
-@dataclass
-class AttentionEnergy:
+class AttentionEnergy(Synapse):
     """Multi-head attention energy over the tokens of one layer.
 
     Parameters
@@ -53,8 +52,8 @@ class AttentionEnergy:
         Name of the token layer it reads.
     n_tokens, dim : int
         Tokens per sample and their width ``D``.
-    params : dict
-        ``"Wq"`` and ``"Wk"``, arrays of shape (n_heads, head_dim, dim).
+    Wq, Wk : arrays of shape (n_heads, head_dim, dim)
+        Query and key projections (the trainable ``params``).
     beta : float
         Inverse temperature of the softmax over keys.
     self_attention : bool
@@ -62,22 +61,19 @@ class AttentionEnergy:
         was trained with it; the tutorial's default leaves it out).
     """
 
-    layer: str
-    n_tokens: int
-    dim: int
-    params: dict = field(default_factory=dict)
-    beta: float = 0.125
-    self_attention: bool = False
-
-    @property
-    def layers(self):
-        return (self.layer,)
+    def __init__(self, layer, n_tokens, dim, Wq, Wk, *, beta, self_attention=False):
+        super().__init__((layer,), {"Wq": Wq, "Wk": Wk})
+        self.layer = layer
+        self.n_tokens = int(n_tokens)
+        self.dim = int(dim)
+        self.beta = float(beta)
+        self.self_attention = bool(self_attention)
 
     @property
     def _empty(self):
         return self.n_tokens < 2 and not self.self_attention
 
-    def bytes_per_row(self, itemsize=8):
+    def bytes_per_row(self, sizes, itemsize):
         """Scratch memory per sample: the scores and softmax of every head."""
         heads, hdim, _ = self.params["Wq"].shape
         per = 3 * heads * self.n_tokens**2 + 6 * heads * self.n_tokens * hdim

@@ -13,11 +13,10 @@ the ReLU's mask::
     df/dXi = -(relu(h)^T U + (u * [h > 0])^T g)
 """
 
-from dataclasses import dataclass, field
+from skam._graph.synapses import Synapse
 
 
-@dataclass
-class TokenMemoryEnergy:
+class TokenMemoryEnergy(Synapse):
     """Rectified-quadratic Hopfield energy over the tokens of one layer.
 
     Parameters
@@ -26,20 +25,17 @@ class TokenMemoryEnergy:
         Name of the token layer it reads.
     n_tokens, dim : int
         Tokens per sample and their width ``D``.
-    params : dict
-        ``"Xi"``, the memories, shape (n_memories, dim).
+    Xi : array of shape (n_memories, dim)
+        The memories (the trainable ``params``).
     """
 
-    layer: str
-    n_tokens: int
-    dim: int
-    params: dict = field(default_factory=dict)
+    def __init__(self, layer, n_tokens, dim, Xi):
+        super().__init__((layer,), {"Xi": Xi})
+        self.layer = layer
+        self.n_tokens = int(n_tokens)
+        self.dim = int(dim)
 
-    @property
-    def layers(self):
-        return (self.layer,)
-
-    def bytes_per_row(self, itemsize=8):
+    def bytes_per_row(self, sizes, itemsize):
         """Scratch memory per sample: two (N, M) arrays."""
         return int(2 * self.n_tokens * self.params["Xi"].shape[0] * itemsize)
 
