@@ -80,28 +80,17 @@ class AttentionEnergy(Synapse):
         return int(per * itemsize)
 
     # -- shared forward pieces -------------------------------------------------
+    def _heads(self, rows, key, xp):
+        """Project flat tokens (n*N, D) by ``params[key]``: (n, H, N, Y)."""
+        W = self.params[key]
+        heads, hdim, dim = W.shape
+        out = rows @ _t(xp.reshape(W, (heads * hdim, dim)), xp)
+        n = rows.shape[0] // self.n_tokens
+        return _to_heads(out, n, self.n_tokens, heads, hdim, xp)
+
     def _qk(self, g, xp):
-        Wq, Wk = self.params["Wq"], self.params["Wk"]
-        heads, hdim, dim = Wq.shape
-        n = g.shape[0]
-        G = xp.reshape(g, (n * self.n_tokens, dim))
-        Q = _to_heads(
-            G @ _t(xp.reshape(Wq, (heads * hdim, dim)), xp),
-            n,
-            self.n_tokens,
-            heads,
-            hdim,
-            xp,
-        )
-        K = _to_heads(
-            G @ _t(xp.reshape(Wk, (heads * hdim, dim)), xp),
-            n,
-            self.n_tokens,
-            heads,
-            hdim,
-            xp,
-        )
-        return G, Q, K
+        G = xp.reshape(g, (g.shape[0] * self.n_tokens, self.dim))
+        return G, self._heads(G, "Wq", xp), self._heads(G, "Wk", xp)
 
     def _logits(self, Q, K, xp):
         S = self.beta * (Q @ _t(K, xp))  # (n, H, C=query, B=key)
@@ -167,22 +156,7 @@ class AttentionEnergy(Synapse):
         G, Q, K = self._qk(x, xp)
         P, _ = self._softmax(self._logits(Q, K, xp), xp)
         Uf = xp.reshape(U, (n * self.n_tokens, dim))
-        Uq = _to_heads(
-            Uf @ _t(xp.reshape(Wq, (heads * hdim, dim)), xp),
-            n,
-            self.n_tokens,
-            heads,
-            hdim,
-            xp,
-        )
-        Uk = _to_heads(
-            Uf @ _t(xp.reshape(Wk, (heads * hdim, dim)), xp),
-            n,
-            self.n_tokens,
-            heads,
-            hdim,
-            xp,
-        )
+        Uq, Uk = self._heads(Uf, "Wq", xp), self._heads(Uf, "Wk", xp)
         Adot = Uq @ _t(K, xp) + Q @ _t(Uk, xp)
         PA = P * Adot
         Gam = -self.beta * (PA - P * xp.sum(PA, axis=-1, keepdims=True))
