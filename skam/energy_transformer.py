@@ -726,6 +726,12 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             "n_tokens_": int(self.n_tokens_),
             "beta_": float(self.beta_),
             "n_features_in_": int(self.n_features_in_),
+            "n_iter_": int(self.n_iter_),
+            "loss_curve_": [float(v) for v in self.loss_curve_],
+            "validation_scores_": None
+            if self.validation_scores_ is None
+            else [float(v) for v in self.validation_scores_],
+            "best_loss_": float(self.best_loss_),
         }
         arrays = {f"w_{k}": to_numpy(v) for k, v in self.weights_.items()}
         np.savez(path, _meta=np.asarray(json.dumps(meta)), **arrays)
@@ -761,14 +767,18 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         for key in ("image_shape", "patch_shape"):
             if params.get(key) is not None:
                 params[key] = tuple(params[key])
-        model = cls(**params)
-        return model._set_fitted(
+        model = cls(**params)._set_fitted(
             weights,
             image_shape=tuple(meta["image_shape_"]),
             patch_shape=tuple(meta["patch_shape_"]),
             beta=meta["beta_"],
             n_features=meta["n_features_in_"],
         )
+        model.n_iter_ = meta.get("n_iter_", 0)
+        model.loss_curve_ = meta.get("loss_curve_", [])
+        model.validation_scores_ = meta.get("validation_scores_")
+        model.best_loss_ = meta.get("best_loss_", float("nan"))
+        return model
 
     @classmethod
     def load_published(cls, path, *, image_shape=None, patch_shape=None, **params):

@@ -469,6 +469,7 @@ def test_pickle_and_npz_round_trip(fitted, digits, tmp_path):
     loaded = EnergyTransformer.load(path)
     np.testing.assert_array_equal(loaded.transform(X), want)
     assert loaded.get_params() == fitted.get_params()
+    assert loaded.loss_curve_ == fitted.loss_curve_ and loaded.n_iter_ == 3
     with pytest.raises(ValueError, match="load_published"):
         np.savez(tmp_path / "other.npz", a=np.zeros(2))
         EnergyTransformer.load(tmp_path / "other.npz")
