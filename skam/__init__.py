@@ -5,6 +5,7 @@ estimators, with one shared energy/descent engine running on NumPy or CuPy.
 """
 
 from skam.cluster import AMClustering
+from skam.diffusion import DiffusionAM
 from skam.energy_transformer import EnergyTransformer
 from skam.hierarchical import HierarchicalAM, HierarchicalAMClassifier
 from skam.memory import DenseAM, HopfieldNetwork
@@ -24,6 +25,7 @@ __all__ = [
     "DenseAM",
     "DenseAMClassifier",
     "DenseAMRegressor",
+    "DiffusionAM",
     "EnergyTransformer",
     "HierarchicalAM",
     "HierarchicalAMClassifier",
