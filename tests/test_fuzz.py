@@ -471,7 +471,11 @@ def output_problems(out, *, method, n_rows=None, in_dtype=None):
         if not np.ndim(out) == 0:
             bad.append("score: not a scalar")
         return bad
-    main = out["states"] if isinstance(out, dict) else out
+    if isinstance(out, dict):
+        # descend's Bunch: its states, or the first array it holds
+        main = out["states"] if "states" in out else next(iter(out.values()))
+    else:
+        main = out
     main = np.asarray(main)
     if n_rows is not None and (main.ndim == 0 or main.shape[0] != n_rows):
         bad.append(f"{method}: shape {main.shape}, expected {n_rows} rows")
