@@ -91,6 +91,7 @@ ax.quiver(
 )
 ax.scatter(*am.cluster_centers_.T, marker="x", s=80, c="k")
 ax.set_title(f"Contraction: beta_ = {am.beta_:.1f}, {am.n_steps_} steps")
+fig.tight_layout()
 
 # %%
 # Basins of attraction and beta
@@ -143,12 +144,22 @@ fig.tight_layout()
 # --------------
 # Minibatch Adam on the loss, with ClAM's schedule: the learning rate is
 # multiplied by 0.8 on every plateau of the smoothed loss, and training stops
-# once it has decayed tenfold.
-fig, ax = plt.subplots(figsize=(5.5, 3.5))
+# once it has decayed tenfold. The data sets have losses of different sizes,
+# so each curve is divided by its first epoch's loss: most of the decrease
+# happens in the first epochs, the rest is the fine-tuning of the schedule.
+fig, ax = plt.subplots(figsize=(6, 3.8))
 for name, model in models.items():
-    ax.plot(model.loss_curve_, label=f"{name} ({model.n_iter_} epochs)")
+    curve = np.asarray(model.loss_curve_)
+    ax.plot(
+        np.arange(1, curve.size + 1),
+        curve / curve[0],
+        marker=".",
+        label=f"{name} ({model.n_iter_} epochs)",
+    )
+ax.set_xscale("log")
 ax.set_yscale("log")
 ax.set_xlabel("epoch")
-ax.set_ylabel("training loss")
-ax.legend()
+ax.set_ylabel("training loss / loss of epoch 1")
+ax.legend(fontsize=8)
+fig.tight_layout()
 plt.show()
