@@ -136,9 +136,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--html", type=Path, default=DOCS / "_build" / "html")
     parser.add_argument("--no-build", action="store_true", help="check only")
-    parser.add_argument(
-        "--shots", type=Path, default=DOCS / "_build" / "screenshots"
-    )
+    parser.add_argument("--shots", type=Path, default=DOCS / "_build" / "screenshots")
     args = parser.parse_args(argv)
     status = 0
     if not args.no_build and build(args.html) != 0:
@@ -151,7 +149,7 @@ def main(argv=None):
     pages = sorted(
         p
         for p in args.html.rglob("*.html")
-        if not p.relative_to(args.html).parts[0] in skip
+        if p.relative_to(args.html).parts[0] not in skip
         and p.name not in ("genindex.html", "search.html", "py-modindex.html")
     )
     failed = 0

@@ -111,8 +111,10 @@ def markdown_to_rst(text, *, skip_sections=(), drop_title=True, base=""):
             continue
         if line.strip():
             paragraph = []
-            while i < len(lines) and lines[i].strip() and not (
-                lines[i].lstrip().startswith(("|", "- ", "#", "!["))
+            while (
+                i < len(lines)
+                and lines[i].strip()
+                and not (lines[i].lstrip().startswith(("|", "- ", "#", "![")))
             ):
                 paragraph.append(_inline(lines[i].strip()))
                 i += 1
@@ -150,7 +152,9 @@ class BenchmarkResults(Directive):
             base=base,
         )
         container = nodes.container(classes=["benchmark-results"])
-        self.state.nested_parse(StringList(rst, source=path), self.content_offset, container)
+        self.state.nested_parse(
+            StringList(rst, source=path), self.content_offset, container
+        )
         return [container]
 
 

@@ -27,7 +27,9 @@ for ax, beta in zip(axes, [1.0, 8.0], strict=True):
         ax.plot(*path[0, i], "o", color="white", ms=3)
     ax.plot(*memories.T, "*", color="#ff5a36", ms=14, mec="black", mew=0.6,
             label="stored patterns")  # fmt: skip
-    ax.set_title(f"beta = {beta:g}: {'few wide basins' if beta < 2 else 'a basin per memory'}")
+    ax.set_title(
+        f"beta = {beta:g}: {'few wide basins' if beta < 2 else 'a basin per memory'}"
+    )
     ax.set_xlabel("$v_1$")
     ax.set_aspect("equal")
     fig.colorbar(filled, ax=ax, shrink=0.8, label="energy E(v)")
