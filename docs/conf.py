@@ -70,6 +70,7 @@ intersphinx_disabled_reftypes = []
 intersphinx_timeout = 1
 
 # -- figures made at build time (``.. plot::`` in the user guide) ----------------
+plot_basedir = str(DOCS)  # ``.. plot:: user_guide/figures/NAME.py``
 plot_include_source = False
 plot_html_show_source_link = False
 plot_html_show_formats = False
@@ -98,7 +99,6 @@ sphinx_gallery_conf = {
     "filename_pattern": r"/plot_",
     "ignore_pattern": r"__init__\.py",
     "doc_module": ("skam",),
-    "reference_url": {"skam": None},
     "backreferences_dir": "generated/backreferences",
     "download_all_examples": False,
     "remove_config_comments": True,

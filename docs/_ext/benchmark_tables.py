@@ -22,7 +22,9 @@ _IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)]+)\)\s*$")
 _HEADING = re.compile(r"^(#+)\s+(.*)$")
 # remarks meant for the developers, not the readers: targets and references
 # to internal notes
-_INTERNAL = re.compile(r"\s*\((?:target[^)]*|[\w./-]+\.md[^)]*)\)")
+_INTERNAL = re.compile(
+    r"\s*\((?:target[^)]*|[\w./-]+\.md[^)]*)\)|\s*\bTargets?: .*?\.(?=\s|$)"
+)
 
 
 def _escape(text):
