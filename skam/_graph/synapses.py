@@ -6,7 +6,9 @@ A synapse has
 * ``params``: a dict ``name -> array`` of its trainable parameters;
   ``with_params(params)`` returns a copy with new ones (synapses are immutable);
 * ``energy(g, xp) -> (n,)`` for a dict ``g`` of activations (n, d_layer);
-* ``grad(g, xp) -> dict layer -> dE/dg_layer`` (closed form);
+* ``grad(g, xp) -> dict layer -> dE/dg_layer`` (closed form); a synapse may
+  accept ``only=`` (a set of layer names) to skip the others, and then sets
+  ``grad_accepts_only = True``;
 * ``grad_vjp(g, cot, xp) -> (dict layer -> d<cot, grad>/dg, dict param ->
   d<cot, grad>/dparam)`` for a dict ``cot`` of cotangents (layers missing from
   ``cot`` count as zero). ``<cot, grad>`` summed over the rows: the parameter
@@ -72,6 +74,8 @@ class Dense(Synapse):
     layers : (str, str)
     """
 
+    grad_accepts_only = True
+
     def __init__(self, W, layers):
         super().__init__(layers, {"W": W})
         if len(self.layers) != 2:
@@ -81,10 +85,15 @@ class Dense(Synapse):
         a, b = self.layers
         return -xp.sum((g[a] @ self.params["W"]) * g[b], axis=1)
 
-    def grad(self, g, xp):
+    def grad(self, g, xp, only=None):
         a, b = self.layers
         W = self.params["W"]
-        return {a: -(g[b] @ W.T), b: -(g[a] @ W)}
+        out = {}
+        if only is None or a in only:
+            out[a] = -(g[b] @ W.T)
+        if only is None or b in only:
+            out[b] = -(g[a] @ W)
+        return out
 
     def grad_vjp(self, g, cot, xp):
         a, b = self.layers
