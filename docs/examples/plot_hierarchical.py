@@ -87,7 +87,7 @@ for name, trace in run.energy_terms_trace.items():
 ax_energy.plot(steps, run.energy_trace.mean(axis=1), "k-", lw=2, label="total")
 ax_energy.set_xlabel("step")
 ax_energy.set_ylabel("mean energy over 200 test digits")
-ax_energy.legend(fontsize=8, ncol=2)
+ax_energy.legend(fontsize=7, ncol=2, loc="center right")
 ax_energy.set_title("the total energy never increases")
 fig.tight_layout()
 print("largest one-step energy change:", np.diff(run.energy_trace, axis=0).max())

@@ -28,18 +28,16 @@ class              energy
 =================  ================================================================
 """
 
-import math
-
 from skam._energy import (
     EnergySpec,
     _finite_or_zero,
-    _log_abs_separation,
     _scaled_similarity,
     energy_from_log_z,
     gradient_from_weights,
     log_kernel_sum,
     prepare_memories,
 )
+from skam._separations import from_spec
 
 
 class Synapse:
@@ -138,33 +136,6 @@ class Bias(Synapse):
         if a not in cot:
             return {}, {}
         return {}, {"b": -xp.sum(cot[a], axis=0)}
-
-
-def _log_abs_second(z, spec, xp):
-    """``log|F''(z)|`` and its sign (None = positive) of the separation ``F``."""
-    if spec.is_lse:
-        return z, None
-    n = spec.power
-    base = 1.0 + z
-    if n <= 1:
-        return xp.full_like(z, -math.inf), None
-    if spec.separation in ("rectified_poly", "lsr"):
-        inside = base > 0
-        if n == 2:
-            return xp.where(inside, xp.zeros_like(z) + math.log(2.0), -math.inf), None
-        log_base = xp.log(xp.where(inside, base, xp.ones_like(base)))
-        value = math.log(n * (n - 1)) + (n - 2) * log_base
-        return xp.where(inside, value, -math.inf), None
-    # "poly": n (n - 1) (1 + z)^(n - 2), possibly negative for odd n
-    if n == 2:
-        return xp.zeros_like(z) + math.log(2.0), None
-    nonzero = base != 0
-    log_base = xp.log(xp.where(nonzero, xp.abs(base), xp.ones_like(base)))
-    value = xp.where(nonzero, math.log(n * (n - 1)) + (n - 2) * log_base, -math.inf)
-    sign = None
-    if (n - 2) % 2:
-        sign = 1.0 - 2.0 * xp.astype(base < 0, z.dtype)
-    return value, sign
 
 
 def _signed_exp(log_abs, sign, shift, xp):
@@ -288,8 +259,10 @@ class Memory(Synapse):
         spec = self.spec
         z = _scaled_similarity(V, memories, spec, xp)
         log_z, _ = log_kernel_sum(V, memories, spec, xp, need_weights=False)
-        log_f, sign_f, log_df, sign_df = _log_abs_separation(z, spec, xp)
-        log_ddf, sign_ddf = _log_abs_second(z, spec, xp)
+        separation = from_spec(spec)
+        log_f, sign_f = separation.log_abs(z, 0, xp)
+        log_df, sign_df = separation.log_abs(z, 1, xp)
+        log_ddf, sign_ddf = separation.log_abs(z, 2, xp)
         if memories.log_weights is not None:
             lw = memories.log_weights[None, :]
             log_f, log_df, log_ddf = log_f + lw, log_df + lw, log_ddf + lw
