@@ -107,7 +107,10 @@ def exact_draws(patterns, weights, spec, n_samples, rng, *, X=None, free=None):
     K, D = patterns.shape
     log_w = np.zeros(K) if weights is None else _log_weights(weights)
     if free is None:
-        idx = _categorical(np.broadcast_to(log_w, (n_samples, K)), rng)
+        p = np.exp(log_w - np.max(log_w))
+        cdf = np.cumsum(p)
+        u = rng.uniform(size=n_samples) * cdf[-1]
+        idx = np.minimum(np.searchsorted(cdf, u, side="right"), K - 1)
         centres = patterns[idx]
         n_free = np.full(n_samples, D)
         scale = np.ones(n_samples)
