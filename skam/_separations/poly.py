@@ -11,6 +11,8 @@ class Polynomial(Separation):
     name = "poly"
     kernel = "polynomial kernel with the dot product"
     has_degree = True
+    #: ``max(1 + z, 0)`` in place of ``1 + z`` (the rectified subclasses).
+    rectified = False
 
     def __init__(self, degree=3):
         self.degree = int(degree)
@@ -19,8 +21,8 @@ class Polynomial(Separation):
         n = self.degree
         coefficient = math.perm(n, order) if order <= n else 0
         return log_power_of_base(
-            1.0 + z, max(n - order, 0), coefficient, xp, rectified=False
+            1.0 + z, max(n - order, 0), coefficient, xp, rectified=self.rectified
         )
 
     def __repr__(self):
-        return f"Polynomial(degree={self.degree})"
+        return f"{type(self).__name__}(degree={self.degree})"
