@@ -529,10 +529,15 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
     learning_rate : float, default=0.03
         Adam's learning rate.
     batch_size : int, default=64
+        Samples per minibatch.
     max_epochs : int, default=20
+        Passes over the training data.
     backend : {"numpy", "cupy"}, default="numpy"
+        Where NumPy input is computed.
     random_state : int, RandomState instance or None, default=None
+        Seeds the starting memories and the batches.
     verbose : int, default=0
+        Print the loss of every epoch.
 
     Attributes
     ----------
@@ -663,10 +668,12 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Queries.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
+            Class probabilities, columns in the order of ``classes_``.
         """
         backend, proba = self._proba(X, "predict_proba")
         return backend.to_output(proba)
@@ -677,10 +684,12 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Queries.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+            Predicted classes (values of ``classes_``).
         """
         backend, proba = self._proba(X, "predict")
         idx = to_numpy(backend.xp.argmax(proba, axis=1))
