@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from array_api_compat import numpy as xp
 
+from skam._beta import rule_for as scale_rule
 from skam._energy import EnergySpec, _log_abs_separation
 from skam._separations import SEPARATIONS, from_spec, get_separation
-from skam._validation import scale_rule
 
 CASES = [
     ("lse", 3),

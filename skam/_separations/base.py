@@ -18,10 +18,10 @@ class Separation:
     is_exponential = False
 
     def beta_rule(self, similarity="sqeuclidean"):
-        """Name of the ``beta="scale"`` rule of :func:`skam._validation.resolve_beta`."""
-        from skam._validation import scale_rule
+        """Name of the ``beta="scale"`` rule of :func:`skam._beta.resolve_beta`."""
+        from skam._beta import rule_for
 
-        return scale_rule(self.name, similarity)
+        return rule_for(self.name, similarity)
 
     def log_abs(self, z, order, xp):
         """``log|F^(order)(z)|`` (order 0, 1 or 2) and its sign (None: >= 0)."""
