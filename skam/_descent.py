@@ -3,7 +3,7 @@
 ``v <- v - step_size * m * grad E(v)`` where ``m`` is 0 on clamped (frozen)
 coordinates and 1 elsewhere (for the non-LSE separations the gradient is
 rescaled per query into the mean-shift step, see
-:func:`skam._energy.descent_direction`). Each query stops on its own when the L2 norm of
+:func:`skam._partial.finish`). Each query stops on its own when the L2 norm of
 its update is at most ``tol`` (it is then frozen while the rest of its chunk
 goes on), or after ``max_iter`` steps. With the ``"dot"`` similarity the
 energy is unbounded below, so the free coordinates are projected back onto the
@@ -34,6 +34,7 @@ from skam._energy import (
     log_z_and_direction,
     lsr_support_radius_sq,
 )
+from skam._partial import query_rows
 
 
 class KernelSumOracle:
@@ -50,6 +51,10 @@ class KernelSumOracle:
         self.memories = memories
         self.spec = spec
         self.xp = xp
+
+    # the memory axis can be split into blocks (skam._partial), so a chunk of
+    # queries need not shrink below 64 rows to fit working_memory
+    splits_memories = True
 
     @property
     def n_columns(self):
@@ -169,7 +174,10 @@ def descend(
     n = V0.shape[0]
     itemsize = 4 if V0.dtype == xp.float32 else 8
     oracle = _as_oracle(memories, spec, xp)
-    rows = chunk_rows(n, oracle.n_columns, itemsize, chunk_size=chunk_size)
+    if chunk_size is None and getattr(oracle, "splits_memories", False):
+        rows = query_rows(n, oracle.n_columns, itemsize)
+    else:
+        rows = chunk_rows(n, oracle.n_columns, itemsize, chunk_size=chunk_size)
     free = free_mask(clamp_mask, xp)
     parts = []
     for sl in iter_chunks(n, rows):

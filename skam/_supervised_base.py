@@ -18,15 +18,14 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 
 from skam._backend import to_numpy
-from skam._chunking import chunk_rows
 from skam._descent import descend
 from skam._energy import (
-    Memories,
-    descent_direction,
     energy_from_log_z,
     log_kernel_sum,
+    log_z_and_direction,
     prepare_memories,
 )
+from skam._partial import query_rows
 from skam._validation import (
     BACKEND_CONSTRAINT,
     ENERGY_CONSTRAINTS,
@@ -142,10 +141,10 @@ def label_update_mask(n_features, n_labels, xp, device):
 class LabelNeuronOracle:
     """Energy oracle of the engine for memories ``[features, label neurons]``.
 
-    The energy and the softmax are the engine's (:func:`log_kernel_sum` on
-    the full memories); the descent direction is computed on the label
-    columns only (features are clamped), which saves a second
-    (n, K, n_features) product per step. Plugged into
+    The energy and the softmax are the engine's (mergeable partial states on
+    the full memories, :mod:`skam._partial`); the descent direction is
+    computed on the label columns only (features are clamped), which saves a
+    second (n, K, n_features) product per step. Plugged into
     :func:`skam._descent.descend` in place of the memories.
     """
 
@@ -154,13 +153,6 @@ class LabelNeuronOracle:
         self.spec = spec
         self.xp = xp
         self.n_features = n_features
-        cw = memories.coord_weights
-        self._labels = Memories(
-            memories.patterns[:, n_features:],
-            memories.log_weights,
-            None if cw is None else cw[n_features:],
-            None,
-        )
 
     @property
     def n_columns(self):
@@ -168,8 +160,9 @@ class LabelNeuronOracle:
 
     def energy_and_direction(self, V):
         xp, d = self.xp, self.n_features
-        log_z, P = log_kernel_sum(V, self.memories, self.spec, xp)
-        direction = descent_direction(V[:, d:], P, self._labels, self.spec, xp)
+        log_z, direction = log_z_and_direction(
+            V, self.memories, self.spec, xp, pull_from=d
+        )
         frozen = xp.zeros((V.shape[0], d), dtype=V.dtype, device=array_device(V))
         return energy_from_log_z(log_z, self.spec), xp.concat(
             [frozen, direction], axis=1
@@ -239,7 +232,7 @@ class LabelNeuronAM(BaseEstimator):
         if self.similarity == "dot":
             box = xp.min(patterns, axis=0), xp.max(patterns, axis=0)
         K = patterns.shape[0]
-        rows = chunk_rows(Xc.shape[0], K, 4 if dtype == xp.float32 else 8)
+        rows = query_rows(Xc.shape[0], K, 4 if dtype == xp.float32 else 8)
         if backend.is_numpy:  # a CPU cache/allocator effect; GPUs want big blocks
             rows = max(1, min(rows, MAX_CHUNK_ELEMENTS // K))
         result = descend(

@@ -26,6 +26,7 @@ from skam._energy import (
     lsr_support_radius_sq,
     prepare_memories,
 )
+from skam._partial import query_rows
 from skam._validation import (
     BACKEND_CONSTRAINT,
     DESCENT_CONSTRAINTS,
@@ -435,7 +436,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Xc = backend.to_compute(X)
         memories = self._memories(backend, Xc.dtype)
         spec = self._spec()
-        rows = chunk_rows(Xc.shape[0], memories.n_memories, _itemsize(Xc, xp))
+        rows = query_rows(Xc.shape[0], memories.n_memories, _itemsize(Xc, xp))
         parts = [
             energy_from_log_z(
                 log_kernel_sum(Xc[sl, :], memories, spec, xp, need_weights=False)[0],
