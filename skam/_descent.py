@@ -70,6 +70,9 @@ class KernelSumOracle:
         )
         return energy_from_log_z(log_z, self.spec)
 
+    def support_sums(self, V):
+        return support_sums(V, self.memories, self.spec, self.xp)
+
 
 def _as_oracle(memories, spec, xp):
     if hasattr(memories, "energy_and_direction"):
@@ -291,7 +294,7 @@ def _descend_chunk(
     free = free_full
     spec = getattr(oracle, "spec", None)
     if lsr_fixed_point and spec is not None and spec.separation == "lsr":
-        V = lsr_fixed_point_iteration(V, oracle.memories, spec, xp, free=free)
+        V = lsr_fixed_point_iteration(V, oracle, xp, free=free)
     energy = None
     if compute_energy or return_trace:
         energy = oracle.energy(V)
@@ -310,24 +313,31 @@ def _descend_chunk(
     )
 
 
-def lsr_fixed_point_iteration(V, memories, spec, xp, *, free=None, max_rounds=50):
+def support_sums(V, memories, spec, xp):
+    """Weight and weighted pattern sum of the memories whose support holds V.
+
+    Returns ``(total, summed)`` of shapes (n, 1) and (n, D): a plain sum over
+    memories, so blocks (or shards) of memories merge by addition.
+    """
+    sq = 2.0 * half_sq_distances(V, memories, xp)
+    weights = xp.astype(sq < lsr_support_radius_sq(spec), V.dtype)
+    if memories.log_weights is not None:
+        weights = weights * xp.exp(memories.log_weights)[None, :]
+    return xp.sum(weights, axis=1, keepdims=True), weights @ memories.patterns
+
+
+def lsr_fixed_point_iteration(V, oracle, xp, *, free=None, max_rounds=50):
     """Exact fixed points of the LSR energy (Hoover et al. 2025, Algorithm 1).
 
     Each free coordinate becomes the weighted mean of the memories whose
     support contains the state; repeated until that set stops changing.
-    States outside every support are left where they are.
+    States outside every support are left where they are. ``oracle`` provides
+    ``support_sums(V)`` (:func:`support_sums` over its memories).
     """
-    radius_sq = lsr_support_radius_sq(spec)
-    patterns = memories.patterns
     for _ in range(max_rounds):
-        sq = 2.0 * half_sq_distances(V, memories, xp)
-        inside = sq < radius_sq
-        weights = xp.astype(inside, V.dtype)
-        if memories.log_weights is not None:
-            weights = weights * xp.exp(memories.log_weights)[None, :]
-        total = xp.sum(weights, axis=1, keepdims=True)
+        total, summed = oracle.support_sums(V)
         has_support = total > 0
-        mean = (weights @ patterns) / xp.where(has_support, total, xp.ones_like(total))
+        mean = summed / xp.where(has_support, total, xp.ones_like(total))
         move = has_support if free is None else xp.logical_and(has_support, free)
         V_new = xp.where(move, mean, V)
         if not bool(xp.any(V_new != V)):

@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
 from skam._chunking import chunk_rows, concat, iter_chunks
+from skam._dask import dask_dispatch
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
 from skam._energy import (
@@ -49,6 +50,7 @@ def _evenly_spaced(n, at_most):
     return np.unique(np.linspace(0, n - 1, min(n, at_most)).astype(np.intp))
 
 
+@dask_dispatch(sharded_fit="dense_am")
 @fill_doc
 class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Dense Associative Memory: store patterns, retrieve them by energy descent.
@@ -492,6 +494,7 @@ def _itemsize(array, xp):
     return 4 if array.dtype == xp.float32 else 8
 
 
+@dask_dispatch(sharded_fit="hopfield")
 @fill_doc
 class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Classical binary Hopfield network with Hebbian weights.

@@ -10,6 +10,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_y, check_consistent_length, check_is_fitted
 
 from skam._backend import is_non_numpy_array, to_numpy
+from skam._dask import dask_dispatch
 from skam._docstrings import fill_doc
 from skam._supervised_base import SUPERVISED_CONSTRAINTS, LabelNeuronAM
 from skam._supervised_training import (
@@ -200,6 +201,7 @@ class _SupervisedAM(LabelNeuronAM):
         return tags
 
 
+@dask_dispatch(sharded_fit="supervised")
 @fill_doc
 class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
     """Dense Associative Memory classifier with label neurons.
@@ -482,6 +484,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         return self.classes_[to_numpy(index)]
 
 
+@dask_dispatch(sharded_fit="supervised")
 @fill_doc
 class DenseAMRegressor(RegressorMixin, _SupervisedAM):
     """Dense Associative Memory regressor with label neurons.

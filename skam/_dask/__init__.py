@@ -1,0 +1,151 @@
+"""Dask glue of skam: dask arrays in, lazy dask arrays out; sharded memories.
+
+Importing this package does **not** import Dask (``import skam`` imports it
+to decorate the estimators): the modules that need Dask,
+:mod:`skam._dask._post_fit` and :mod:`skam._dask._sharded`, are imported on
+the first call that receives a dask array or holds sharded memories.
+
+:func:`dask_dispatch` decorates an estimator class. Its post-fit methods
+(``transform``, ``predict``, ``predict_proba``, ``energy``, ...) then accept a
+dask array and return a lazy dask array (NumPy in stays NumPy out); ``fit``
+on a dask array keeps the memories sharded on the workers where the class
+supports it (``sharded_fit``), and raises a ``TypeError`` saying what to do
+where it does not.
+"""
+
+import functools
+
+# Per-sample methods that get "dask in, dask out" (when the class has them).
+POST_FIT_METHODS = (
+    "transform",
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "energy",
+    "score_samples",
+    "descend",
+    "contract",
+)
+FIT_METHODS = ("fit", "partial_fit")
+
+
+def is_dask_collection(X):
+    """True for a Dask collection, tested without importing Dask."""
+    module = type(X).__module__ or ""
+    return module.split(".")[0] == "dask" and hasattr(X, "__dask_graph__")
+
+
+def is_sharded(estimator):
+    """True when ``estimator`` holds memories sharded on Dask workers."""
+    return getattr(estimator, "_shards", None) is not None
+
+
+def _post_fit(method):
+    @functools.wraps(method)
+    def wrapper(self, X, *args, **kwargs):
+        if is_sharded(self):
+            from skam._dask._sharded import call_sharded
+
+            return call_sharded(self, method.__name__, X, *args, **kwargs)
+        if is_dask_collection(X):
+            from skam._dask._post_fit import call_by_blocks
+
+            return call_by_blocks(self, method.__name__, X, *args, **kwargs)
+        return method(self, X, *args, **kwargs)
+
+    wrapper._skam_dask = True
+    return wrapper
+
+
+def _fit(method, sharded_fit):
+    @functools.wraps(method)
+    def wrapper(self, X, *args, **kwargs):
+        if is_dask_collection(X):
+            if sharded_fit is None:
+                raise TypeError(
+                    f"{type(self).__name__}.{method.__name__}() does not keep a "
+                    "model sharded on Dask workers yet; pass X.compute() (a "
+                    "NumPy array) to fit in memory. Its post-fit methods accept "
+                    "dask arrays."
+                )
+            from skam._dask._sharded import fit_sharded
+
+            return fit_sharded(self, method.__name__, sharded_fit, X, *args, **kwargs)
+        if is_sharded(self) and method.__name__ == "partial_fit":
+            raise TypeError(
+                f"{type(self).__name__} holds sharded memories; partial_fit on "
+                "NumPy input would mix local and sharded memories. Call "
+                "to_local() first, or pass a dask array to fit."
+            )
+        if method.__name__ == "fit" and is_sharded(self):
+            self._shards = None
+        return method(self, X, *args, **kwargs)
+
+    wrapper._skam_dask = True
+    return wrapper
+
+
+def _to_local(how):
+    def to_local(self):
+        """Gather memories sharded on Dask workers into NumPy attributes.
+
+        A model fitted on a dask array keeps its memories on the workers;
+        this brings them into the estimator (in place), after which it
+        pickles and runs without a cluster. A model held in memory is
+        returned as it is.
+
+        Returns
+        -------
+        self : object
+            The estimator, its memories held in memory.
+        """
+        if is_sharded(self):
+            from skam._dask._sharded import to_local as gather
+
+            gather(self, how)
+        return self
+
+    return to_local
+
+
+def _getstate(getstate):
+    @functools.wraps(getstate)
+    def __getstate__(self):
+        if is_sharded(self) and self._shards.futures:
+            raise TypeError(
+                f"This {type(self).__name__} holds memories sharded on Dask "
+                "workers (Futures, which do not outlive the cluster). Call "
+                "to_local() before pickling it, or refit on the loaded data."
+            )
+        return getstate(self)
+
+    return __getstate__
+
+
+def dask_dispatch(sharded_fit=None):
+    """Class decorator: route dask input (and sharded models) to skam._dask.
+
+    Parameters
+    ----------
+    sharded_fit : str or None
+        Name of the function of :mod:`skam._dask._sharded` that fits this
+        class on a dask array keeping the memories sharded; None makes
+        ``fit`` on a dask array a ``TypeError``.
+    """
+
+    def decorate(cls):
+        for name in POST_FIT_METHODS:
+            method = getattr(cls, name, None)
+            if method is not None and not getattr(method, "_skam_dask", False):
+                setattr(cls, name, _post_fit(method))
+        for name in FIT_METHODS:
+            method = getattr(cls, name, None)
+            if method is not None and not getattr(method, "_skam_dask", False):
+                setattr(cls, name, _fit(method, sharded_fit))
+        if sharded_fit is not None:
+            cls.to_local = _to_local(sharded_fit)
+            cls.__getstate__ = _getstate(cls.__getstate__)
+        return cls
+
+    return decorate
