@@ -64,6 +64,14 @@ def _shard_support(shard, V, spec):
     return support_sums(_aligned(V), shard[0], spec, np_xp)
 
 
+def _worker_reduce(kind, V, args, *shards):
+    """The shards one worker holds, reduced on it (one reply per worker)."""
+    if kind == "state":
+        return merge_all([_shard_state(s, V, *args) for s in shards], np_xp)
+    parts = [_shard_support(s, V, *args) for s in shards]
+    return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+
 def _aligned(V):
     return V if V.flags.aligned and V.flags.c_contiguous else np.array(V, order="C")
 
@@ -187,6 +195,35 @@ class ShardedMemories:
         """What :func:`skam._partial.finish` needs of the memories."""
         return Memories(None, None, self.coord_weights, None)
 
+    def reduce(self, kind, V, *args, client=None):
+        """One task per worker: ``kind`` over the shards it holds, reduced there.
+
+        ``kind`` is ``"state"`` (partial states, merged) or ``"support"``
+        (support sums, added). Returns one result per worker holding shards.
+        """
+        client = client or _client()
+        if getattr(self, "_groups", None) is None:
+            located = client.who_has(self.futures)
+            groups = {}
+            for f in self.futures:
+                holders = sorted(located.get(f.key, ())) or [None]
+                groups.setdefault(holders[0], []).append(f)
+            self._groups = groups
+        jobs = [
+            client.submit(
+                _worker_reduce,
+                kind,
+                V,
+                args,
+                *shards,
+                workers=None if where is None else [where],
+                allow_other_workers=True,
+                pure=False,
+            )
+            for where, shards in self._groups.items()
+        ]
+        return client.gather(jobs)
+
     def map(self, func, *args, client=None):
         """``func(shard, *args)`` on every shard; the results, in shard order."""
         client = client or _client()
@@ -248,15 +285,8 @@ class ShardedOracle:
         return 4 * self.sharded.n_features
 
     def _states(self, V, need_direction):
-        client = self.client or _client()
-        V_ref = client.scatter(V, hash=False)
-        states = self.sharded.map(
-            _shard_state,
-            V_ref,
-            self.spec,
-            self.pull_from,
-            need_direction,
-            client=client,
+        states = self.sharded.reduce(
+            "state", V, self.spec, self.pull_from, need_direction, client=self.client
         )
         return merge_all(states, np_xp)
 
@@ -276,9 +306,7 @@ class ShardedOracle:
         return energy_from_log_z(log_z, self.spec)
 
     def support_sums(self, V):
-        client = self.client or _client()
-        V_ref = client.scatter(V, hash=False)
-        parts = self.sharded.map(_shard_support, V_ref, self.spec, client=client)
+        parts = self.sharded.reduce("support", V, self.spec, client=self.client)
         return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
 
@@ -321,6 +349,7 @@ def _check_finite(X, w):
 def shard(X, w, coord_weights=None, transform=None):
     """Persist the rows of X (and w) as prepared shards on the workers."""
     client = _client()
+    X = X.rechunk({1: -1})
     blocks = list(X.to_delayed()[:, 0])
     weights = [None] * len(blocks) if w is None else list(w.to_delayed())
     prepared = [
@@ -499,13 +528,280 @@ def _reached(estimator, states, client=None):
     return np.where(ok, idx[best, np.arange(n)], -1)
 
 
-_FITS = {"dense_am": fit_dense_am}
+def _host_labels(y, estimator):
+    """Labels gathered to the client (n values: the features stay sharded)."""
+    from skam.supervised import _host_y, _require_y
+
+    _require_y(estimator, y)
+    if isinstance(y, da.Array):
+        y = y.compute()
+    return _host_y(y)
+
+
+def _weighted_moments(X, w):
+    """Weighted mean over rows and mean per-feature variance (two passes)."""
+    Xf = X.astype(np.float64)
+    if w is None:
+        n = float(X.shape[0])
+        mean = Xf.sum(axis=0) / n
+        centred = (Xf - mean) ** 2
+        var = centred.sum(axis=0) / n
+    else:
+        wf = w.astype(np.float64)
+        n = float(wf.sum().compute())
+        mean = (wf[:, None] * Xf).sum(axis=0) / n
+        var = (wf[:, None] * (Xf - mean) ** 2).sum(axis=0) / n
+    return n, float(var.mean().compute())
+
+
+def _scott_beta(estimator, X, w):
+    """:func:`skam._supervised_base.scott_beta` on sharded features, / lam."""
+    if not isinstance(estimator.beta, str):
+        return float(estimator.beta)
+    n, var = _weighted_moments(X, w)
+    beta_lam = float(n ** (2.0 / (X.shape[1] + 4)) / var) if var > 0 else 1.0
+    return beta_lam / estimator.lam
+
+
+def fit_supervised(estimator, X, y, sample_weight=None):
+    """DenseAMClassifier / DenseAMRegressor.fit (nonparametric) on dask arrays.
+
+    The features stay sharded; the labels (one value per sample) are gathered
+    to the client to encode them, and their codes travel to the shards once.
+    """
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import _check_y
+
+    from skam._supervised_base import coordinate_weights
+
+    if estimator.mode != "nonparametric":
+        raise TypeError(
+            "mode='parametric' learns a fixed number of prototypes in memory; "
+            "fit it on X.compute() (its post-fit methods accept dask arrays)."
+        )
+    X = _as_rows(X, estimator)
+    w = _as_weights(sample_weight, X)
+    yh = _host_labels(y, estimator)
+    if yh.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"Found input variables with inconsistent numbers of samples: "
+            f"[{X.shape[0]}, {yh.shape[0]}]"
+        )
+    _check_finite(X, w)
+    _reset(estimator, X)
+    classifier = hasattr(estimator, "predict_proba")
+    if classifier:
+        yh = _check_y(yh, estimator=estimator)
+        check_classification_targets(yh)
+        classes, y_idx = np.unique(yh, return_inverse=True)
+        estimator.classes_ = classes
+        codes = (y_idx[:, None] == np.arange(classes.size)[None, :]).astype(np.float64)
+    else:
+        yh = np.asarray(
+            _check_y(yh, multi_output=True, y_numeric=True, estimator=estimator),
+            dtype=np.float64,
+        )
+        estimator._single_output = yh.ndim == 1
+        Y = yh.reshape(yh.shape[0], -1)
+        wh = None if w is None else w.compute().astype(np.float64)
+        mean = np.average(Y, axis=0, weights=wh)
+        std = np.sqrt(np.average((Y - mean) ** 2, axis=0, weights=wh))
+        std = np.where(std > 0, std, 1.0)
+        estimator.target_mean_ = mean.astype(X.dtype)
+        estimator.target_scale_ = std.astype(X.dtype)
+        codes = (Y - mean) / std
+    s = float(estimator.label_scale)
+    labels = da.from_array(codes, chunks=(X.chunks[0], -1)).astype(X.dtype)
+    augmented = da.concatenate([X, s * labels], axis=1)
+    d, n_labels = X.shape[1], codes.shape[1]
+    cw = np.asarray(
+        coordinate_weights(d, n_labels, estimator.lam, np_xp, X.dtype, "cpu")
+    )
+    estimator.step_size_ = estimator._resolved_step_size()
+    estimator.beta_ = _scott_beta(estimator, X, w)
+    estimator._shards = shard(augmented, w, coord_weights=cw)
+    estimator._distinct_masks = []
+    estimator._box_cache = _box(estimator) if estimator.similarity == "dot" else None
+    estimator.n_iter_ = 1
+    return estimator
+
+
+def _sharded_label_neurons(estimator, backend, X, client=None):
+    """LabelNeuronAM._label_neurons with the shards as the memories."""
+    from skam._supervised_base import label_update_mask
+    from skam._validation import make_spec
+
+    Xc = np.asarray(X)
+    d = estimator.n_features_in_
+    n_labels = estimator._shards.n_features - d
+    spec = make_spec(estimator, estimator.beta_)
+    start = estimator._label_start(Xc.shape[0], n_labels, np_xp, Xc.dtype, "cpu")
+    V0 = np.concatenate([Xc, np.asarray(start)], axis=1)
+    oracle = ShardedOracle(estimator._shards, spec, pull_from=d, client=client)
+    result = descend(
+        V0,
+        oracle,
+        spec,
+        np_xp,
+        clamp_mask=~np.asarray(label_update_mask(d, n_labels, np_xp, "cpu")),
+        step_size=estimator.step_size_,
+        max_iter=estimator.max_iter,
+        tol=estimator.tol,
+        box=estimator._box_cache,
+        compute_energy=False,
+    )
+    return result.states[:, d:] / estimator.label_scale
+
+
+def _with_label_neurons(estimator, label_neurons):
+    """A shallow copy whose ``_label_neurons`` is ``label_neurons``."""
+    import types
+
+    local = object.__new__(type(estimator))
+    local.__dict__.update(estimator.__dict__)
+    local._label_neurons = types.MethodType(label_neurons, local)
+    return local
+
+
+def _run_supervised(estimator, method, X, args, kwargs, client):
+    def label_neurons(self, backend, Xv):
+        return _sharded_label_neurons(self, backend, Xv, client=client)
+
+    raw = getattr(type(estimator), method).__wrapped__
+    return raw(_with_label_neurons(estimator, label_neurons), X, *args, **kwargs)
+
+
+def _supervised_example(estimator, method, X):
+    """Output structure of ``method`` from one row, without the cluster."""
+    n_labels = estimator._shards.n_features - estimator.n_features_in_
+
+    def label_neurons(self, backend, Xv):
+        start = self._label_start(Xv.shape[0], n_labels, np_xp, Xv.dtype, "cpu")
+        return np.asarray(start) / self.label_scale
+
+    raw = getattr(type(estimator), method).__wrapped__
+    probe = np.zeros((1, X.shape[1]), dtype=X.dtype)
+    return raw(_with_label_neurons(estimator, label_neurons), probe)
+
+
+def local_supervised(estimator):
+    """Gather a sharded classifier/regressor into NumPy attributes."""
+    sharded = estimator._shards
+    memories = sharded.take(np.arange(sharded.n_memories))
+    weights = None
+    if sharded.weighted:
+        weights = np.concatenate(sharded.map(_shard_weights)).astype(memories.dtype)
+    estimator.memories_, estimator.memory_weights_ = memories, weights
+    estimator._shards = None
+    estimator._distinct_masks = None
+    estimator._box_cache = None
+    return estimator
+
+
+def _binarized(patterns):
+    return np.where(patterns > 0, 1.0, -1.0).astype(patterns.dtype)
+
+
+def _shard_hebbian(shard):
+    from skam.memory import _hebbian
+
+    memories, weights = shard
+    return _hebbian(memories.patterns, weights, np_xp)
+
+
+def _add(a, b):
+    return a + b
+
+
+def _tree_sum(client, futures):
+    """Sum of the results of ``futures`` by a tree of additions on the cluster."""
+    while len(futures) > 1:
+        paired = [
+            client.submit(_add, futures[i], futures[i + 1], pure=False)
+            for i in range(0, len(futures) - 1, 2)
+        ]
+        futures = paired + ([futures[-1]] if len(futures) % 2 else [])
+    return futures[0].result()
+
+
+def _shard_first_match(shard, S, offset):
+    """Global row of the first stored pattern equal to each state, or -1."""
+    patterns = shard[0].patterns
+    if patterns.shape[0] == 0:
+        return np.full(S.shape[0], -1, dtype=np.int64)
+    exact = (S @ patterns.T) >= S.shape[1] - 0.5
+    found = exact.any(axis=1)
+    return np.where(found, np.argmax(exact, axis=1) + offset, -1).astype(np.int64)
+
+
+def fit_hopfield(estimator, X, y=None, sample_weight=None):
+    """HopfieldNetwork.fit on a dask array: couplings as a tree sum of shards."""
+    from skam._backend import resolve_backend
+    from skam.memory import _N_SELF_RECALL, _evenly_spaced
+
+    X = _as_rows(X, estimator)
+    w = _as_weights(sample_weight, X)
+    _check_finite(X, w)
+    _reset(estimator, X)
+    client = _client()
+    sharded = shard(X, w, transform=_binarized)
+    estimator._shards = sharded
+    estimator._distinct_masks = []
+    parts = [client.submit(_shard_hebbian, f, pure=False) for f in sharded.futures]
+    estimator.coupling_ = _tree_sum(client, parts)
+    idx = _evenly_spaced(sharded.n_memories, _N_SELF_RECALL)
+    probe = sharded.take(idx)
+    states, n_sweeps = estimator._recall(resolve_backend(probe), probe)
+    estimator.self_recall_ = float(np.mean(np.all(states == probe, axis=1)))
+    estimator.n_iter_ = max(1, n_sweeps)
+    return estimator
+
+
+def _hopfield_predict(estimator, X, client=None):
+    from skam._backend import resolve_backend
+
+    client = client or _client()
+    S, _ = estimator._recall(resolve_backend(X), _binarized(X))
+    sharded = estimator._shards
+    S_ref = client.scatter(S, hash=False)
+    hits = client.gather(
+        [
+            client.submit(_shard_first_match, f, S_ref, int(o), pure=False)
+            for f, o in zip(sharded.futures, sharded.offsets, strict=True)
+        ]
+    )
+    out = np.full(S.shape[0], -1, dtype=np.int64)
+    for hit in hits:  # shards in row order: the first match wins
+        out = np.where((out < 0) & (hit >= 0), hit, out)
+    return out
+
+
+def local_hopfield(estimator):
+    """Gather the sharded patterns of a HopfieldNetwork."""
+    sharded = estimator._shards
+    estimator.memories_ = sharded.take(np.arange(sharded.n_memories))
+    estimator._shards = None
+    estimator._distinct_masks = None
+    return estimator
+
+
+_FITS = {
+    "dense_am": fit_dense_am,
+    "supervised": fit_supervised,
+    "hopfield": fit_hopfield,
+}
 
 
 # ------------------------------------------------------------ post-fit calls
 def call_sharded(estimator, method, X, *args, **kwargs):
     """A post-fit method of a model with sharded memories."""
     check_is_fitted(estimator)
+    if hasattr(estimator, "coupling_") and method != "predict":
+        # the couplings are local (D x D): the in-memory path, without shards
+        light = object.__new__(type(estimator))
+        light.__dict__.update(estimator.__dict__)
+        light._shards = None
+        return getattr(light, method)(X, *args, **kwargs)
     lazy = isinstance(X, da.Array)
     if lazy:
         X = as_queries(X, estimator, method)
@@ -561,6 +857,10 @@ def _finish_energy(state, V, meta, spec, negate):
 def _run(estimator, method, X, args, kwargs, client):
     """The method on NumPy queries, driving the shards from this process."""
     X = np.array(X, order="C") if not X.flags.aligned else X
+    if hasattr(estimator, "_label_start"):
+        return _run_supervised(estimator, method, X, args, kwargs, client)
+    if hasattr(estimator, "coupling_"):
+        return _hopfield_predict(estimator, X, client=client)
     if method in ("energy", "score_samples"):
         from skam._validation import make_spec
 
@@ -624,6 +924,8 @@ def _descend_task(estimator, method, block, args, kwargs):
 
 
 def _lazy(estimator, method, X, args, kwargs):
+    if hasattr(estimator, "_label_start"):
+        return _lazy_supervised(estimator, method, X, args, kwargs)
     if method in ("energy", "score_samples"):
         return _energy_graph(estimator, X, method == "score_samples")
     from skam._dask._post_fit import _assemble, _row_aligned, send_once
@@ -655,6 +957,18 @@ def _lazy(estimator, method, X, args, kwargs):
     example = (
         np.zeros((1, D), X.dtype) if method == "transform" else np.zeros(1, np.int64)
     )
+    return _assemble(results, X.chunks[0], example, None, None)
+
+
+def _lazy_supervised(estimator, method, X, args, kwargs):
+    from skam._dask._post_fit import _assemble, send_once
+
+    example = _supervised_example(estimator, method, X)
+    model = send_once(_light_copy(estimator))
+    run = dask.delayed(_descend_task, pure=False)
+    results = [
+        run(model, method, block, args, kwargs) for block in X.to_delayed()[:, 0]
+    ]
     return _assemble(results, X.chunks[0], example, None, None)
 
 
@@ -697,7 +1011,11 @@ def local_dense_am(estimator):
     return estimator
 
 
-_LOCAL = {"dense_am": local_dense_am}
+_LOCAL = {
+    "dense_am": local_dense_am,
+    "supervised": local_supervised,
+    "hopfield": local_hopfield,
+}
 
 
 def to_local(estimator, how):
