@@ -5,6 +5,7 @@ estimators, with one shared energy/descent engine running on NumPy or CuPy.
 """
 
 from skam.cluster import AMClustering
+from skam.hierarchical import HierarchicalAM, HierarchicalAMClassifier
 from skam.memory import DenseAM, HopfieldNetwork
 from skam.random_features import (
     BochnerFeatures,
@@ -22,6 +23,8 @@ __all__ = [
     "DenseAM",
     "DenseAMClassifier",
     "DenseAMRegressor",
+    "HierarchicalAM",
+    "HierarchicalAMClassifier",
     "HopfieldNetwork",
     "KernelSumClippedWarning",
     "RandomFeatureAM",

@@ -50,6 +50,7 @@ class GraphDescentResult:
     energy: object = None
     energy_trace: object = None
     tape: object = None
+    term_trace: dict = None
 
 
 @dataclass
@@ -140,6 +141,7 @@ def descend_graph(
     compute_energy=True,
     record=False,
     chunk_size=None,
+    return_term_trace=False,
 ):
     """Clamped descent of every query of an :class:`~skam._graph.graph.EnergyGraph`.
 
@@ -170,6 +172,10 @@ def descend_graph(
         every query runs ``max_iter`` steps in one chunk: call it on minibatches).
     chunk_size : int or None
         Queries per chunk; None sizes chunks from ``working_memory``.
+    return_term_trace : bool
+        Also record the energy of every part (layers and synapses) before
+        every step and after the last: ``result.term_trace``, a dict of
+        (T + 1, n) arrays.
 
     Returns
     -------
@@ -215,19 +221,26 @@ def descend_graph(
                 return_trace=return_trace,
                 compute_energy=compute_energy,
                 record=record,
+                return_term_trace=return_term_trace,
             )
         )
     if len(parts) == 1:
         return parts[0]
-    trace = None
+    trace = term_trace = None
     if return_trace:
         trace = concat([p.energy_trace for p in parts], xp, 1)
+    if return_term_trace:
+        term_trace = {
+            key: concat([p.term_trace[key] for p in parts], xp, 1)
+            for key in parts[0].term_trace
+        }
     return GraphDescentResult(
         states={name: concat([p.states[name] for p in parts], xp) for name in names},
         n_iter=concat([p.n_iter for p in parts], xp),
         converged=concat([p.converged for p in parts], xp),
         energy=concat([p.energy for p in parts], xp) if compute_energy else None,
         energy_trace=trace,
+        term_trace=term_trace,
     )
 
 
@@ -245,6 +258,7 @@ def _descend_chunk(
     return_trace,
     compute_energy,
     record,
+    return_term_trace=False,
 ):
     names = list(graph.layers)
     first = x[names[0]]
@@ -253,8 +267,10 @@ def _descend_chunk(
     active = xp.ones((n,), dtype=xp.bool, device=dev)
     n_iter = xp.zeros((n,), dtype=xp.int64, device=dev)
     tape = Tape() if record else None
-    trace = []
+    trace, terms = [], []
     for _ in range(max_iter):
+        if return_term_trace:
+            terms.append(graph.energy_terms(x, xp))
         if return_trace:
             trace.append(graph.energy(x, xp))
         moved_sq = xp.zeros((n,), dtype=first.dtype, device=dev)
@@ -287,6 +303,16 @@ def _descend_chunk(
         trace = xp.stack(trace, axis=0)
         steps = xp.arange(trace.shape[0], device=dev)[:, None]
         trace = xp.where(steps > n_iter[None, :], energy[None, :], trace)
+    term_trace = None
+    if return_term_trace:
+        terms.append(graph.energy_terms(x, xp))
+        steps = xp.arange(len(terms), device=dev)[:, None]
+        term_trace = {}
+        for key in terms[0]:
+            stacked = xp.stack([t[key] for t in terms], axis=0)
+            term_trace[key] = xp.where(
+                steps > n_iter[None, :], stacked[-1:, :], stacked
+            )
     return GraphDescentResult(
         states=x,
         n_iter=n_iter,
@@ -294,4 +320,5 @@ def _descend_chunk(
         energy=energy,
         energy_trace=trace if return_trace else None,
         tape=tape,
+        term_trace=term_trace,
     )
