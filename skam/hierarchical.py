@@ -23,6 +23,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_y, check_consistent_length, check_is_fitted
 
 from skam._backend import to_numpy
+from skam._dask import dask_dispatch
 from skam._graph.dynamics import descend_graph
 from skam._graph.graph import EnergyGraph
 from skam._graph.lagrangians import Softmax
@@ -233,6 +234,7 @@ def _dev(array):
     return device(array)
 
 
+@dask_dispatch()
 class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
     """A memory built from layers of neurons and synapses, fitted on masked reconstruction.
 
@@ -499,6 +501,7 @@ def _draw_masks(n, d, n_masked, rng):
     return mask
 
 
+@dask_dispatch()
 class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
     """A layered memory with a label layer, trained to complete the label.
 

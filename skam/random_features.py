@@ -53,6 +53,7 @@ from skam._bochner import (
     n_output_features,
 )
 from skam._chunking import chunk_rows, concat, iter_chunks
+from skam._dask import dask_dispatch
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
 from skam._energy import half_sq_distances, log_softmax, prepare_memories
@@ -220,6 +221,7 @@ class _RandomFeatureMixin:
         return Xc if center is None else Xc - center[None, :]
 
 
+@dask_dispatch()
 @_fill_kernel_doc
 class BochnerFeatures(
     ClassNamePrefixFeaturesOutMixin,
@@ -437,6 +439,7 @@ def _accumulate(Xc, weights, codes, n_classes, W, b, *, feature_map, gamma, xp):
     return T
 
 
+@dask_dispatch()
 @fill_doc
 @_fill_kernel_doc
 class RandomFeatureAM(
@@ -917,6 +920,7 @@ def _nearest_other_sq_distance(states, probes, X, xp):
     return best
 
 
+@dask_dispatch()
 @fill_doc
 @_fill_kernel_doc
 class RandomFeatureAMClassifier(ClassifierMixin, _RandomFeatureMixin, BaseEstimator):

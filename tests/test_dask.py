@@ -12,7 +12,6 @@ import sys
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.utils import Bunch
 
 from skam import (
     AMClustering,
@@ -20,6 +19,8 @@ from skam import (
     DenseAM,
     DenseAMClassifier,
     DenseAMRegressor,
+    HierarchicalAM,
+    HierarchicalAMClassifier,
     HopfieldNetwork,
     RandomFeatureAM,
     RandomFeatureAMClassifier,
@@ -230,6 +231,8 @@ def _fitted_estimators():
         (BochnerFeatures(n_components=32, random_state=0).fit(X), X),
         (RandomFeatureAM(n_components=64, random_state=0, max_iter=5).fit(X), X),
         (RandomFeatureAMClassifier(n_components=64, random_state=0).fit(X, y), X),
+        (HierarchicalAM(max_epochs=2, random_state=0).fit(X), X),
+        (HierarchicalAMClassifier(max_epochs=2, random_state=0).fit(X, y), X),
     ]
 
 
@@ -243,7 +246,18 @@ POST_FIT = (
     "score_samples",
     "descend",
     "contract",
+    "hidden_activations",
+    "energy_terms",
 )
+
+
+def _leaves(got, want):
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and set(got) == set(want)
+        for key in want:
+            yield from _leaves(got[key], want[key])
+    else:
+        yield got, want
 
 
 def test_every_post_fit_method_dask_in_lazy_dask_out(da):
@@ -253,17 +267,20 @@ def test_every_post_fit_method_dask_in_lazy_dask_out(da):
         for name in POST_FIT:
             if not hasattr(est, name):
                 continue
-            want = getattr(est, name)(X)
-            got = getattr(est, name)(Xd)
-            if isinstance(want, Bunch):
-                assert isinstance(got, Bunch) and set(got) == set(want)
-                pairs = [(got[k], want[k]) for k in want]
-            else:
-                pairs = [(got, want)]
+            kwargs = {"return_energy_trace": True} if name == "descend" else {}
+            want = getattr(est, name)(X, **kwargs)
+            got = getattr(est, name)(Xd, **kwargs)
+            pairs = list(_leaves(got, want))
             for g, w in pairs:
                 assert isinstance(g, da.Array), (type(est).__name__, name)
                 assert not isinstance(w, da.Array)
                 g = g.compute()
+                if g.shape != w.shape and g.ndim == 2 and g.shape[1] == w.shape[1]:
+                    # an energy trace: padded to max_iter + 1 rows on dask
+                    np.testing.assert_array_equal(
+                        g[w.shape[0] :], g[-1:].repeat(g.shape[0] - w.shape[0], 0)
+                    )
+                    g = g[: w.shape[0]]
                 assert g.shape == w.shape and g.dtype == w.dtype, (
                     type(est).__name__,
                     name,
@@ -280,3 +297,72 @@ def test_fit_on_dask_without_a_sharded_version_says_what_to_do(da):
     X = da.from_array(np.random.default_rng(8).normal(size=(40, 3)), chunks=(20, -1))
     with pytest.raises(TypeError, match=r"X\.compute\(\)"):
         AMClustering(n_clusters=2).fit(X)
+
+
+@pytest.mark.parametrize("separation", ["lse", "rectified_poly"])
+def test_sharded_classifier_and_regressor_match_in_memory(da, separation):
+    M, w, Q = _data(seed=9)
+    y = np.where(M[:, 0] + M[:, 1] > 0, "yes", "no")
+    t = np.column_stack([M[:, 0] - M[:, 2], M[:, 1]])
+    Md = da.from_array(M, chunks=(CHUNKS, -1))
+    wd = da.from_array(w, chunks=(CHUNKS,))
+    Qd = da.from_array(Q, chunks=(12, -1))
+    for est, target in [
+        (DenseAMClassifier(separation=separation, max_iter=8), y),
+        (DenseAMRegressor(separation=separation, max_iter=8), t),
+    ]:
+        ref = clone(est).fit(M, target, sample_weight=w)
+        sharded = clone(est).fit(
+            Md,
+            da.from_array(target, chunks=(CHUNKS,) + target.shape[1:]),
+            sample_weight=wd,
+        )
+        np.testing.assert_allclose(sharded.beta_, ref.beta_, rtol=1e-12)
+        if hasattr(ref, "predict_proba"):
+            _assert_states(sharded.predict_proba(Q), ref.predict_proba(Q))
+            _assert_states(sharded.predict_proba(Qd).compute(), ref.predict_proba(Q))
+            np.testing.assert_array_equal(sharded.predict(Qd).compute(), ref.predict(Q))
+        else:
+            _assert_states(sharded.predict(Qd).compute(), ref.predict(Q))
+        sharded.to_local()
+        np.testing.assert_array_equal(sharded.memories_, ref.memories_)
+
+
+def test_sharded_hopfield_couplings_are_the_sum_over_shards(da):
+    rng = np.random.default_rng(10)
+    S = np.sign(rng.normal(size=(12, 40)))
+    S[9] = S[2]  # a duplicate in another shard: predict gives the first row
+    w = rng.uniform(0.5, 2.0, size=12)
+    ref = HopfieldNetwork(random_state=0).fit(S, sample_weight=w)
+    sharded = HopfieldNetwork(random_state=0).fit(
+        da.from_array(S, chunks=((5, 3, 4), -1)),
+        sample_weight=da.from_array(w, chunks=((5, 3, 4),)),
+    )
+    np.testing.assert_allclose(sharded.coupling_, ref.coupling_, rtol=1e-13, atol=1e-15)
+    assert sharded.self_recall_ == ref.self_recall_
+    noisy = S * np.where(rng.random(S.shape) < 0.05, -1, 1)
+    np.testing.assert_array_equal(sharded.predict(noisy), ref.predict(noisy))
+    got = sharded.predict(da.from_array(noisy, chunks=(5, -1)))
+    np.testing.assert_array_equal(got.compute(), ref.predict(noisy))
+    np.testing.assert_array_equal(sharded.transform(noisy), ref.transform(noisy))
+    with pytest.raises(TypeError, match="to_local"):
+        pickle.dumps(sharded)
+
+
+def test_sample_on_a_sharded_model_says_what_to_do(da):
+    M, _, _ = _data(seed=11)
+    am = DenseAM(beta=2.0).fit(da.from_array(M, chunks=(CHUNKS, -1)))
+    with pytest.raises(TypeError, match="to_local"):
+        am.sample(3)
+
+
+def test_dask_extra_has_floors_and_no_upper_pin():
+    import tomllib
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    for extra in ("dask", "test"):
+        reqs = [r for r in extras[extra] if r.startswith(("dask", "distributed"))]
+        assert len(reqs) == 2, extra
+        assert all(">=" in r and "<" not in r and "==" not in r for r in reqs), reqs

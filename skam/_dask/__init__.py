@@ -26,8 +26,12 @@ POST_FIT_METHODS = (
     "score_samples",
     "descend",
     "contract",
+    "hidden_activations",
+    "energy_terms",
 )
 FIT_METHODS = ("fit", "partial_fit")
+# Methods without a sharded version (they need the memories in memory).
+UNSHARDED_METHODS = ("sample",)
 
 
 def is_dask_collection(X):
@@ -53,6 +57,21 @@ def _post_fit(method):
 
             return call_by_blocks(self, method.__name__, X, *args, **kwargs)
         return method(self, X, *args, **kwargs)
+
+    wrapper._skam_dask = True
+    return wrapper
+
+
+def _needs_local(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if is_sharded(self):
+            raise TypeError(
+                f"{type(self).__name__}.{method.__name__}() needs the memories in "
+                "memory and this model holds them sharded on Dask workers; call "
+                "to_local() first."
+            )
+        return method(self, *args, **kwargs)
 
     wrapper._skam_dask = True
     return wrapper
@@ -143,6 +162,10 @@ def dask_dispatch(sharded_fit=None):
             method = getattr(cls, name, None)
             if method is not None and not getattr(method, "_skam_dask", False):
                 setattr(cls, name, _fit(method, sharded_fit))
+        for name in UNSHARDED_METHODS:
+            method = getattr(cls, name, None)
+            if method is not None and not getattr(method, "_skam_dask", False):
+                setattr(cls, name, _needs_local(method))
         if sharded_fit is not None:
             cls.to_local = _to_local(sharded_fit)
             cls.__getstate__ = _getstate(cls.__getstate__)

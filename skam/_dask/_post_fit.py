@@ -102,16 +102,33 @@ def _row_aligned(kwargs, X):
     return per_block
 
 
+def _pad_traces(result, trace_rows):
+    """Pad every ``*trace`` array of a (nested) Bunch to ``trace_rows`` rows."""
+    for key, value in list(result.items()):
+        if isinstance(value, dict):
+            _pad_traces(value, trace_rows)
+        elif "trace" in key:
+            pad = np.repeat(value[-1:], trace_rows - value.shape[0], axis=0)
+            result[key] = np.concatenate([value, pad], axis=0)
+    return result
+
+
 def _run_block(estimator, method, block, args, kwargs, trace_rows):
     realign(estimator)
     if not block.flags.aligned:
         block = np.array(block)
     result = getattr(estimator, method)(block, *args, **kwargs)
-    if trace_rows is not None and "energy_trace" in result:
-        trace = result.energy_trace
-        pad = np.repeat(trace[-1:], trace_rows - trace.shape[0], axis=0)
-        result.energy_trace = np.concatenate([trace, pad], axis=0)
+    if trace_rows is not None and isinstance(result, dict):
+        _pad_traces(result, trace_rows)
     return result
+
+
+def trace_length(estimator):
+    """Rows of an energy trace of a dask call: the most steps + 1."""
+    steps = getattr(estimator, "max_iter", None)
+    if steps is None:
+        steps = getattr(estimator, "n_steps", None)
+    return int(steps) + 1
 
 
 def _probe(estimator, method, X, args, kwargs):
@@ -144,8 +161,8 @@ def call_by_blocks(estimator, method, X, *args, **kwargs):
     X = as_queries(X, estimator, method)
     example = _probe(estimator, method, X, args, kwargs)
     trace_rows = None
-    if isinstance(example, Bunch) and "energy_trace" in example:
-        trace_rows = int(estimator.max_iter) + 1
+    if kwargs.get("return_energy_trace"):
+        trace_rows = trace_length(estimator)
     model = send_once(estimator)
     run = dask.delayed(_run_block, pure=True)
     blocks = list(X.to_delayed()[:, 0])
@@ -153,30 +170,38 @@ def call_by_blocks(estimator, method, X, *args, **kwargs):
         run(model, method, block, args, kw, trace_rows)
         for block, kw in zip(blocks, _row_aligned(kwargs, X), strict=True)
     ]
-    if isinstance(example, Bunch):
-        return Bunch(
+    return _assemble(results, X.chunks[0], example, (), trace_rows)
+
+
+def _assemble(results, row_chunks, example, path, trace_rows):
+    """Dask arrays shaped like ``example`` (an array or a nested Bunch/dict).
+
+    ``path`` is the sequence of keys leading to ``example`` in each block's
+    result; arrays whose key says ``trace`` have the samples on axis 1.
+    """
+    if isinstance(example, dict):
+        kind = Bunch if isinstance(example, Bunch) else dict
+        return kind(
             **{
-                key: _assemble(results, X.chunks[0], value, key, trace_rows)
+                key: _assemble(results, row_chunks, value, path + (key,), trace_rows)
                 for key, value in example.items()
             }
         )
-    return _assemble(results, X.chunks[0], example, None, trace_rows)
-
-
-def _assemble(results, row_chunks, example, key, trace_rows):
     example = np.asarray(example)
+    is_trace = (
+        bool(path) and "trace" in path[-1] or (len(path) > 1 and "trace" in path[0])
+    )
     pick = dask.delayed(_pick, pure=True)
     parts = []
     for result, n in zip(results, row_chunks, strict=True):
-        item = result if key is None else pick(result, key)
-        if key == "energy_trace":
-            shape = (trace_rows, n)
-        else:
-            shape = (n,) + example.shape[1:]
+        item = pick(result, path) if path else result
+        shape = (trace_rows, n) if is_trace else (n,) + example.shape[1:]
         parts.append(da.from_delayed(item, shape=shape, dtype=example.dtype))
-    axis = 1 if key == "energy_trace" else 0
+    axis = 1 if is_trace else 0
     return da.concatenate(parts, axis=axis) if len(parts) > 1 else parts[0]
 
 
-def _pick(result, key):
-    return result[key]
+def _pick(result, path):
+    for key in path:
+        result = result[key]
+    return result

@@ -25,6 +25,7 @@ import dask
 import dask.array as da
 import numpy as np
 from array_api_compat import numpy as np_xp
+from distributed import wait
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
@@ -216,9 +217,12 @@ class ShardedMemories:
                 V,
                 args,
                 *shards,
-                workers=None if where is None else [where],
-                allow_other_workers=True,
                 pure=False,
+                **(
+                    {}
+                    if where is None
+                    else {"workers": [where], "allow_other_workers": True}
+                ),
             )
             for where, shards in self._groups.items()
         ]
@@ -357,6 +361,10 @@ def shard(X, w, coord_weights=None, transform=None):
         for b, wb in zip(blocks, weights, strict=True)
     ]
     futures = client.compute(prepared)
+    wait(futures)  # errors in X surface here, and the shards have a place
+    for future in futures:
+        if future.status == "error":
+            future.result()
     return ShardedMemories(
         futures, X.chunks[0], X.shape[1], X.dtype, coord_weights, w is not None
     )
@@ -948,16 +956,11 @@ def _lazy(estimator, method, X, args, kwargs):
         }
         if kwargs.get("return_energy_trace"):
             fields["energy_trace"] = np.zeros((trace_rows, 1), X.dtype)
-        return Bunch(
-            **{
-                k: _assemble(results, X.chunks[0], v, k, trace_rows)
-                for k, v in fields.items()
-            }
-        )
+        return _assemble(results, X.chunks[0], Bunch(**fields), (), trace_rows)
     example = (
         np.zeros((1, D), X.dtype) if method == "transform" else np.zeros(1, np.int64)
     )
-    return _assemble(results, X.chunks[0], example, None, None)
+    return _assemble(results, X.chunks[0], example, (), None)
 
 
 def _lazy_supervised(estimator, method, X, args, kwargs):
@@ -969,7 +972,7 @@ def _lazy_supervised(estimator, method, X, args, kwargs):
     results = [
         run(model, method, block, args, kwargs) for block in X.to_delayed()[:, 0]
     ]
-    return _assemble(results, X.chunks[0], example, None, None)
+    return _assemble(results, X.chunks[0], example, (), None)
 
 
 def _with_futures(sharded, futures):
