@@ -162,7 +162,8 @@ def dask_dispatch(sharded_fit=None):
             method = getattr(cls, name, None)
             if method is not None and not getattr(method, "_skam_dask", False):
                 setattr(cls, name, _fit(method, sharded_fit))
-        for name in UNSHARDED_METHODS:
+        own_score = ("score",) if "score" in vars(cls) else ()
+        for name in UNSHARDED_METHODS + own_score:
             method = getattr(cls, name, None)
             if method is not None and not getattr(method, "_skam_dask", False):
                 setattr(cls, name, _needs_local(method))
