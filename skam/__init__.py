@@ -5,6 +5,7 @@ estimators, with one shared energy/descent engine running on NumPy or CuPy.
 """
 
 from skam.cluster import AMClustering
+from skam.diffusion import DiffusionAM
 from skam.hierarchical import HierarchicalAM, HierarchicalAMClassifier
 from skam.memory import DenseAM, HopfieldNetwork
 from skam.random_features import (
@@ -23,6 +24,7 @@ __all__ = [
     "DenseAM",
     "DenseAMClassifier",
     "DenseAMRegressor",
+    "DiffusionAM",
     "HierarchicalAM",
     "HierarchicalAMClassifier",
     "HopfieldNetwork",

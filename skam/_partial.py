@@ -42,8 +42,8 @@ import math
 from dataclasses import dataclass
 
 from array_api_compat import is_numpy_namespace
-from sklearn import get_config
 
+from skam._chunking import rows_per_chunk
 from skam._energy import (
     _cross,
     _half_sqnorm_rows,
@@ -365,23 +365,10 @@ def memory_block_rows(n_rows, n_memories, itemsize, *, temporaries=None):
     """Memories per block for a chunk of ``n_rows`` queries (``working_memory``).
 
     All of them when ``n_rows x n_memories`` temporaries fit, else as many as
-    fit (at least 1).
+    fit (at least 1): :func:`skam._chunking.rows_per_chunk` on the memory axis.
     """
     temporaries = TEMPORARIES_PER_PAIR if temporaries is None else temporaries
-    budget = get_config()["working_memory"] * 2**20
-    per_memory = max(1, n_rows * itemsize * temporaries)
-    return int(max(1, min(n_memories, budget // per_memory)))
-
-
-def query_rows(n_rows, n_memories, itemsize, *, temporaries=None):
-    """Queries per chunk: as ``chunk_rows``, but never fewer than 64 (or n).
-
-    Below that, the memory axis is split instead (:func:`memory_block_rows`).
-    """
-    temporaries = TEMPORARIES_PER_PAIR if temporaries is None else temporaries
-    budget = get_config()["working_memory"] * 2**20
-    rows = int(budget // max(1, n_memories * itemsize * temporaries))
-    return max(1, min(max(rows, MIN_QUERY_ROWS), max(n_rows, 1)))
+    return rows_per_chunk(n_memories, n_rows * itemsize * temporaries, min_rows=1)
 
 
 def reduce_blocks(

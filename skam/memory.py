@@ -18,7 +18,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
-from skam._chunking import chunk_rows, concat, iter_chunks
+from skam._chunking import chunk_slices, concat, itemsize, map_chunks
 from skam._dask import dask_dispatch
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
@@ -30,7 +30,7 @@ from skam._energy import (
     lsr_support_radius_sq,
     prepare_memories,
 )
-from skam._partial import query_rows
+from skam._partial import MIN_QUERY_ROWS
 from skam._sampling import sample_stored as _sample_stored
 from skam._validation import (
     BACKEND_CONSTRAINT,
@@ -314,10 +314,9 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         )
         memories = prepare_memories(patterns, xp)
         K = memories.n_memories
-        n_chunk = chunk_rows(states.shape[0], K, _itemsize(states, xp), temporaries=2)
         lsr_radius_sq = lsr_support_radius_sq(self._spec())
         out = []
-        for sl in iter_chunks(states.shape[0], n_chunk):
+        for sl in chunk_slices(states.shape[0], 2 * K * itemsize(states)):
             half_sq = half_sq_distances(states[sl, :], memories, xp)
             nearest = xp.argmin(half_sq, axis=1)
             d1 = xp.min(half_sq, axis=1)
@@ -442,18 +441,22 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Xc = backend.to_compute(X)
         memories = self._memories(backend, Xc.dtype)
         spec = self._spec()
-        rows = query_rows(Xc.shape[0], memories.n_memories, _itemsize(Xc, xp))
-        parts = [
-            energy_from_log_z(
+        energy = map_chunks(
+            lambda sl: energy_from_log_z(
                 log_kernel_sum(Xc[sl, :], memories, spec, xp, need_weights=False)[0],
                 spec,
-            )
-            for sl in iter_chunks(Xc.shape[0], rows)
-        ]
-        return backend.to_output(concat(parts, xp))
+            ),
+            Xc.shape[0],
+            3 * memories.n_memories * itemsize(Xc),
+            xp,
+            min_rows=MIN_QUERY_ROWS,  # huge K: the memories are split instead
+        )
+        return backend.to_output(energy)
 
     def score_samples(self, X):
-        """Minus the energy: an unnormalised log-density divided by ``beta``.
+        """Score each state by minus its energy.
+
+        Minus the energy is an unnormalised log-density divided by ``beta``.
 
         Parameters
         ----------
@@ -518,12 +521,12 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         xp = backend.xp
         Xc = backend.to_compute(X)
         memories = self._memories(backend, Xc.dtype)
-        rows = chunk_rows(Xc.shape[0], memories.n_memories, _itemsize(Xc, xp))
+        per_row = 3 * memories.n_memories * itemsize(Xc)
         log_z = [
             to_numpy(
                 log_kernel_sum(Xc[sl, :], memories, spec, xp, need_weights=False)[0]
             )
-            for sl in iter_chunks(Xc.shape[0], rows)
+            for sl in chunk_slices(Xc.shape[0], per_row)
         ]
         weights = self.memory_weights_
         if weights is None:
@@ -673,10 +676,6 @@ def _distinct_rows(memories, weights):
         keep = np.flatnonzero(to_numpy(weights) > 0)
     _, first = np.unique(host[keep], axis=0, return_index=True)
     return keep[np.sort(first)].astype(np.int64)
-
-
-def _itemsize(array, xp):
-    return 4 if array.dtype == xp.float32 else 8
 
 
 @dask_dispatch(sharded_fit="hopfield")
@@ -904,11 +903,8 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         S, _ = self._recall(backend, _binarize(backend.to_compute(X), xp))
         patterns = backend.to_compute(self.memories_, S.dtype)
         D = S.shape[1]
-        rows = chunk_rows(
-            S.shape[0], patterns.shape[0], _itemsize(S, xp), temporaries=1
-        )
         out = []
-        for sl in iter_chunks(S.shape[0], rows):
+        for sl in chunk_slices(S.shape[0], patterns.shape[0] * itemsize(S)):
             overlap = S[sl, :] @ patterns.T
             exact = overlap >= D - 0.5
             found = xp.any(exact, axis=1)
@@ -942,7 +938,7 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return backend.to_output(-0.5 * xp.sum((S @ W) * S, axis=1))
 
     def score_samples(self, X):
-        """Minus the energy of each (binarised) row of ``X``.
+        """Score each (binarised) row of ``X`` by minus its energy.
 
         Parameters
         ----------

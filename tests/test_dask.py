@@ -19,6 +19,7 @@ from skam import (
     DenseAM,
     DenseAMClassifier,
     DenseAMRegressor,
+    DiffusionAM,
     HierarchicalAM,
     HierarchicalAMClassifier,
     HopfieldNetwork,
@@ -232,6 +233,7 @@ def _fitted_estimators():
         (RandomFeatureAM(n_components=64, random_state=0, max_iter=5).fit(X), X),
         (RandomFeatureAMClassifier(n_components=64, random_state=0).fit(X, y), X),
         (HierarchicalAM(max_epochs=2, random_state=0).fit(X), X),
+        (DiffusionAM(n_memories=8, max_epochs=2, random_state=0).fit(X), X),
         (HierarchicalAMClassifier(max_epochs=2, random_state=0).fit(X, y), X),
     ]
 

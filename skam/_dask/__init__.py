@@ -14,6 +14,8 @@ where it does not.
 """
 
 import functools
+import inspect
+import types
 
 # Per-sample methods that get "dask in, dask out" (when the class has them).
 POST_FIT_METHODS = (
@@ -142,6 +144,22 @@ def _getstate(getstate):
     return __getstate__
 
 
+def _wrap_method(cls, name, wrap):
+    """Wrap ``cls.<name>`` once; inside ``available_if`` keeps the condition."""
+    raw = inspect.getattr_static(cls, name, None)
+    if isinstance(raw, staticmethod | classmethod) or raw is None:
+        return
+    if isinstance(raw, types.FunctionType):
+        if not getattr(raw, "_skam_dask", False):
+            setattr(cls, name, wrap(raw))
+        return
+    inner = getattr(raw, "fn", None)  # sklearn's available_if descriptor
+    if isinstance(inner, types.FunctionType) and not getattr(
+        inner, "_skam_dask", False
+    ):
+        raw.fn = wrap(inner)
+
+
 def dask_dispatch(sharded_fit=None):
     """Class decorator: route dask input (and sharded models) to skam._dask.
 
@@ -154,19 +172,14 @@ def dask_dispatch(sharded_fit=None):
     """
 
     def decorate(cls):
-        for name in POST_FIT_METHODS:
-            method = getattr(cls, name, None)
-            if method is not None and not getattr(method, "_skam_dask", False):
-                setattr(cls, name, _post_fit(method))
-        for name in FIT_METHODS:
-            method = getattr(cls, name, None)
-            if method is not None and not getattr(method, "_skam_dask", False):
-                setattr(cls, name, _fit(method, sharded_fit))
         own_score = ("score",) if "score" in vars(cls) else ()
-        for name in UNSHARDED_METHODS + own_score:
-            method = getattr(cls, name, None)
-            if method is not None and not getattr(method, "_skam_dask", False):
-                setattr(cls, name, _needs_local(method))
+        for names, wrap in (
+            (POST_FIT_METHODS, _post_fit),
+            (FIT_METHODS, lambda m: _fit(m, sharded_fit)),
+            (UNSHARDED_METHODS + own_score, _needs_local),
+        ):
+            for name in names:
+                _wrap_method(cls, name, wrap)
         if sharded_fit is not None:
             cls.to_local = _to_local(sharded_fit)
             cls.__getstate__ = _getstate(cls.__getstate__)

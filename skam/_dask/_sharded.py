@@ -538,12 +538,12 @@ def _reached(estimator, states, client=None):
 
 def _host_labels(y, estimator):
     """Labels gathered to the client (n values: the features stay sharded)."""
-    from skam.supervised import _host_y, _require_y
+    from skam._targets import host_y, require_y
 
-    _require_y(estimator, y)
+    require_y(estimator, y)
     if isinstance(y, da.Array):
         y = y.compute()
-    return _host_y(y)
+    return host_y(y)
 
 
 def _weighted_moments(X, w):
@@ -618,9 +618,9 @@ def fit_supervised(estimator, X, y, sample_weight=None):
         estimator.target_mean_ = mean.astype(X.dtype)
         estimator.target_scale_ = std.astype(X.dtype)
         codes = (Y - mean) / std
-    s = float(estimator.label_scale)
+    code = estimator._label_code(codes.shape[1])
     labels = da.from_array(codes, chunks=(X.chunks[0], -1)).astype(X.dtype)
-    augmented = da.concatenate([X, s * labels], axis=1)
+    augmented = da.concatenate([X, code.encode(labels)], axis=1)
     d, n_labels = X.shape[1], codes.shape[1]
     cw = np.asarray(
         coordinate_weights(d, n_labels, estimator.lam, np_xp, X.dtype, "cpu")
@@ -643,8 +643,8 @@ def _sharded_label_neurons(estimator, backend, X, client=None):
     d = estimator.n_features_in_
     n_labels = estimator._shards.n_features - d
     spec = make_spec(estimator, estimator.beta_)
-    start = estimator._label_start(Xc.shape[0], n_labels, np_xp, Xc.dtype, "cpu")
-    V0 = np.concatenate([Xc, np.asarray(start)], axis=1)
+    code = estimator._label_code(n_labels)
+    V0 = np.asarray(code.start_states(Xc, np_xp))
     oracle = ShardedOracle(estimator._shards, spec, pull_from=d, client=client)
     result = descend(
         V0,
@@ -658,7 +658,7 @@ def _sharded_label_neurons(estimator, backend, X, client=None):
         box=estimator._box_cache,
         compute_energy=False,
     )
-    return result.states[:, d:] / estimator.label_scale
+    return code.readout(result.states)
 
 
 def _with_label_neurons(estimator, label_neurons):
@@ -684,8 +684,8 @@ def _supervised_example(estimator, method, X):
     n_labels = estimator._shards.n_features - estimator.n_features_in_
 
     def label_neurons(self, backend, Xv):
-        start = self._label_start(Xv.shape[0], n_labels, np_xp, Xv.dtype, "cpu")
-        return np.asarray(start) / self.label_scale
+        code = self._label_code(n_labels)
+        return np.asarray(code.readout(code.start_states(Xv, np_xp)))
 
     raw = getattr(type(estimator), method).__wrapped__
     probe = np.zeros((1, X.shape[1]), dtype=X.dtype)
@@ -865,7 +865,7 @@ def _finish_energy(state, V, meta, spec, negate):
 def _run(estimator, method, X, args, kwargs, client):
     """The method on NumPy queries, driving the shards from this process."""
     X = np.array(X, order="C") if not X.flags.aligned else X
-    if hasattr(estimator, "_label_start"):
+    if hasattr(estimator, "_label_code"):
         return _run_supervised(estimator, method, X, args, kwargs, client)
     if hasattr(estimator, "coupling_"):
         return _hopfield_predict(estimator, X, client=client)
@@ -932,7 +932,7 @@ def _descend_task(estimator, method, block, args, kwargs):
 
 
 def _lazy(estimator, method, X, args, kwargs):
-    if hasattr(estimator, "_label_start"):
+    if hasattr(estimator, "_label_code"):
         return _lazy_supervised(estimator, method, X, args, kwargs)
     if method in ("energy", "score_samples"):
         return _energy_graph(estimator, X, method == "score_samples")
