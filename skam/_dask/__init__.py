@@ -145,13 +145,23 @@ def _getstate(getstate):
 
 
 def _wrap_method(cls, name, wrap):
-    """Wrap ``cls.<name>`` once; inside ``available_if`` keeps the condition."""
-    raw = inspect.getattr_static(cls, name, None)
-    if isinstance(raw, staticmethod | classmethod) or raw is None:
+    """Wrap ``<name>`` once, where skam defines it; keeps ``available_if``.
+
+    A method inherited from a skam base class is wrapped on that class (its
+    subclasses share the wrapper); one inherited from scikit-learn is wrapped
+    on ``cls`` (scikit-learn's classes are never modified).
+    """
+    owner = next((k for k in cls.__mro__ if name in vars(k)), None)
+    if owner is None:
+        return
+    if not (owner.__module__ or "").startswith("skam"):
+        owner = cls
+    raw = inspect.getattr_static(owner, name)
+    if isinstance(raw, staticmethod | classmethod):
         return
     if isinstance(raw, types.FunctionType):
         if not getattr(raw, "_skam_dask", False):
-            setattr(cls, name, wrap(raw))
+            setattr(owner, name, wrap(raw))
         return
     inner = getattr(raw, "fn", None)  # sklearn's available_if descriptor
     if isinstance(inner, types.FunctionType) and not getattr(

@@ -693,7 +693,7 @@ def _supervised_example(estimator, method, X):
 
 
 def local_supervised(estimator):
-    """Gather a sharded classifier/regressor into NumPy attributes."""
+    """Gather sharded memories (and weights) into NumPy attributes (in place)."""
     sharded = estimator._shards
     memories = sharded.take(np.arange(sharded.n_memories))
     weights = None
@@ -1001,16 +1001,10 @@ def local_dense_am(estimator):
     """Gather a sharded DenseAM into NumPy attributes (in place)."""
     from skam.memory import _distinct_rows as distinct_rows
 
-    sharded = estimator._shards
-    memories = sharded.take(np.arange(sharded.n_memories))
-    weights = None
-    if sharded.weighted:
-        weights = np.concatenate(sharded.map(_shard_weights)).astype(memories.dtype)
-    estimator.memories_, estimator.memory_weights_ = memories, weights
-    estimator._distinct_rows = distinct_rows(memories, weights)
-    estimator._shards = None
-    estimator._distinct_masks = None
-    estimator._box_cache = None
+    local_supervised(estimator)
+    estimator._distinct_rows = distinct_rows(
+        estimator.memories_, estimator.memory_weights_
+    )
     return estimator
 
 
