@@ -30,6 +30,7 @@ POST_FIT_METHODS = (
     "contract",
     "hidden_activations",
     "energy_terms",
+    "token_embeddings",
 )
 FIT_METHODS = ("fit", "partial_fit")
 # Methods without a sharded version (they need the memories in memory).

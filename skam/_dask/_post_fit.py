@@ -195,7 +195,10 @@ def _assemble(results, row_chunks, example, path, trace_rows):
     parts = []
     for result, n in zip(results, row_chunks, strict=True):
         item = pick(result, path) if path else result
-        shape = (trace_rows, n) if is_trace else (n,) + example.shape[1:]
+        if is_trace:  # (steps + 1, samples, ...): padded, or as long as the probe's
+            shape = (trace_rows or example.shape[0], n) + example.shape[2:]
+        else:
+            shape = (n,) + example.shape[1:]
         parts.append(da.from_delayed(item, shape=shape, dtype=example.dtype))
     axis = 1 if is_trace else 0
     return da.concatenate(parts, axis=axis) if len(parts) > 1 else parts[0]
