@@ -269,8 +269,9 @@ class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
         ``"relu"``, ``"repu"``, ``"exp"``, ``"tanh"``, ``"sigmoid"``,
         ``"layernorm"``, ``"spherical_norm"``, a ``(name, kwargs)`` pair such
         as ``("softmax", {"beta": 2.0})``, or a Lagrangian object. A plain
-        ``"softmax"`` fed by the visible layer gets DenseAM's ``beta="scale"``
-        rule on its starting memories. None means
+        ``"softmax"`` fed by the visible layer gets ``beta = log(K) / r2``
+        from its ``K`` starting memories (a quarter of DenseAM's
+        ``beta="scale"`` rule, so that the prototypes blend and train). None means
         ``[("visible", "identity", None), ("hidden", "softmax", 64)]``.
     synapses : list of tuples, default=None
         ``("dense", a, b)``, ``("bias", a)`` or ``("memory", "visible",
@@ -532,7 +533,7 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
     step_size : float, default=0.5
         Unused by the classifier's dynamics (the visible layer is clamped);
         kept so that both estimators share their parameters.
-    learning_rate : float, default=0.01
+    learning_rate : float, default=0.03
         Adam's learning rate.
     batch_size : int, default=64
         Samples per minibatch.
@@ -583,7 +584,7 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
         *,
         n_steps=3,
         step_size=0.5,
-        learning_rate=0.01,
+        learning_rate=0.03,
         batch_size=64,
         max_epochs=20,
         backend="numpy",
