@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
+from skam._dask import dask_dispatch
 from skam._graph.dynamics import descend_graph
 from skam._graph.graph import EnergyGraph
 from skam._graph.lagrangians import Softmax
@@ -237,6 +238,7 @@ def _dev(array):
     return device(array)
 
 
+@dask_dispatch()
 class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
     """A memory built from layers of neurons and synapses, fitted on masked reconstruction.
 
@@ -504,6 +506,7 @@ def _draw_masks(n, d, n_masked, rng):
     return mask
 
 
+@dask_dispatch()
 class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
     """A layered memory with a label layer, trained to complete the label.
 
