@@ -72,6 +72,13 @@ def _counts(cases, group=None):
     return [sum(counts.values())] + [counts[k] for k in CATEGORIES]
 
 
+def _estimator(case):
+    """The estimator a case is about (scenarios are their own group)."""
+    if ":" in case or " " in case.split(".")[0]:
+        return "scenario"
+    return case.split(".")[0].split("(")[0].split("[")[0]
+
+
 def write_report():
     runs = [
         json.loads((RESULTS / f"robustness_{label}.json").read_text())
@@ -92,6 +99,15 @@ def write_report():
         "| run | group | cases | ok | clear | obscure | silent | hang |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
+    if len(runs) == 2:
+        # the estimators the "before" run knew (later ones have no before)
+        known = {_estimator(c["case"]) for c in runs[0]["cases"]}
+        same = [c for c in runs[1]["cases"] if _estimator(c["case"]) in known]
+        lines.append(
+            "| after, estimators of the before run | **all** | "
+            + " | ".join(str(v) for v in _counts(same))
+            + " |"
+        )
     for record in runs:
         groups = sorted({c["group"] for c in record["cases"]})
         for group in groups + [None]:
