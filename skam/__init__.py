@@ -6,6 +6,7 @@ estimators, with one shared energy/descent engine running on NumPy or CuPy.
 
 from skam.cluster import AMClustering
 from skam.diffusion import DiffusionAM
+from skam.energy_transformer import EnergyTransformer
 from skam.hierarchical import HierarchicalAM, HierarchicalAMClassifier
 from skam.memory import DenseAM, HopfieldNetwork
 from skam.random_features import (
@@ -25,6 +26,7 @@ __all__ = [
     "DenseAMClassifier",
     "DenseAMRegressor",
     "DiffusionAM",
+    "EnergyTransformer",
     "HierarchicalAM",
     "HierarchicalAMClassifier",
     "HopfieldNetwork",

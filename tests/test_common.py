@@ -6,7 +6,7 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from skam import DenseAM, HopfieldNetwork
+from skam import DenseAM, EnergyTransformer, HopfieldNetwork
 
 ESTIMATORS = [
     DenseAM(),
@@ -14,6 +14,19 @@ ESTIMATORS = [
     DenseAM(backend="array_api_strict"),
     HopfieldNetwork(max_iter=20, random_state=0),
     HopfieldNetwork(update="sync", backend="array_api_strict"),
+    EnergyTransformer(
+        token_dim=8, n_heads=2, head_dim=4, n_memories=8, max_epochs=2, random_state=0
+    ),
+    EnergyTransformer(
+        token_dim=4,
+        n_heads=1,
+        head_dim=2,
+        n_memories=4,
+        max_epochs=1,
+        early_stopping=True,
+        backend="array_api_strict",
+        random_state=0,
+    ),
 ]
 
 # Every expected failure, with the reason it is expected.
