@@ -445,7 +445,7 @@ def _reset(estimator, X):
 
 def fit_dense_am(estimator, X, y=None, sample_weight=None):
     """DenseAM.fit on a dask array: sharded memories, exact ``beta="scale"``."""
-    from skam._validation import scale_rule
+    from skam._beta import rule_for as scale_rule
 
     X = _as_rows(X, estimator)
     w = _as_weights(sample_weight, X)
