@@ -225,15 +225,14 @@ def median_nearest_sq_distance(X, *, max_queries=MAX_QUERIES):
     queries = xp.take(X, idx, axis=0)
     sq_rows = xp.sum(X * X, axis=1)
     sq_q = xp.take(sq_rows, idx)
-    # three (chunk, K) temporaries: the GEMM, the distances, the rounding floor
+    # three (chunk, K) temporaries: the GEMM, the distances, the mask
     per_row = 3 * K * itemsize(X)
     nearest = []
-    # distances this small relative to the norms are rounding, i.e. duplicates
-    eps = 64 * float(xp.finfo(X.dtype).eps)
     for sl in chunk_slices(m, per_row):
         sq = sq_q[sl, None] - 2.0 * (queries[sl, :] @ X.T) + sq_rows[None, :]
-        tiny = eps * (sq_q[sl, None] + sq_rows[None, :])
-        sq = xp.where(sq > tiny, sq, xp.inf)
+        # itself (by index) and exact duplicates (distance <= 0) are skipped
+        cols = xp.arange(K, device=dev)[None, :]
+        sq = xp.where(xp.logical_and(sq > 0, cols != idx[sl][:, None]), sq, xp.inf)
         nearest.append(xp.min(sq, axis=1))
     nearest = xp.concat(nearest) if len(nearest) > 1 else nearest[0]
     nearest = xp.take(nearest, xp.nonzero(xp.isfinite(nearest))[0])

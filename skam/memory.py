@@ -13,7 +13,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import Bunch
+from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -46,7 +46,6 @@ from skam._validation import (
     validate_clamp_mask,
     validate_sample_weight,
     validate_X,
-    weight_unit,
 )
 
 # Memories checked by the fit-time self-recall diagnostic (evenly spaced).
@@ -88,8 +87,8 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         ``"lse"`` (every stored pattern is close to a fixed point),
         ``2 / r2`` for ``"lsr"`` and ``"rectified_poly"`` (each support
         reaches the nearest neighbour) and ``1 / max ||xi||^2`` for
-        ``"poly"`` with ``"dot"``. Memories of weight 0 are left out and
-        only relative weights matter (see :mod:`skam._beta`). ``"scale"`` is
+        ``"poly"`` with ``"dot"``. The rules depend on the stored patterns,
+        not on their weights (see :mod:`skam._beta`). ``"scale"`` is
         resolved by ``fit`` or the first ``partial_fit``; later calls to
         ``partial_fit`` keep it (as :class:`~skam.RandomFeatureAM` must), so
         adding memories never changes the energy of the ones stored.
@@ -260,7 +259,6 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             self.beta,
             backend.to_compute(self.memories_),
             rule=rule_for(self.separation, self.similarity),
-            sample_weight=backend.to_compute(self.memory_weights_),
         )
         check_beta_range(self.beta_, self.memories_)
 
@@ -810,9 +808,7 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         y : None
             Ignored.
         sample_weight : array-like of shape (n_samples,), default=None
-            Weight of each pattern in the Hebbian sum. Only relative weights
-            matter: the weights (of this and every later ``partial_fit``) are
-            divided by the mean weight of this call.
+            Weight of each pattern in the Hebbian sum.
 
         Returns
         -------
@@ -825,9 +821,6 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self._seed = fit_seed(self.random_state)
         self.memories_ = _binarize(X, xp)
         sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
-        self._weight_unit = weight_unit(sw)
-        if sw is not None:
-            sw = sw / self._weight_unit
         self.coupling_ = _hebbian(self.memories_, sw, xp)
         self._self_recall()
         return self
@@ -856,8 +849,6 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         xp = array_namespace(X)
         new = xp.astype(_binarize(X, xp), self.memories_.dtype)
         sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
-        if sw is not None:
-            sw = sw / getattr(self, "_weight_unit", 1.0)
         self.coupling_ = self.coupling_ + xp.astype(
             _hebbian(new, sw, xp), self.coupling_.dtype
         )
@@ -884,7 +875,12 @@ class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         xp = backend.xp
         W = backend.to_compute(self.coupling_, S.dtype)
         D = W.shape[0]
-        rng = np.random.RandomState(self._seed)
+        seed = getattr(self, "_seed", None)  # set by fit (not by dask sharding)
+        rng = (
+            np.random.RandomState(seed)
+            if seed is not None
+            else check_random_state(self.random_state)
+        )
         one = xp.ones_like(S)
         sweeps = 0
         while sweeps < self.max_iter:
