@@ -5,7 +5,8 @@ estimators, with one shared energy/descent engine running on NumPy or CuPy.
 """
 
 from skam.cluster import AMClustering
-from skam.memory import DenseAM, HopfieldNetwork
+from skam.discrete import DiscreteDenseAM, HopfieldNetwork
+from skam.memory import DenseAM
 from skam.random_features import (
     BochnerFeatures,
     KernelSumClippedWarning,
@@ -22,6 +23,7 @@ __all__ = [
     "DenseAM",
     "DenseAMClassifier",
     "DenseAMRegressor",
+    "DiscreteDenseAM",
     "HopfieldNetwork",
     "KernelSumClippedWarning",
     "RandomFeatureAM",

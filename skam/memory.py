@@ -1,6 +1,8 @@
-"""Auto-associative memories: :class:`DenseAM` and :class:`HopfieldNetwork`."""
+"""Auto-associative memories: :class:`DenseAM` (continuous states).
 
-from numbers import Integral
+The binary family, :class:`~skam.DiscreteDenseAM` and
+:class:`~skam.HopfieldNetwork`, lives in :mod:`skam.discrete` (re-exported here).
+"""
 
 import numpy as np
 from array_api_compat import array_namespace
@@ -11,8 +13,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
@@ -39,13 +40,9 @@ from skam._validation import (
     validate_sample_weight,
     validate_X,
 )
+from skam.discrete import DiscreteDenseAM, HopfieldNetwork  # re-exported
 
-# Memories checked by the fit-time self-recall diagnostic (evenly spaced).
-_N_SELF_RECALL = 256
-
-
-def _evenly_spaced(n, at_most):
-    return np.unique(np.linspace(0, n - 1, min(n, at_most)).astype(np.intp))
+__all__ = ["DenseAM", "DiscreteDenseAM", "HopfieldNetwork"]
 
 
 @fill_doc
@@ -94,12 +91,6 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         ``sample_weight`` given to ``fit``/``partial_fit`` (None when unweighted).
     beta_ : float
         The inverse temperature used (``beta`` resolved).
-    n_iter_ : int
-        Descent steps taken by the fit-time self-recall check (the largest
-        over the checked memories). Use :meth:`descend` for per-query counts.
-    self_recall_ : float
-        Fraction of stored patterns (at most 256, evenly spaced) that descend
-        back to themselves: a capacity diagnostic for the chosen ``beta``.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -244,18 +235,6 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         rows = _distinct_rows(self.memories_, self.memory_weights_)
         xp_in = array_namespace(self.memories_)
         self._distinct_rows = xp_in.asarray(rows, device=_dev(self.memories_))
-        idx = _evenly_spaced(self.memories_.shape[0], _N_SELF_RECALL)
-        idx = xp_in.asarray(idx, device=_dev(self.memories_))
-        backend = backend_for(self, self.memories_)
-        xp = backend.xp
-        probe = backend.to_compute(xp_in.take(self.memories_, idx, axis=0))
-        result = self._descend(backend, probe, None, return_trace=False)
-        reached = self._reached(backend, result.states)
-        patterns = backend.to_compute(self.memories_, probe.dtype)
-        target = xp.take(patterns, xp.maximum(reached, 0), axis=0)
-        same = xp.logical_and(reached >= 0, xp.all(target == probe, axis=1))
-        self.self_recall_ = float(xp.mean(xp.astype(same, xp.float64)))
-        self.n_iter_ = max(1, int(xp.max(result.n_iter)))
 
     # ------------------------------------------------------------------ engine
     def _memories(self, backend, dtype):
@@ -489,302 +468,3 @@ def _distinct_rows(memories, weights):
 
 def _itemsize(array, xp):
     return 4 if array.dtype == xp.float32 else 8
-
-
-@fill_doc
-class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """Classical binary Hopfield network with Hebbian weights.
-
-    ``fit`` sets the couplings ``W = (1/D) sum_mu w_mu xi_mu xi_mu^T`` with a
-    zero diagonal (the Hebbian rule); ``transform`` runs sign updates
-    ``s_i <- sgn(sum_j W_ij s_j)`` (``sgn(0) = +1``) until no neuron changes.
-    It is the quadratic special case of :class:`DenseAM` (``F(x) = x^2/2``
-    with the dot-product similarity) and can store about ``0.14 D`` random
-    patterns; beyond that, and on correlated data, recall breaks down.
-
-    Inputs are binarised: entries ``> 0`` become +1 and the others -1, so
-    ``{0, 1}`` and ``{-1, +1}`` data both work; outputs are ``+-1``.
-
-    Read more in the :ref:`User Guide <hopfield>`.
-
-    Parameters
-    ----------
-    update : {"async", "sync"}, default="async"
-        ``"async"`` updates one neuron at a time, in a random order each
-        sweep (the energy never increases, so it always stops at a fixed
-        point); ``"sync"`` updates all neurons at once (faster, but can end in
-        a 2-cycle).
-    max_iter : int, default=100
-        Maximum number of sweeps over all neurons.
-    %(random_state)s
-    %(backend)s
-
-    Attributes
-    ----------
-    coupling_ : ndarray of shape (n_features, n_features)
-        Hebbian weights ``W`` with zero diagonal.
-    memories_ : ndarray of shape (n_memories, n_features)
-        The stored patterns, binarised to ``+-1``.
-    n_iter_ : int
-        Sweeps taken by the fit-time self-recall check (the largest over the
-        checked patterns).
-    self_recall_ : float
-        Fraction of stored patterns (at most 256, evenly spaced) that are
-        fixed points of the dynamics.
-    n_features_in_ : int
-        Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during ``fit`` (string column names only).
-
-    See Also
-    --------
-    DenseAM : Dense Associative Memory, with far larger capacity.
-
-    Notes
-    -----
-    The energy ``E(s) = -1/2 s^T W s`` is symmetric, ``E(-s) = E(s)``, so a
-    very noisy query can retrieve the inverted pattern.
-
-    References
-    ----------
-    .. [1] J. J. Hopfield, "Neural networks and physical systems with emergent
-       collective computational abilities", PNAS 79, 1982.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skam import HopfieldNetwork
-    >>> rng = np.random.RandomState(0)
-    >>> patterns = np.sign(rng.randn(3, 100))
-    >>> net = HopfieldNetwork(random_state=0).fit(patterns)
-    >>> noisy = patterns.copy()
-    >>> noisy[:, :10] *= -1                     # flip 10 of 100 bits
-    >>> bool((net.transform(noisy) == patterns).all())
-    True
-    >>> net.predict(noisy)
-    array([0, 1, 2])
-    """
-
-    _parameter_constraints: dict = {
-        "update": [StrOptions({"async", "sync"})],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
-        "backend": BACKEND_CONSTRAINT,
-    }
-
-    def __init__(
-        self, *, update="async", max_iter=100, random_state=None, backend="numpy"
-    ):
-        self.update = update
-        self.max_iter = max_iter
-        self.random_state = random_state
-        self.backend = backend
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_weight=None):
-        """Set the Hebbian couplings of the patterns in ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Patterns (binarised: ``> 0`` is +1).
-        y : None
-            Ignored.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Weight of each pattern in the Hebbian sum.
-
-        Returns
-        -------
-        self : object
-            The fitted network.
-        """
-        X = validate_X(self, X, reset=True, method="fit")
-        remember_namespace(self, X)
-        xp = array_namespace(X)
-        self.memories_ = _binarize(X, xp)
-        sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
-        self.coupling_ = _hebbian(self.memories_, sw, xp)
-        self._self_recall()
-        return self
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None, sample_weight=None):
-        """Add the patterns of ``X`` to the Hebbian couplings.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Patterns to add.
-        y : None
-            Ignored.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the new patterns.
-
-        Returns
-        -------
-        self : object
-            The network with the new patterns stored.
-        """
-        if not hasattr(self, "coupling_"):
-            return self.fit(X, sample_weight=sample_weight)
-        X = validate_X(self, X, reset=False, method="partial_fit")
-        xp = array_namespace(X)
-        new = xp.astype(_binarize(X, xp), self.memories_.dtype)
-        sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
-        self.coupling_ = self.coupling_ + xp.astype(
-            _hebbian(new, sw, xp), self.coupling_.dtype
-        )
-        self.memories_ = xp.concat([self.memories_, new], axis=0)
-        self._self_recall()
-        return self
-
-    def _self_recall(self):
-        xp_in = array_namespace(self.memories_)
-        idx = _evenly_spaced(self.memories_.shape[0], _N_SELF_RECALL)
-        probe = xp_in.take(
-            self.memories_, xp_in.asarray(idx, device=_dev(self.memories_)), axis=0
-        )
-        backend = backend_for(self, probe)
-        xp = backend.xp
-        probe = backend.to_compute(probe)
-        states, n_sweeps = self._recall(backend, probe)
-        stable = xp.all(states == probe, axis=1)
-        self.self_recall_ = float(xp.mean(xp.astype(stable, xp.float64)))
-        self.n_iter_ = max(1, n_sweeps)
-
-    def _recall(self, backend, S):
-        """Sign dynamics from binary states S (compute namespace)."""
-        xp = backend.xp
-        W = backend.to_compute(self.coupling_, S.dtype)
-        D = W.shape[0]
-        rng = check_random_state(self.random_state)
-        one = xp.ones_like(S)
-        sweeps = 0
-        while sweeps < self.max_iter:
-            sweeps += 1
-            if self.update == "sync":
-                S_new = xp.where(S @ W >= 0, one, -one)
-            else:
-                S_new = xp.asarray(S, copy=True)  # updated neuron by neuron
-                for i in rng.permutation(D).tolist():
-                    field = S_new @ W[:, i]
-                    S_new[:, i] = xp.where(field >= 0, one[:, 0], -one[:, 0])
-            changed = bool(xp.any(S_new != S))
-            S = S_new
-            if not changed:
-                break
-        return S, sweeps
-
-    def transform(self, X):
-        """Recall: run the sign dynamics from each (binarised) query.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Queries.
-
-        Returns
-        -------
-        X_new : ndarray of shape (n_samples, n_features)
-            Final ``+-1`` states, in the floating dtype of ``X``.
-        """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="transform")
-        backend = backend_for(self, X)
-        S = _binarize(backend.to_compute(X), backend.xp)
-        return backend.to_output(self._recall(backend, S)[0])
-
-    def predict(self, X):
-        """Index of the stored pattern each query recalls exactly (-1 if none).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Queries.
-
-        Returns
-        -------
-        index : ndarray of shape (n_samples,), dtype=int64
-            Row of ``memories_`` equal to the recalled state, or -1 (spurious
-            or inverted states).
-        """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="predict")
-        backend = backend_for(self, X)
-        xp = backend.xp
-        S, _ = self._recall(backend, _binarize(backend.to_compute(X), xp))
-        patterns = backend.to_compute(self.memories_, S.dtype)
-        D = S.shape[1]
-        rows = chunk_rows(
-            S.shape[0], patterns.shape[0], _itemsize(S, xp), temporaries=1
-        )
-        out = []
-        for sl in iter_chunks(S.shape[0], rows):
-            overlap = S[sl, :] @ patterns.T
-            exact = overlap >= D - 0.5
-            found = xp.any(exact, axis=1)
-            out.append(
-                xp.where(found, xp.argmax(xp.astype(exact, xp.int8), axis=1), -1)
-            )
-        return backend.to_output(concat(out, xp))
-
-    def energy(self, X):
-        """Energy ``-1/2 s^T W s`` of each (binarised) row of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            States.
-
-        Returns
-        -------
-        energy : ndarray of shape (n_samples,)
-            Lower is more memory-like.
-        """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="energy")
-        return self._energy(X)
-
-    def _energy(self, X):
-        backend = backend_for(self, X)
-        xp = backend.xp
-        S = _binarize(backend.to_compute(X), xp)
-        W = backend.to_compute(self.coupling_, S.dtype)
-        return backend.to_output(-0.5 * xp.sum((S @ W) * S, axis=1))
-
-    def score_samples(self, X):
-        """Minus the energy of each (binarised) row of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            States.
-
-        Returns
-        -------
-        score : ndarray of shape (n_samples,)
-            Higher is more memory-like.
-        """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="score_samples")
-        return -self._energy(X)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        tags.array_api_support = True
-        return tags
-
-
-def _binarize(X, xp):
-    one = xp.ones_like(X)
-    return xp.where(X > 0, one, -one)
-
-
-def _hebbian(patterns, weights, xp):
-    """``(1/D) sum_mu w_mu xi_mu xi_mu^T`` with the diagonal set to zero."""
-    D = patterns.shape[1]
-    weighted = patterns if weights is None else patterns * weights[:, None]
-    W = (weighted.T @ patterns) / D
-    eye = xp.eye(D, dtype=W.dtype, device=_dev(W))
-    return W * (1.0 - eye)

@@ -6,7 +6,7 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from skam import DenseAM, HopfieldNetwork
+from skam import DenseAM, DiscreteDenseAM, HopfieldNetwork
 
 ESTIMATORS = [
     DenseAM(),
@@ -14,7 +14,17 @@ ESTIMATORS = [
     DenseAM(backend="array_api_strict"),
     HopfieldNetwork(max_iter=20, random_state=0),
     HopfieldNetwork(update="sync", backend="array_api_strict"),
+    DiscreteDenseAM(random_state=0),
+    DiscreteDenseAM(separation="exp", update="sync", backend="array_api_strict"),
+    DiscreteDenseAM(separation="rectified_poly", degree=4, random_state=0),
 ]
+
+# fit only stores patterns; max_iter bounds the retrieval of transform.
+_NO_FIT_ITERATIONS = (
+    "max_iter bounds the retrieval run by transform; fit only stores the "
+    "patterns and runs no iterations (a fit must stay cheap for 10^5 patterns), "
+    "so there is no n_iter_; descend() reports the steps of every query"
+)
 
 # Every expected failure, with the reason it is expected.
 EXPECTED_FAILURES = {
@@ -25,7 +35,10 @@ EXPECTED_FAILURES = {
             "weighting does not; with a float beta the check passes "
             "(test_memory.py::test_sample_weight_equivalence_with_float_beta)"
         ),
+        "check_transformer_n_iter": _NO_FIT_ITERATIONS,
     },
+    "HopfieldNetwork": {"check_transformer_n_iter": _NO_FIT_ITERATIONS},
+    "DiscreteDenseAM": {"check_transformer_n_iter": _NO_FIT_ITERATIONS},
 }
 
 
