@@ -6,6 +6,7 @@ estimators, with one shared energy/descent engine running on NumPy or CuPy.
 
 from skam.cluster import AMClustering
 from skam.discrete import DiscreteDenseAM, HopfieldNetwork
+from skam.hierarchical import HierarchicalAM, HierarchicalAMClassifier
 from skam.memory import DenseAM
 from skam.random_features import (
     BochnerFeatures,
@@ -24,6 +25,8 @@ __all__ = [
     "DenseAMClassifier",
     "DenseAMRegressor",
     "DiscreteDenseAM",
+    "HierarchicalAM",
+    "HierarchicalAMClassifier",
     "HopfieldNetwork",
     "KernelSumClippedWarning",
     "RandomFeatureAM",

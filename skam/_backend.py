@@ -76,8 +76,10 @@ def _cupy_namespace():
         from array_api_compat import cupy as cp_compat
     except ImportError as exc:  # pragma: no cover - depends on the machine
         raise ImportError(
-            "backend='cupy' needs CuPy; install it with `pip install skam[gpu]` "
-            "(CUDA 12) or `pip install skam[cuda13]` on a machine with an NVIDIA GPU."
+            "backend='cupy' needs CuPy, which is not installed. On a machine with "
+            "an NVIDIA GPU install it with `pip install cupy-cuda12x` (CUDA 12) or "
+            "`pip install cupy-cuda13x` (CUDA 13), or, from a skam checkout, "
+            '`pip install -e ".[gpu]"` / `-e ".[cuda13]"`.'
         ) from exc
     return cp_compat, cupy.cuda.Device()
 

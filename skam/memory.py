@@ -27,6 +27,7 @@ from skam._energy import (
     lsr_support_radius_sq,
     prepare_memories,
 )
+from skam._sampling import sample_stored as _sample_stored
 from skam._validation import (
     BACKEND_CONSTRAINT,
     DESCENT_CONSTRAINTS,
@@ -440,6 +441,124 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_X(self, X, reset=False, method="score_samples")
         return -self._energy(X)
+
+    def sample(
+        self,
+        n_samples=1,
+        *,
+        method="exact",
+        X=None,
+        clamp_mask=None,
+        n_steps=200,
+        step_size=0.1,
+        beta_start=None,
+        metropolis=True,
+        return_trajectory=False,
+        random_state=None,
+    ):
+        """Draw samples from the density ``p(v) ~ exp(-beta E(v))``.
+
+        ``exp(-beta E)`` is the kernel mixture ``sum_mu w_mu k(v, xi_mu)``
+        over the stored patterns (a kernel density estimate), so sampling it
+        *copies* a stored pattern up to the kernel's noise: memorisation.
+
+        Read more in the :ref:`User Guide <sampling>`.
+
+        Parameters
+        ----------
+        n_samples : int or None, default=1
+            Number of samples (None: the number of rows of ``X``).
+        method : {"exact", "langevin", "anneal"}, default="exact"
+            ``"exact"`` draws a memory by weight and adds the kernel's noise
+            (Gaussian for ``"lse"``, Epanechnikov for ``"lsr"``, the
+            ``max(1 - beta/2 r^2, 0)^degree`` kernel for ``"rectified_poly"``).
+            ``"langevin"`` runs ``n_steps`` of Langevin dynamics
+            ``v <- v - step_size grad E + sqrt(2 step_size / beta) z`` at the
+            memory's ``beta``. ``"anneal"`` (``"lse"`` only) is reverse
+            diffusion with the exact score: ``beta`` rises geometrically from
+            ``beta_start`` to the memory's ``beta`` in ``n_steps`` steps of
+            size ``eta = 1 - beta_k / beta_(k+1)`` with noise variance
+            ``eta / beta_k`` (stable for any number of steps).
+        X : array-like of shape (n_samples, n_features), default=None
+            Values of the clamped coordinates (with ``clamp_mask``) and, for
+            ``"langevin"``, the starting states. Without it, ``"langevin"``
+            and ``"anneal"`` start from exact draws at ``beta_start``.
+        clamp_mask : array-like of bool, shape (n_features,) or (n_samples, n_features), default=None
+            True marks a clamped coordinate: it keeps its value from ``X``
+            and the others are sampled given it (inpainting). ``"exact"``
+            draws from the exact conditional density.
+        n_steps : int, default=200
+            Steps of ``"langevin"`` and ``"anneal"``.
+        step_size : float, default=0.1
+            Langevin step ``eta`` in energy units (``grad E`` has unit
+            curvature near a memory of ``"lse"``).
+        beta_start : float, default=None
+            Inverse temperature of the starting draws of ``"langevin"`` and
+            ``"anneal"``; None uses ``min(beta_, 1 / total variance of the
+            memories)``, a kernel as wide as the data cloud. Langevin on the
+            compact kernels (``"lsr"``, ``"rectified_poly"``) starts from
+            exact draws at ``beta_`` instead, inside the support.
+        metropolis : bool, default=True
+            Accept or reject each Langevin move (MALA), which makes
+            ``exp(-beta E)`` the exact stationary density; False is the
+            unadjusted algorithm (biased by O(step_size); needed to follow
+            the compact kernels' unbounded gradient only with care).
+        return_trajectory : bool, default=False
+            Also return every state of ``"langevin"`` / ``"anneal"``.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draws.
+
+        Returns
+        -------
+        samples : ndarray of shape (n_samples, n_features)
+            In the dtype of the memories.
+        trajectory : ndarray of shape (n_steps + 1, n_samples, n_features)
+            Only with ``return_trajectory=True`` (not for ``"exact"``).
+
+        See Also
+        --------
+        sklearn.neighbors.KernelDensity.sample : The same exact draws for
+            the Gaussian kernel (with ``bandwidth = 1/sqrt(beta)``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skam import DenseAM
+        >>> memories = np.array([[0.0, 0.0], [4.0, 4.0]])
+        >>> am = DenseAM(beta=100.0).fit(memories)
+        >>> samples = am.sample(1000, random_state=0)
+        >>> copies_second = np.linalg.norm(samples - [4.0, 4.0], axis=1) < 0.5
+        >>> float(copies_second.mean().round(1))  # half copy each memory
+        0.5
+        >>> noise = samples[copies_second] - [4.0, 4.0]
+        >>> float(noise.std().round(2))  # the kernel's width 1/sqrt(beta)
+        0.1
+        >>> am.sample(3, method="anneal", random_state=0).shape
+        (3, 2)
+        """
+        check_is_fitted(self)
+        if X is not None:
+            X = validate_X(self, X, reset=False, method="sample")
+        backend = backend_for(self, self.memories_)
+        samples, trajectory = _sample_stored(
+            self.memories_,
+            self.memory_weights_,
+            self._spec(),
+            backend,
+            n_samples=n_samples,
+            method=method,
+            X=X,
+            clamp_mask=clamp_mask,
+            n_steps=n_steps,
+            step_size=step_size,
+            beta_start=beta_start,
+            metropolis=metropolis,
+            return_trajectory=return_trajectory,
+            random_state=random_state,
+        )
+        if return_trajectory:
+            return backend.to_output(samples), backend.to_output(trajectory)
+        return backend.to_output(samples)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -111,7 +111,7 @@ def test_gpu_backend_without_gpu_libraries_fails_clearly(binary_patterns):
         pytest.skip("CuPy is installed here")
     except ImportError:
         pass
-    with pytest.raises(ImportError, match=r"skam\[gpu\]"):
+    with pytest.raises(ImportError, match=r"pip install cupy-cuda12x"):
         DenseAM(backend="cupy").fit(binary_patterns)
 
 
