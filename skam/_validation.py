@@ -170,10 +170,12 @@ def resolve_beta(beta, X, *, rule="separation"):
     * ``rule="support"`` (compact kernels, ``"lsr"`` and ``"rectified_poly"``):
       ``beta = 2 / r2``, so the support of each memory (radius
       ``sqrt(2/beta)``) reaches its typical nearest neighbour.
-    * ``rule="overlap"`` (``"poly"`` with the dot product):
-      ``beta = 1 / max_mu ||xi_mu||^2``, so ``1 + beta * v.xi >= 0`` for every
-      state in the ball of the memories (the normalised overlap of Krotov and
-      Hopfield's polynomial energy; ``1/n_features`` for +-1 patterns).
+    * ``rule="overlap"`` (the polynomials with the dot product):
+      ``beta = n_features / max_mu ||xi_mu||^2``, the overlap counted in bits
+      (``beta = 1`` for +-1 patterns, the tutorial's raw overlaps): ``z``
+      spans ``[-D, D]`` over the ball of the memories, so the constant of
+      ``(1 + z)^n`` does not swamp the signal (with ``1 / ||xi||^2`` it
+      did, and the memory stored about 5 random patterns at any D).
     * ``rule="variance"`` (kernel smoothing): the Gaussian kernel of
       :class:`sklearn.svm.SVC`'s ``gamma="scale"``, ``beta = 2 / (n_features *
       X.var())`` (``gamma = beta / 2``).
@@ -188,7 +190,7 @@ def resolve_beta(beta, X, *, rule="separation"):
         return 2.0 / (Xh.shape[1] * var) if var > 0 else 1.0
     if rule == "overlap":
         top = float(np.max(np.sum(Xh * Xh, axis=1)))
-        return 1.0 / top if top > 0 else 1.0
+        return Xh.shape[1] / top if top > 0 else 1.0
     K = Xh.shape[0]
     if K < 2:
         return 1.0
@@ -204,7 +206,7 @@ def scale_rule(separation, similarity):
     """The ``beta="scale"`` rule of a DenseAM energy (see :func:`resolve_beta`)."""
     if separation == "lse":
         return "separation"
-    if separation == "poly" and similarity == "dot":
+    if separation in ("poly", "rectified_poly") and similarity == "dot":
         return "overlap"
     return "support"
 

@@ -4,6 +4,8 @@ The binary family, :class:`~skam.DiscreteDenseAM` and
 :class:`~skam.HopfieldNetwork`, lives in :mod:`skam.discrete` (re-exported here).
 """
 
+from dataclasses import replace
+
 import numpy as np
 from array_api_compat import array_namespace
 from array_api_compat import device as array_device
@@ -14,13 +16,16 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import Bunch
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
+from skam._binary_relaxation import SelfCouplingFreeOracle
 from skam._chunking import chunk_rows, concat, iter_chunks
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
 from skam._energy import (
+    SIMILARITIES,
     energy_from_log_z,
     half_sq_distances,
     log_kernel_sum,
@@ -66,22 +71,41 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     Parameters
     ----------
     %(separation)s
-    %(similarity)s
-    beta : float or "scale", default="scale"
+    similarity : {"auto", "sqeuclidean", "dot"}, default="auto"
+        Similarity ``S`` between a state and a memory: minus half the squared
+        Euclidean distance, or the dot product (the overlap of the tutorial's
+        polynomial energies). ``"auto"`` is ``"dot"`` for ``"poly"`` and
+        ``"rectified_poly"`` and ``"sqeuclidean"`` for ``"lse"`` and
+        ``"lsr"``. The dot-product energy is unbounded below, so its descent
+        is projected onto the box spanned by the memories (per-feature
+        minimum and maximum).
         Inverse temperature: the kernel bandwidth is ``1/sqrt(beta)`` in data
         units. Larger values give sharper, more separated basins (``beta ->
         inf`` is nearest-pattern lookup). ``"scale"`` derives it from the
         stored patterns, with ``r2`` the median squared distance between a
         memory and its nearest other memory: ``4 * log(K) / r2`` for
         ``"lse"`` (every stored pattern is close to a fixed point),
-        ``2 / r2`` for ``"lsr"`` and ``"rectified_poly"`` (each support
-        reaches the nearest neighbour) and ``1 / max ||xi||^2`` for
-        ``"poly"`` with ``"dot"``.
+        ``2 / r2`` for ``"lsr"`` and for the polynomials with
+        ``"sqeuclidean"`` (each support reaches the nearest neighbour) and
+        ``n_features / max ||xi||^2`` for the polynomials with ``"dot"`` (the
+        overlap counted in bits: ``beta = 1`` for +-1 patterns, so the
+        constant of ``(1 + z)^n`` does not swamp the signal).
     %(degree)s
     %(epsilon)s
     %(step_size)s
     %(max_iter)s
     %(tol)s
+    self_coupling : "auto" or bool, default="auto"
+        Whether the polynomial energies with ``"dot"`` keep the coupling of
+        every neuron to itself. On binary patterns it makes every corner of
+        the box a fixed point once many patterns are stored (about 1900 at
+        ``D = 100`` for degree 4), so ``False`` removes it: the kernel of each
+        memory becomes ``F(z) + beta^2/2 F''(z) Var(v)``, ``Var`` the variance
+        of the overlap of independent two-valued neurons with mean ``v``. It
+        equals ``F`` on binary states and stores what the discrete network
+        stores (:mod:`skam._binary_relaxation`). ``"auto"`` removes it for
+        ``"poly"`` and ``"rectified_poly"`` with ``"dot"`` when every stored
+        feature takes at most two values; ``True`` always keeps it.
     %(backend)s
 
     Attributes
@@ -92,6 +116,11 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         ``sample_weight`` given to ``fit``/``partial_fit`` (None when unweighted).
     beta_ : float
         The inverse temperature used (``beta`` resolved).
+    similarity_ : str
+        The similarity used (``similarity`` resolved).
+    self_coupling_ : bool
+        Whether the energy keeps the self-coupling (``self_coupling``
+        resolved).
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -136,7 +165,9 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         **ENERGY_CONSTRAINTS,
+        "similarity": [StrOptions({"auto", *SIMILARITIES})],
         **DESCENT_CONSTRAINTS,
+        "self_coupling": [StrOptions({"auto"}), "boolean"],
         "backend": BACKEND_CONSTRAINT,
     }
 
@@ -144,13 +175,14 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self,
         *,
         separation="lse",
-        similarity="sqeuclidean",
+        similarity="auto",
         beta="scale",
         degree=3,
         epsilon=1e-10,
         step_size=1.0,
         max_iter=100,
         tol=1e-6,
+        self_coupling="auto",
         backend="numpy",
     ):
         self.separation = separation
@@ -161,6 +193,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.step_size = step_size
         self.max_iter = max_iter
         self.tol = tol
+        self.self_coupling = self_coupling
         self.backend = backend
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -231,7 +264,9 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self
 
     def _finish_storing(self):
-        rule = scale_rule(self.separation, self.similarity)
+        self.similarity_ = _resolve_similarity(self.separation, self.similarity)
+        self.self_coupling_ = _resolve_self_coupling(self, self.memories_)
+        rule = scale_rule(self.separation, self.similarity_)
         self.beta_ = resolve_beta(self.beta, self.memories_, rule=rule)
         rows = _distinct_rows(self.memories_, self.memory_weights_)
         xp_in = array_namespace(self.memories_)
@@ -246,10 +281,18 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return prepare_memories(patterns, xp, weights=weights)
 
     def _spec(self):
-        return make_spec(self, self.beta_)
+        return replace(make_spec(self, self.beta_), similarity=self.similarity_)
+
+    def _oracle(self, memories, backend):
+        """The energy oracle: the plain kernel sum, or the relaxation without
+        self-coupling (see ``self_coupling``)."""
+        if self.self_coupling_:
+            return memories
+        box = self._box(memories, backend)
+        return SelfCouplingFreeOracle(memories, self._spec(), box, backend.xp)
 
     def _box(self, memories, backend):
-        if self.similarity != "dot":
+        if self.similarity_ != "dot":
             return None
         xp = backend.xp
         return xp.min(memories.patterns, axis=0), xp.max(memories.patterns, axis=0)
@@ -261,7 +304,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         mask = validate_clamp_mask(clamp_mask, Xc, backend)
         return _descend(
             Xc,
-            memories,
+            self._oracle(memories, backend),
             self._spec(),
             backend.xp,
             clamp_mask=mask,
@@ -272,6 +315,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             lsr_fixed_point=True,
             return_trace=return_trace,
             compute_energy=compute_energy,
+            monotone=self.separation in ("poly", "rectified_poly"),
         )
 
     def _reached(self, backend, states):
@@ -415,6 +459,11 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Xc = backend.to_compute(X)
         memories = self._memories(backend, Xc.dtype)
         spec = self._spec()
+        oracle = self._oracle(memories, backend)
+        if oracle is not memories:
+            rows = chunk_rows(Xc.shape[0], oracle.n_columns, _itemsize(Xc, xp))
+            parts = [oracle.energy(Xc[sl, :]) for sl in iter_chunks(Xc.shape[0], rows)]
+            return backend.to_output(concat(parts, xp))
         rows = chunk_rows(Xc.shape[0], memories.n_memories, _itemsize(Xc, xp))
         parts = [
             energy_from_log_z(
@@ -565,6 +614,33 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.array_api_support = True
         return tags
+
+
+def _resolve_similarity(separation, similarity):
+    if similarity != "auto":
+        return similarity
+    return "dot" if separation in ("poly", "rectified_poly") else "sqeuclidean"
+
+
+def _resolve_self_coupling(am, memories):
+    """``self_coupling_``: False only for polynomials with the dot product."""
+    polynomial = am.separation in ("poly", "rectified_poly") and am.similarity_ == "dot"
+    if am.self_coupling == "auto":
+        return not (polynomial and _two_valued(memories))
+    if not am.self_coupling and not polynomial:
+        raise ValueError(
+            "self_coupling=False applies to separation='poly' or 'rectified_poly' "
+            f"with similarity='dot'; got separation={am.separation!r}, "
+            f"similarity={am.similarity_!r}."
+        )
+    return bool(am.self_coupling)
+
+
+def _two_valued(memories):
+    """True when every feature of the memories takes at most two values."""
+    host = to_numpy(memories)
+    low, high = host.min(axis=0), host.max(axis=0)
+    return bool(np.all((host == low) | (host == high)))
 
 
 def _ones(xp, like):

@@ -197,7 +197,8 @@ def test_sample_weight_equivalence_with_float_beta():
     [
         ("lsr", "sqeuclidean", lambda r2, X: 2 / r2),
         ("rectified_poly", "sqeuclidean", lambda r2, X: 2 / r2),
-        ("poly", "dot", lambda r2, X: 1 / (X**2).sum(1).max()),
+        ("poly", "dot", lambda r2, X: X.shape[1] / (X**2).sum(1).max()),
+        ("rectified_poly", "dot", lambda r2, X: X.shape[1] / (X**2).sum(1).max()),
     ],
 )
 def test_scale_rules_of_other_separations(
