@@ -137,7 +137,7 @@ class TrainingSetup:
     lr_decay: float
     patience: int
     tol: float
-    verbose: int = 0
+    progress: object = None  # skam._progress.Progress of the whole fit, or None
 
 
 @dataclass
@@ -239,12 +239,11 @@ def train_restart(X, weights, centres, rng, setup):
         if n_dead and epoch + 1 < setup.max_epochs:
             _reseed(opt, dead, X, rng, setup)
             result.n_reseeded += n_dead
-        if setup.verbose > 1:
-            print(
-                f"  epoch {epoch + 1}: loss {epoch_loss:.6g}, "
-                f"learning rate {opt.learning_rate:.3g}"
-                + (f", re-seeded {n_dead} dead centres" if n_dead else "")
-            )
+        if setup.progress is not None:
+            metrics = {"loss": epoch_loss, "lr": opt.learning_rate}
+            if n_dead:
+                metrics["reseeded"] = n_dead
+            setup.progress.step(**metrics)
         opt.learning_rate = schedule.update(result.loss_curve, opt.learning_rate)
         if opt.learning_rate < _STOP_FRACTION * setup.learning_rate:
             break

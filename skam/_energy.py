@@ -371,3 +371,34 @@ def energy_and_gradient(V, memories, spec, xp):
 def lsr_support_radius_sq(spec):
     """Squared radius ``2/beta`` of one memory's support (``"lsr"`` only)."""
     return 2.0 / spec.beta
+
+
+def log_density_normaliser(spec, n_features):
+    """``log`` of the integral of one kernel ``F(beta S(x, xi))`` over ``x``.
+
+    With it ``sum_mu w_mu F(beta S(x, xi_mu)) / (sum_mu w_mu * exp(result))``
+    is a probability density in ``x`` (a kernel density estimate). Only
+    squared-Euclidean kernels that decay are integrable: ``"lse"`` (Gaussian,
+    ``(2 pi / beta)^(d/2)``) and the compactly supported ``"rectified_poly"``
+    and ``"lsr"`` (``(1 - r^2 / h^2)_+^n`` with ``h^2 = 2 / beta``, integral
+    ``pi^(d/2) h^d Gamma(n + 1) / Gamma(n + 1 + d/2)``). ``epsilon`` adds mass
+    everywhere and is left out. Raises ValueError for the others.
+    """
+    if spec.similarity != "sqeuclidean" or spec.separation == "poly":
+        raise ValueError(
+            "a normalised log-density exists only for similarity='sqeuclidean' "
+            "with separation='lse', 'rectified_poly' or 'lsr' (the kernel must "
+            f"decay to be integrable); got separation={spec.separation!r}, "
+            f"similarity={spec.similarity!r}. Use score_samples (minus the "
+            "energy) to rank states instead."
+        )
+    d = float(n_features)
+    if spec.is_lse:
+        return 0.5 * d * math.log(2.0 * math.pi / spec.beta)
+    n = spec.power
+    return (
+        0.5 * d * math.log(math.pi)
+        + 0.5 * d * math.log(2.0 / spec.beta)
+        + math.lgamma(n + 1.0)
+        - math.lgamma(n + 1.0 + 0.5 * d)
+    )

@@ -19,7 +19,6 @@ like other random draws, the initialisation runs in NumPy and is moved to the
 compute device.
 """
 
-import time
 import warnings
 from dataclasses import dataclass
 
@@ -29,6 +28,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from skam._energy import log_softmax
+from skam._progress import Progress
 from skam._supervised_base import coordinate_weights, label_update_mask
 from skam._training import Adam, unrolled_backward, unrolled_forward
 
@@ -287,6 +287,27 @@ def split_validation(n, fraction, stratify, rng):
     return np.sort(train), np.sort(val)
 
 
+def _convergence_message(
+    name, max_epochs, n_iter_no_change, which, best_epoch, best, last
+):
+    """What the ConvergenceWarning of ``train`` says: the facts, then advice."""
+    text = (
+        f"{name}: max_epochs={max_epochs} reached before early stopping "
+        f"(n_iter_no_change={n_iter_no_change} epochs without improvement). "
+        f"The {which} loss was lowest at epoch {best_epoch} ({best:.4g}) and is "
+        f"{last:.4g} at the last epoch; the memories of epoch {best_epoch} are "
+        "kept. "
+    )
+    if best_epoch >= max_epochs - 1:
+        return text + "It was still improving: consider increasing max_epochs."
+    return text + (
+        f"It has not improved for the last {max_epochs - best_epoch} epochs "
+        "(fewer than n_iter_no_change, so early stopping did not trigger): the "
+        "kept memories are the best seen, and a larger max_epochs would most "
+        "likely stop early at the same epoch."
+    )
+
+
 def train(
     model,
     F0,
@@ -324,10 +345,12 @@ def train(
         Xv, Tv, wv = (xp.take(a, rows(val_rows), axis=0) for a in (X, targets, w))
     opt = Adam([F0, L0], xp, learning_rate=learning_rate)
     best = (float("inf"), F0, L0)
+    best_epoch = 0
     losses, val_losses, stale, epoch = [], [], 0, 0
     n = Xt.shape[0]
+    which = "validation" if val_rows is not None else "training"
+    progress = Progress(name, max_epochs, verbose)
     for epoch in range(1, max_epochs + 1):
-        tic = time.perf_counter()
         order = rows(rng.permutation(n))
         epoch_loss = 0.0
         for start in range(0, n, batch_size):
@@ -344,24 +367,33 @@ def train(
             monitored = model.mean_loss(F, L, Xv, Tv, wv, max(batch_size, 1024))
             val_losses.append(monitored)
         if monitored < best[0] - IMPROVEMENT_TOL:
-            best, stale = (monitored, F, L), 0
+            best, stale, best_epoch = (monitored, F, L), 0, epoch
         else:
             stale += 1
-        if verbose:
-            val = f", validation loss {monitored:.5f}" if val_rows is not None else ""
-            print(
-                f"[{name}] epoch {epoch}: loss {losses[-1]:.5f}{val} "
-                f"({time.perf_counter() - tic:.2f} s)"
-            )
+        metrics = {"loss": losses[-1]}
+        if val_rows is not None:
+            metrics["val_loss"] = monitored
+        progress.step(**metrics)
         if stale >= n_iter_no_change:
+            progress.close(
+                f"stopped early at epoch {epoch}: no {which}-loss improvement "
+                f"for {n_iter_no_change} epochs; kept epoch {best_epoch} "
+                f"({which} loss {best[0]:.4g})"
+            )
             break
     else:
+        progress.close(
+            f"max_epochs={max_epochs} reached; kept epoch {best_epoch} "
+            f"({which} loss {best[0]:.4g})"
+        )
         warnings.warn(
-            f"{name}: max_epochs={max_epochs} reached while the loss was still "
-            "improving; consider increasing max_epochs.",
+            _convergence_message(
+                name, max_epochs, n_iter_no_change, which, best_epoch, best[0],
+                monitored,
+            ),
             ConvergenceWarning,
             stacklevel=3,
-        )
+        )  # fmt: skip
     if best[0] == float("inf"):  # no finite loss at all: keep the last state
         best = (losses[-1], *opt.params)
     return TrainingResult(

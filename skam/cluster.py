@@ -27,6 +27,7 @@ from skam._cluster_training import (
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
 from skam._energy import EnergySpec, half_sq_distances, prepare_memories
+from skam._progress import Progress
 from skam._validation import (
     BACKEND_CONSTRAINT,
     backend_for,
@@ -160,7 +161,13 @@ class AMClustering(
     tol : float, default=1e-3
         Relative improvement of the averaged loss that counts as progress.
     verbose : int, default=0
-        1 prints one line per restart, 2 also one line per epoch.
+        0 is silent; 1 prints a progress line (epochs done of the budget,
+        loss, learning rate, elapsed time, an upper estimate of the time
+        left) at most every 2 seconds, one line per restart (its k-means
+        objective on the evaluation subset that restarts are compared on)
+        and ``inertia_`` on all samples at the end; 2 prints every epoch.
+        With tqdm installed and a terminal attached, a progress bar replaces
+        the epoch lines.
     %(random_state)s
     %(backend)s
 
@@ -363,6 +370,10 @@ class AMClustering(
         screen = setup
         if len(inits) > 1:
             screen = replace(setup, max_epochs=min(setup.max_epochs, _SCREEN_EPOCHS))
+        budget = len(inits) * screen.max_epochs + setup.max_epochs - screen.max_epochs
+        progress = Progress(type(self).__name__, budget, self.verbose)
+        setup = replace(setup, progress=progress)
+        screen = replace(screen, progress=progress)
         best = None
         for i, init_host in enumerate(inits):
             start = backend.to_compute(
@@ -371,7 +382,9 @@ class AMClustering(
             loss, result = self._train_and_score(
                 backend, Xc, weights, start, rng, screen, (X_eval, w_eval)
             )
-            self._report(f"restart {i + 1}/{len(inits)}", loss, result)
+            self._report(
+                progress, f"restart {i + 1}/{len(inits)}", loss, result, X_eval
+            )
             if best is None or loss < best[0]:
                 best = (loss, result)
         if screen.max_epochs < setup.max_epochs:
@@ -380,7 +393,7 @@ class AMClustering(
             )
             more.loss_curve = best[1].loss_curve + more.loss_curve
             more.n_epochs += best[1].n_epochs
-            self._report("best restart, trained on", loss, more)
+            self._report(progress, "best restart, trained on", loss, more, X_eval)
             if loss <= best[0]:
                 best = (loss, more)
         _, result = best
@@ -397,6 +410,10 @@ class AMClustering(
         self.n_iter_ = result.n_epochs
         self.loss_curve_ = list(result.loss_curve)
         self._n_features_out = self.n_clusters
+        progress.close(
+            f"done: inertia_ {self.inertia_:.6g} on all {n} samples, "
+            f"{self.n_iter_} epochs in the kept restart"
+        )
         return self
 
     def _initial_centres(self, X_host, sw_host, rng):
@@ -438,15 +455,14 @@ class AMClustering(
         labels = self._assign(backend, X_eval, result.centres)
         return float(_inertia(X_eval, result.centres, labels, w_eval, xp)), result
 
-    def _report(self, what, loss, result):
-        if self.verbose:
-            reseeded = (
-                f" ({result.n_reseeded} centres re-seeded)" if result.n_reseeded else ""
-            )
-            print(
-                f"AMClustering {what}: inertia {loss:.6g} after "
-                f"{result.n_epochs} epochs{reseeded}"
-            )
+    def _report(self, progress, what, loss, result, X_eval):
+        reseeded = (
+            f", {result.n_reseeded} centres re-seeded" if result.n_reseeded else ""
+        )
+        progress.note(
+            f"{what}: k-means objective {loss:.6g} on the {X_eval.shape[0]} "
+            f"evaluation samples after {result.n_epochs} epochs{reseeded}"
+        )
 
     def _polish(self, backend, Xc, weights, centres, rounds=None):
         """Fixed-point polish: each centre moves to the mean of its basin."""
@@ -488,7 +504,6 @@ class AMClustering(
             lr_decay=float(self.lr_decay),
             patience=self.patience,
             tol=float(self.tol),
-            verbose=int(self.verbose),
         )
 
     # ------------------------------------------------------------ inference

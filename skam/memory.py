@@ -4,6 +4,7 @@ The binary family, :class:`~skam.DiscreteDenseAM` and
 :class:`~skam.HopfieldNetwork`, lives in :mod:`skam.discrete` (re-exported here).
 """
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -28,6 +29,7 @@ from skam._energy import (
     SIMILARITIES,
     energy_from_log_z,
     half_sq_distances,
+    log_density_normaliser,
     log_kernel_sum,
     lsr_support_radius_sq,
     prepare_memories,
@@ -490,6 +492,69 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_X(self, X, reset=False, method="score_samples")
         return -self._energy(X)
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of ``X`` under the normalised kernel density.
+
+        ``exp(-beta * E(x))`` is, up to a constant, a kernel density estimate
+        with one kernel per memory. ``score`` normalises it,
+
+        ``log p(x) = log(sum_mu w_mu F(beta S(x, xi_mu))) - log(sum_mu w_mu)
+        - log Z(beta, d)``,
+
+        with ``Z`` the integral of one kernel over ``x`` (``(2 pi /
+        beta)^(d/2)`` for ``"lse"``), and returns the mean of ``log p`` over
+        the rows of ``X``. This makes different ``beta`` comparable, so
+        ``GridSearchCV(DenseAM(), {"beta": [...]})`` selects a bandwidth as it
+        would with :class:`~sklearn.neighbors.KernelDensity` (whose ``score``
+        is the *sum* over rows; the mean selects the same value on
+        equal-sized folds). :meth:`score_samples` stays the unnormalised
+        ``-E``, and ``epsilon`` is left out of the density.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Held-out samples.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            Mean log-density; ``-inf`` when a row lies outside every support
+            (``"lsr"``, ``"rectified_poly"``), as with ``KernelDensity``.
+
+        Raises
+        ------
+        ValueError
+            For kernels that are not integrable (``similarity="dot"`` or
+            ``separation="poly"``).
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="score")
+        return float(np.mean(self._log_density(X)))
+
+    def _log_density(self, X):
+        """Normalised log-density of each row of validated ``X`` (NumPy, float64)."""
+        spec = replace(self._spec(), epsilon=0.0)
+        log_norm = log_density_normaliser(spec, X.shape[1])
+        backend = backend_for(self, X)
+        xp = backend.xp
+        Xc = backend.to_compute(X)
+        memories = self._memories(backend, Xc.dtype)
+        rows = chunk_rows(Xc.shape[0], memories.n_memories, _itemsize(Xc, xp))
+        log_z = [
+            to_numpy(
+                log_kernel_sum(Xc[sl, :], memories, spec, xp, need_weights=False)[0]
+            )
+            for sl in iter_chunks(Xc.shape[0], rows)
+        ]
+        weights = self.memory_weights_
+        if weights is None:
+            mass = float(self.memories_.shape[0])
+        else:
+            mass = float(np.sum(to_numpy(weights), dtype=np.float64))
+        return np.concatenate(log_z).astype(np.float64) - math.log(mass) - log_norm
 
     def sample(
         self,

@@ -1,11 +1,14 @@
 """Supervised Dense Associative Memories: :class:`DenseAMClassifier` and
 :class:`DenseAMRegressor` (label neurons, Krotov et al. 2025, section 5.2)."""
 
+import math
+
 import numpy as np
 from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
+from sklearn.utils._available_if import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_y, check_consistent_length, check_is_fitted
 
@@ -103,6 +106,39 @@ def _output_like(values, X):
         xp = array_namespace(X)
         return xp.asarray(values, device=array_device(X))
     return values
+
+
+def _nonparametric(estimator):
+    """``partial_fit`` exists only where the model is incremental: with
+    ``mode="nonparametric"`` the memories are the samples, so adding samples
+    is exact; parametric memories are learned by ``fit`` over all the data."""
+    return estimator.mode == "nonparametric"
+
+
+def _stored_and_new(estimator, X, sample_weight):
+    """Stored feature rows and weights followed by the new ones (X's namespace).
+
+    Returns ``(X_all, sw_all, n_stored)``; ``sw_all`` is None when neither the
+    stored memories nor the new rows are weighted.
+    """
+    backend = backend_for(estimator, X)
+    sw = validate_sample_weight(sample_weight, X, backend)
+    if not hasattr(estimator, "memories_"):
+        return X, sw, 0
+    xp = array_namespace(estimator.memories_)
+    d = estimator.n_features_in_
+    old = estimator.memories_[:, :d]
+    X_all = xp.concat([old, xp.astype(X, old.dtype)], axis=0)
+    old_w = estimator.memory_weights_
+    if old_w is None and sw is None:
+        return X_all, None, old.shape[0]
+
+    def ones(n):
+        return xp.ones(n, dtype=old.dtype, device=array_device(old))
+
+    old_w = ones(old.shape[0]) if old_w is None else old_w
+    sw = ones(X.shape[0]) if sw is None else xp.astype(sw, old.dtype)
+    return X_all, xp.concat([old_w, sw], axis=0), old.shape[0]
 
 
 class _SupervisedAM(LabelNeuronAM):
@@ -246,7 +282,11 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
     %(backend)s
     %(random_state)s
     verbose : int, default=0
-        Print the losses of every epoch (parametric mode).
+        Progress of the training (parametric mode): 0 is silent; 1 prints
+        the epoch, the losses, the elapsed time and an estimate of the time
+        left at most every 2 seconds, and why training stopped; 2 prints
+        every epoch. With tqdm installed and a terminal attached, a
+        progress bar replaces the epoch lines.
 
     Attributes
     ----------
@@ -395,18 +435,90 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         check_classification_targets(y)
         remember_namespace(self, X)
         classes, y_idx = np.unique(y, return_inverse=True)
+        self._set_classes(classes, X)
+        sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
+        self._fit_classes(X, y_idx, sw)
+        return self
+
+    def _set_classes(self, classes, X):
         numeric = classes.dtype.kind in "biuf"
         self.classes_ = _output_like(classes, X) if numeric else classes
-        sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
-        onehot = (y_idx[:, None] == np.arange(classes.size)[None, :]).astype(np.float64)
+
+    def _fit_classes(self, X, y_idx, sw):
+        n_classes = self.classes_.shape[0]
+        onehot = (y_idx[:, None] == np.arange(n_classes)[None, :]).astype(np.float64)
         self._fit_memories(
             X,
             onehot,
             sw,
             stratify=y_idx,
-            y_start=1.0 / classes.size,
+            y_start=1.0 / n_classes,
             kind="classification",
         )
+
+    @available_if(_nonparametric)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Add samples to the memories (nonparametric mode only).
+
+        The memories are the training samples, so this is exact:
+        ``partial_fit(A, ...)`` then ``partial_fit(B)`` gives the same model as
+        ``fit`` on ``A`` and ``B`` together (``beta="scale"`` is re-derived
+        from all stored samples).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            New training features.
+        y : array-like of shape (n_samples,)
+            Their class labels (each one of ``classes``).
+        classes : array-like of shape (n_classes,), default=None
+            Every class that will ever be seen; required on the first call
+            (as in :meth:`sklearn.linear_model.SGDClassifier.partial_fit`),
+            optional afterwards (it must then match ``classes_``).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each new memory.
+
+        Returns
+        -------
+        self : object
+            The classifier with the new samples stored.
+        """
+        _require_y(self, y)
+        first = not hasattr(self, "classes_")
+        X = validate_X(self, X, reset=first, method="partial_fit")
+        y = _check_y(_host_y(y), estimator=self)
+        check_consistent_length(X, y)
+        check_classification_targets(y)
+        if classes is not None:
+            classes = np.unique(_host_y(classes))
+        if first:
+            if classes is None:
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit: "
+                    "the labels of every class that will ever be seen."
+                )
+            remember_namespace(self, X)
+            self._set_classes(classes, X)
+        known = np.asarray(to_numpy(self.classes_))
+        if classes is not None and not np.array_equal(classes, known):
+            raise ValueError(
+                f"classes={classes.tolist()} differs from the classes seen so far "
+                f"(classes_={known.tolist()})."
+            )
+        unseen = ~np.isin(y, known)
+        if unseen.any():
+            raise ValueError(
+                f"y contains labels {np.unique(y[unseen]).tolist()} that are not "
+                f"in classes_={known.tolist()}; pass every class on the first call."
+            )
+        X_all, sw_all, n_old = _stored_and_new(self, X, sample_weight)
+        y_idx = np.searchsorted(known, y)
+        if n_old:
+            d = self.n_features_in_
+            label_part = np.asarray(to_numpy(self.memories_[:, d:]))
+            y_idx = np.concatenate([np.argmax(label_part, axis=1), y_idx])
+        self._fit_classes(X_all, y_idx, sw_all)
         return self
 
     def _label_start(self, n, n_labels, xp, dtype, device):
@@ -436,6 +548,32 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         X = validate_X(self, X, reset=False, method="predict_proba")
         backend = backend_for(self, X)
         return backend.to_output(self._proba(backend, X))
+
+    def predict_log_proba(self, X):
+        """Logarithm of the class probabilities of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Queries.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            ``log`` of the normalised label neurons, in float64 (so that
+            float32 probabilities one ulp apart keep their order); ``-inf``
+            where a class's label neuron ends at (or is clipped to) zero.
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False, method="predict_log_proba")
+        backend = backend_for(self, X)
+        xp = backend.xp
+        # float64: logarithms of float32 probabilities one ulp apart would tie
+        proba = xp.astype(self._proba(backend, X), xp.float64)
+        positive = proba > 0
+        safe = xp.where(positive, proba, xp.ones_like(proba))
+        log_proba = xp.where(positive, xp.log(safe), -math.inf)
+        return backend.to_output(log_proba)
 
     def decision_function(self, X):
         """Scores of the label read-out.
@@ -519,7 +657,11 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
     %(backend)s
     %(random_state)s
     verbose : int, default=0
-        Print the losses of every epoch (parametric mode).
+        Progress of the training (parametric mode): 0 is silent; 1 prints
+        the epoch, the losses, the elapsed time and an estimate of the time
+        left at most every 2 seconds, and why training stopped; 2 prints
+        every epoch. With tqdm installed and a terminal attached, a
+        progress bar replaces the epoch lines.
 
     Attributes
     ----------
@@ -643,6 +785,10 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         self._single_output = y.ndim == 1
         Y = y.reshape(y.shape[0], -1)
         sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
+        self._fit_targets(X, Y, sw)
+        return self
+
+    def _fit_targets(self, X, Y, sw):
         w = _weights_on_host(sw, Y.shape[0], np.float64)
         mean = np.average(Y, axis=0, weights=w)
         std = np.sqrt(np.average((Y - mean) ** 2, axis=0, weights=w))
@@ -653,6 +799,56 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         self._fit_memories(
             X, (Y - mean) / std, sw, stratify=None, y_start=0.0, kind="regression"
         )
+
+    @available_if(_nonparametric)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Add samples to the memories (nonparametric mode only).
+
+        The memories are the training samples, so this is exact:
+        ``partial_fit(A)`` then ``partial_fit(B)`` gives the same model as
+        ``fit`` on ``A`` and ``B`` together (the target mean and scale and
+        ``beta="scale"`` are re-derived from all stored samples).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            New training features.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Their targets (as many outputs as on the first call).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each new memory.
+
+        Returns
+        -------
+        self : object
+            The regressor with the new samples stored.
+        """
+        _require_y(self, y)
+        first = not hasattr(self, "memories_")
+        X = validate_X(self, X, reset=first, method="partial_fit")
+        y = _check_y(_host_y(y), multi_output=True, y_numeric=True, estimator=self)
+        check_consistent_length(X, y)
+        y = np.asarray(y, dtype=np.float64)
+        Y = y.reshape(y.shape[0], -1)
+        if first:
+            remember_namespace(self, X)
+            self._single_output = y.ndim == 1
+        else:
+            n_outputs = self.memories_.shape[1] - self.n_features_in_
+            if Y.shape[1] != n_outputs:
+                raise ValueError(
+                    f"y has {Y.shape[1]} output(s) but the regressor was fitted "
+                    f"with {n_outputs}."
+                )
+            # the stored targets, recovered from the standardised label part
+            d = self.n_features_in_
+            label_part = np.asarray(to_numpy(self.memories_[:, d:]), np.float64)
+            mean = np.asarray(to_numpy(self.target_mean_), np.float64)
+            scale = np.asarray(to_numpy(self.target_scale_), np.float64)
+            Y = np.concatenate([mean + scale * label_part / self.label_scale, Y])
+        X_all, sw_all, _ = _stored_and_new(self, X, sample_weight)
+        self._fit_targets(X_all, Y, sw_all)
         return self
 
     def _label_start(self, n, n_labels, xp, dtype, device):

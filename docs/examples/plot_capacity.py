@@ -36,8 +36,12 @@ models = {
 grid = np.unique(np.geomspace(2, 4000, 14).astype(int))
 curves = {}
 for name, (model, theory) in models.items():
-    curves[name] = capacity_curve(model, grid, n_features=D, n_queries=40, random_state=0)
-    print(f"{name:22s} K50 = {curves[name].k50:7.1f}   theory: {theory or float('nan'):7.1f}")
+    curves[name] = capacity_curve(
+        model, grid, n_features=D, n_queries=40, random_state=0
+    )
+    print(
+        f"{name:22s} K50 = {curves[name].k50:7.1f}   theory: {theory or float('nan'):7.1f}"
+    )
 
 # %%
 # Plot them
