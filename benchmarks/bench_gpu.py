@@ -110,7 +110,8 @@ def main():
 
     import sklearn
 
-    from skam._chunking import chunk_rows
+    from skam._chunking import rows_per_chunk
+    from skam._descent import TEMPORARIES_PER_COLUMN
 
     rng = np.random.RandomState(0)
     X = rng.rand(args.n, args.d).astype(np.float32)
@@ -136,7 +137,7 @@ def main():
             # retrieval is linear in the number of queries at fixed K (the
             # clustering fit always runs on all n samples)
             cpu[k] = t if k == "AMClustering.fit" else t * args.n / n_cpu
-    chunk = chunk_rows(args.n, args.n, 4)
+    chunk = rows_per_chunk(args.n, TEMPORARIES_PER_COLUMN * args.n * 4)
     mm = gpu_matmul_time(X, X, chunk, args.gpu_backend)
     for k, t in gpu.items():
         c = cpu.get(k, float("nan"))

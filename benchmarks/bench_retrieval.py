@@ -209,10 +209,12 @@ def step_breakdown(am, Q, M, beta, repeat):
     timed in sequence; per piece the best of ``repeat`` passes. The replica is
     checked against ``DenseAM.transform`` so it cannot drift silently.
     """
-    from skam._chunking import chunk_rows, iter_chunks
+    from skam._chunking import chunk_slices, rows_per_chunk
+    from skam._descent import TEMPORARIES_PER_COLUMN
 
     n, K = Q.shape[0], M.shape[0]
-    rows = chunk_rows(n, K, Q.dtype.itemsize)
+    per_row = TEMPORARIES_PER_COLUMN * K * Q.dtype.itemsize  # the engine's chunks
+    rows = rows_per_chunk(n, per_row)
     bias = -beta * 0.5 * np.sum(M * M, axis=1)
     floor = -87.0 if Q.dtype == np.float32 else -700.0
     best = dict.fromkeys(STEP_PIECES, np.inf)
@@ -221,7 +223,7 @@ def step_breakdown(am, Q, M, beta, repeat):
         replica = np.concatenate(
             [
                 replica_step(Q[sl], M, beta, bias, floor, watch)
-                for sl in iter_chunks(n, rows)
+                for sl in chunk_slices(n, per_row)
             ]
         )
         best = {k: min(best[k], watch.spent[k]) for k in STEP_PIECES}

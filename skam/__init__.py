@@ -5,6 +5,7 @@ estimators, with one shared energy/descent engine running on NumPy or CuPy.
 """
 
 from skam.cluster import AMClustering
+from skam.diffusion import DiffusionAM
 from skam.discrete import DiscreteDenseAM, HopfieldNetwork
 from skam.hierarchical import HierarchicalAM, HierarchicalAMClassifier
 from skam.memory import DenseAM
@@ -24,6 +25,7 @@ __all__ = [
     "DenseAM",
     "DenseAMClassifier",
     "DenseAMRegressor",
+    "DiffusionAM",
     "DiscreteDenseAM",
     "HierarchicalAM",
     "HierarchicalAMClassifier",

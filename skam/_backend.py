@@ -69,6 +69,29 @@ class Backend:
             return array
         return to_numpy(array)
 
+    def from_host(self, host_array, dtype=None):
+        """A host (NumPy) array placed where outputs and fitted attributes live.
+
+        The one way to turn something computed on the host (random draws,
+        class labels, target statistics) into a fitted attribute or an
+        output: NumPy for NumPy input (computed on NumPy or offloaded), the
+        input's namespace and device otherwise. ``dtype`` is a floating
+        dtype of either namespace (None keeps the host dtype).
+        """
+        if host_array is None:
+            return None
+        host = np.asarray(host_array)
+        if dtype is not None:
+            host = host.astype(_host_float(dtype), copy=False)
+        if self.offload or self.is_numpy:
+            return host
+        return self.xp.asarray(host, device=self.device)
+
+
+def _host_float(dtype):
+    """NumPy float dtype of the same width as a float dtype of any namespace."""
+    return np.float32 if "float32" in str(dtype) else np.float64
+
 
 def _cupy_namespace():
     try:

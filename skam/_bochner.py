@@ -233,20 +233,26 @@ class RandomFeatureOracle:
         return self.W.shape[1]
 
     def log_kernel_sum(self, V):
-        """``log max(s, eps)`` (n,) and the mask of clipped queries (n,)."""
+        """``log max(s, eps)`` (n,) and the mask of clipped queries (n,).
+
+        The kernel sum is :func:`log_kernel_sums` of the one memory ``T``
+        (the read-out the random-feature classifier uses for its class
+        memories), clipped.
+        """
         xp = self.xp
+        log_s = log_kernel_sums(
+            V,
+            self.W,
+            self.b,
+            self.T[None, :],
+            feature_map=self.feature_map,
+            gamma=self.gamma,
+            xp=xp,
+        )[:, 0]
         if self.feature_map == "positive":
-            H = V @ self.W
-            log_s = positive_log_sum(H, self.log_T, xp)[0]
-            log_s = log_s - _log_sq_prefactor(V, self.gamma, self.W.shape[1], xp)
             return log_s, xp.zeros(log_s.shape, dtype=xp.bool, device=_device(V))
-        s = (
-            features(
-                V, self.W, self.b, feature_map=self.feature_map, gamma=self.gamma, xp=xp
-            )
-            @ self.T
-        )
-        return self._clip(s)
+        clipped = log_s <= self.log_epsilon  # s <= 0 gave -inf
+        return xp.where(clipped, xp.full_like(log_s, self.log_epsilon), log_s), clipped
 
     def _clip(self, s):
         xp = self.xp

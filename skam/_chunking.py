@@ -1,67 +1,196 @@
-"""The one chunking helper: split queries so temporaries fit ``working_memory``.
+"""The one chunking helper: split rows so temporaries fit ``working_memory``.
 
-Every (n_queries, n_memories) intermediate of the engine is built one chunk of
-queries at a time. The chunk size comes from scikit-learn's
-``get_config()["working_memory"]`` (MiB) unless given explicitly, and results do
-not depend on it.
+Every intermediate of the engine whose size grows with the number of rows
+(queries, samples) is built one chunk of rows at a time. The caller states
+what one row costs, ``bytes_per_row`` (the sum over the temporaries alive at
+once of their width times :func:`itemsize`), and the chunk holds as many rows
+as fit scikit-learn's ``get_config()["working_memory"]`` (MiB). Results never
+depend on the chunk size.
+
+Usage::
+
+    per_row = 3 * n_memories * itemsize(X)  # three (chunk, K) temporaries
+    out = map_chunks(lambda sl: f(X[sl, :]), X.shape[0], per_row, xp)
+
+or, to accumulate::
+
+    for sl in chunk_slices(X.shape[0], per_row):
+        total = total + g(X[sl, :])
 """
 
+import os
+import sys
 import warnings
 
+import sklearn
+from array_api_compat import array_namespace
 from sklearn import get_config
 from sklearn.utils import gen_batches
 
-# How many (n_chunk, n_memories) temporaries the engine holds at once: the
-# similarity/logit matrix, its exponential and the gradient weights.
-TEMPORARIES_PER_PAIR = 3
+__all__ = ["chunk_slices", "concat", "itemsize", "map_chunks", "rows_per_chunk"]
+
+# Frames in these packages are skipped when a warning names the user's line.
+_LIBRARY_DIRS = tuple(
+    os.path.dirname(os.path.abspath(module.__file__)) + os.sep
+    for module in (sys.modules[__package__], sklearn)
+)
 
 
-def chunk_rows(n_rows, n_columns, itemsize, *, chunk_size=None, temporaries=None):
-    """Number of query rows per chunk.
+def itemsize(array):
+    """Bytes per element of an array of any namespace (NumPy, CuPy, strict, Dask).
+
+    Parameters
+    ----------
+    array : array
+        An array with a numeric or boolean dtype.
+
+    Returns
+    -------
+    nbytes : int
+        Size of one element in bytes (4 for float32, 8 for float64 or int64).
+    """
+    xp = array_namespace(array)
+    dtype = array.dtype
+    if xp.isdtype(dtype, "bool"):
+        return 1
+    if xp.isdtype(dtype, "integral"):
+        return xp.iinfo(dtype).bits // 8
+    if xp.isdtype(dtype, "complex floating"):
+        return 2 * (xp.finfo(dtype).bits // 8)
+    return xp.finfo(dtype).bits // 8
+
+
+def rows_per_chunk(n_rows, bytes_per_row, *, chunk_size=None, max_rows=None):
+    """Number of rows per chunk so that a chunk fits ``working_memory``.
 
     Parameters
     ----------
     n_rows : int
-        Number of queries.
-    n_columns : int
-        Width of the per-query temporaries (usually the number of memories).
-    itemsize : int
-        Bytes per element (4 for float32, 8 for float64).
-    chunk_size : int or None
-        Explicit chunk size; None derives it from ``working_memory``.
-    temporaries : int or None
-        Number of (chunk, n_columns) temporaries alive at once.
+        Number of rows to process.
+    bytes_per_row : int
+        Bytes of temporaries one row needs (all alive at once).
+    chunk_size : int or None, default=None
+        Explicit rows per chunk (overrides ``working_memory``).
+    max_rows : int or None, default=None
+        Upper bound on the rows per chunk (a cache or allocator limit).
 
     Returns
     -------
     rows : int
-        At least 1, at most ``n_rows``.
+        At least 1, at most ``max(n_rows, 1)``.
+
+    Warns
+    -----
+    UserWarning
+        If one row alone exceeds ``working_memory`` (rows are then processed
+        one at a time).
     """
+    n_rows = max(int(n_rows), 1)
     if chunk_size is not None:
-        return max(1, min(int(chunk_size), max(n_rows, 1)))
-    temporaries = TEMPORARIES_PER_PAIR if temporaries is None else temporaries
-    row_bytes = max(1, n_columns * itemsize * temporaries)
-    budget = get_config()["working_memory"] * 2**20
-    rows = int(budget // row_bytes)
+        return max(1, min(int(chunk_size), n_rows))
+    budget_mib = get_config()["working_memory"]
+    bytes_per_row = max(1, int(bytes_per_row))
+    rows = int(budget_mib * 2**20 // bytes_per_row)
     if rows < 1:
         warnings.warn(
-            f"One query needs {row_bytes / 2**20:.0f} MiB of temporaries, more than "
-            f"working_memory={get_config()['working_memory']} MiB; processing one "
-            "query at a time.",
+            f"One row needs {bytes_per_row / 2**20:.3g} MiB of temporaries, more "
+            f"than working_memory={budget_mib} MiB; processing one row at a time.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=_caller_stacklevel(),
         )
         rows = 1
-    return max(1, min(rows, max(n_rows, 1)))
+    if max_rows is not None:
+        rows = min(rows, max(1, int(max_rows)))
+    return max(1, min(rows, n_rows))
 
 
-def iter_chunks(n_rows, rows_per_chunk):
-    """Slices covering ``range(n_rows)`` in chunks of ``rows_per_chunk``."""
-    return gen_batches(n_rows, rows_per_chunk)
+def chunk_slices(n_rows, bytes_per_row, *, chunk_size=None, max_rows=None):
+    """Slices covering ``range(n_rows)``, each chunk sized by :func:`rows_per_chunk`.
+
+    Parameters
+    ----------
+    n_rows : int
+        Number of rows to process.
+    bytes_per_row : int
+        Bytes of temporaries one row needs.
+    chunk_size : int or None, default=None
+        Explicit rows per chunk.
+    max_rows : int or None, default=None
+        Upper bound on the rows per chunk.
+
+    Returns
+    -------
+    slices : iterator of slice
+        Consecutive row slices (none when ``n_rows`` is 0).
+    """
+    rows = rows_per_chunk(
+        n_rows, bytes_per_row, chunk_size=chunk_size, max_rows=max_rows
+    )
+    return gen_batches(int(n_rows), rows)
+
+
+def map_chunks(
+    fn, n_rows, bytes_per_row, xp, *, axis=0, chunk_size=None, max_rows=None
+):
+    """``fn(slice)`` for each chunk of rows, the results concatenated.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps a row slice to an array whose ``axis`` runs over those rows.
+    n_rows : int
+        Number of rows to process (at least 1).
+    bytes_per_row : int
+        Bytes of temporaries one row needs.
+    xp : namespace
+        Array namespace of the results.
+    axis : int, default=0
+        Axis of the results to concatenate along.
+    chunk_size : int or None, default=None
+        Explicit rows per chunk.
+    max_rows : int or None, default=None
+        Upper bound on the rows per chunk.
+
+    Returns
+    -------
+    result : array
+        The chunk results concatenated along ``axis``.
+    """
+    slices = chunk_slices(
+        n_rows, bytes_per_row, chunk_size=chunk_size, max_rows=max_rows
+    )
+    return concat([fn(sl) for sl in slices], xp, axis=axis)
 
 
 def concat(parts, xp, axis=0):
-    """Concatenate chunk results (a no-op for a single chunk)."""
+    """Concatenate chunk results (a no-op for a single chunk).
+
+    Parameters
+    ----------
+    parts : list of array
+        Results of consecutive chunks.
+    xp : namespace
+        Their array namespace.
+    axis : int, default=0
+        Axis to concatenate along.
+
+    Returns
+    -------
+    result : array
+        ``parts[0]`` for one part, otherwise their concatenation.
+    """
     if len(parts) == 1:
         return parts[0]
     return xp.concat(parts, axis=axis)
+
+
+def _caller_stacklevel():
+    """Stack level of the first frame outside skam and scikit-learn."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        _LIBRARY_DIRS
+    ):
+        frame = frame.f_back
+        level += 1
+    return level

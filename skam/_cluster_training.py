@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from skam._backend import to_numpy
-from skam._chunking import chunk_rows, iter_chunks
 from skam._energy import half_sq_distances, prepare_memories
 from skam._training import Adam, unrolled_backward, unrolled_forward
 
@@ -37,8 +36,6 @@ _RESEED_POOL = 2048
 # Training stops once the learning rate has decayed below this fraction of
 # its initial value (ClAM stops at an absolute 1e-6, i.e. after ~200 epochs).
 _STOP_FRACTION = 0.1
-# Rows per chunk of the restart-comparison loss (bounds the memory of its tape).
-_EVAL_CHUNK = 4096
 # Plateaus are detected on the moving average of this many epoch losses
 # (ClAM: 10), which smooths out the noise of the random masks and batches.
 _SMOOTHING_WINDOW = 10
@@ -141,7 +138,7 @@ class TrainingSetup:
 
 
 @dataclass
-class TrainingResult:
+class RestartResult:
     """The final centres of one restart and how training went."""
 
     centres: object
@@ -177,7 +174,7 @@ def train_restart(X, weights, centres, rng, setup):
 
     Returns
     -------
-    result : TrainingResult
+    result : RestartResult
         The centres at the end of training.
 
     Notes
@@ -199,7 +196,7 @@ def train_restart(X, weights, centres, rng, setup):
     K = centres.shape[0]
     opt = Adam([centres], xp, learning_rate=setup.learning_rate)
     schedule = _Plateau(setup)
-    result = TrainingResult(centres=centres)
+    result = RestartResult(centres=centres)
     for epoch in range(setup.max_epochs):
         shared = setup.mask_cycle > 0 and (epoch + 1) % setup.mask_cycle == 0
         order = rng.permutation(n)[: setup.epoch_size]
@@ -302,38 +299,3 @@ def _reseed(opt, dead, X, rng, setup):
     opt.params[0] = new
     opt.m[0] = xp.where(keep, opt.m[0], xp.zeros_like(opt.m[0]))
     opt.v[0] = xp.where(keep, opt.v[0], xp.zeros_like(opt.v[0]))
-
-
-def evaluation_loss(X, weights, centres, mask_host, setup):
-    """Masked loss of ``X`` with fixed masks (compares restarts).
-
-    ``mask_host`` is a host boolean array of shape (n, d), or None. Processed
-    in chunks of at most ``_EVAL_CHUNK`` rows (the tape keeps ``T`` states
-    and softmax matrices per chunk).
-    """
-    xp = setup.xp
-    n, d = X.shape
-    K = centres.shape[0]
-    itemsize = 4 if X.dtype == xp.float32 else 8
-    rows = chunk_rows(n, K + d, itemsize, temporaries=setup.n_steps + 3)
-    rows = min(rows, _EVAL_CHUNK)
-    total = xp.zeros((), dtype=X.dtype, device=setup.device)
-    for sl in iter_chunks(n, rows):
-        Xb = X[sl, :]
-        mask = None if mask_host is None else _to_device(mask_host[sl, :], setup)
-        losses, _, _ = masked_loss_and_grad(
-            Xb,
-            _masked_input(Xb, mask, setup.fill, xp),
-            mask,
-            centres,
-            None,
-            xp,
-            beta=setup.beta,
-            step_size=setup.step_size,
-            n_steps=setup.n_steps,
-            with_grad=False,
-        )
-        if weights is not None:
-            losses = losses * weights[sl]
-        total = total + xp.sum(losses)
-    return float(total) / n

@@ -26,7 +26,7 @@ memories, e.g. the distributed memory of the random-feature AM
 
 from dataclasses import dataclass
 
-from skam._chunking import chunk_rows, concat, iter_chunks
+from skam._chunking import chunk_slices, concat, itemsize
 from skam._energy import (
     energy_from_log_z,
     half_sq_distances,
@@ -34,6 +34,10 @@ from skam._energy import (
     log_z_and_direction,
     lsr_support_radius_sq,
 )
+
+# How many (n_chunk, oracle.n_columns) temporaries a descent step holds at
+# once: the similarity/logit matrix, its exponential and the gradient weights.
+TEMPORARIES_PER_COLUMN = 3
 
 
 class KernelSumOracle:
@@ -174,13 +178,12 @@ def descend(
     result : DescentResult
     """
     n = V0.shape[0]
-    itemsize = 4 if V0.dtype == xp.float32 else 8
     oracle = _as_oracle(memories, spec, xp)
-    rows = chunk_rows(n, oracle.n_columns, itemsize, chunk_size=chunk_size)
+    per_row = TEMPORARIES_PER_COLUMN * oracle.n_columns * itemsize(V0)
     free = free_mask(clamp_mask, xp)
     parts = []
     chunk = _descend_chunk_monotone if monotone else _descend_chunk
-    for sl in iter_chunks(n, rows):
+    for sl in chunk_slices(n, per_row, chunk_size=chunk_size):
         parts.append(
             chunk(
                 V0[sl, :],

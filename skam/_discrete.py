@@ -43,7 +43,7 @@ import numpy as np
 from array_api_compat import device as array_device
 from array_api_compat import is_numpy_namespace
 
-from skam._chunking import chunk_rows, concat, iter_chunks
+from skam._chunking import chunk_slices, concat, itemsize
 
 DISCRETE_SEPARATIONS = ("quadratic", "poly", "rectified_poly", "exp")
 
@@ -249,14 +249,10 @@ def run_dynamics(S0, field, xp, *, update, max_iter, seed, chunk_size=None):
         Final states, sweeps taken by each query (the last one changes
         nothing when it converged), whether it reached a fixed point.
     """
-    n = S0.shape[0]
-    itemsize = 4 if S0.dtype == xp.float32 else 8
-    rows = chunk_rows(
-        n, field.n_columns, itemsize, chunk_size=chunk_size, temporaries=_TEMPORARIES
-    )
+    per_row = _TEMPORARIES * field.n_columns * itemsize(S0)
     parts = [
         _run_chunk(S0[sl, :], field, xp, update, max_iter, seed)
-        for sl in iter_chunks(n, rows)
+        for sl in chunk_slices(S0.shape[0], per_row, chunk_size=chunk_size)
     ]
     return tuple(concat([p[k] for p in parts], xp) for k in range(3))
 
@@ -350,10 +346,8 @@ def discrete_energy(S, patterns, weights, spec, xp, *, coupling=None):
     if coupling is not None:
         return -0.5 * xp.sum((S @ coupling) * S, axis=1)
     D = S.shape[1]
-    itemsize = 4 if S.dtype == xp.float32 else 8
-    rows = chunk_rows(S.shape[0], patterns.shape[0], itemsize, temporaries=2)
     parts = []
-    for sl in iter_chunks(S.shape[0], rows):
+    for sl in chunk_slices(S.shape[0], 2 * patterns.shape[0] * itemsize(S)):
         M = S[sl, :] @ patterns.T
         if spec.separation == "exp":
             logits = spec.beta * M

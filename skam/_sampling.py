@@ -46,7 +46,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from skam._chunking import chunk_rows, concat, iter_chunks
+from skam._chunking import chunk_slices, concat, itemsize, rows_per_chunk
+from skam._descent import TEMPORARIES_PER_COLUMN
 from skam._energy import (
     energy_and_gradient,
     energy_from_log_z,
@@ -107,7 +108,10 @@ def exact_draws(patterns, weights, spec, n_samples, rng, *, X=None, free=None):
     K, D = patterns.shape
     log_w = np.zeros(K) if weights is None else _log_weights(weights)
     if free is None:
-        idx = _categorical(np.broadcast_to(log_w, (n_samples, K)), rng)
+        p = np.exp(log_w - np.max(log_w))
+        cdf = np.cumsum(p)
+        u = rng.uniform(size=n_samples) * cdf[-1]
+        idx = np.minimum(np.searchsorted(cdf, u, side="right"), K - 1)
         centres = patterns[idx]
         n_free = np.full(n_samples, D)
         scale = np.ones(n_samples)
@@ -242,11 +246,10 @@ class DirectionOracle:
 def _chunked(fn, V, oracle, xp, *, n_outputs):
     """Apply ``fn`` (returning ``n_outputs`` arrays) chunk by chunk."""
     n = V.shape[0]
-    itemsize = 4 if V.dtype == xp.float32 else 8
-    rows = chunk_rows(n, oracle.n_columns, itemsize)
-    if rows >= n:
+    per_row = TEMPORARIES_PER_COLUMN * oracle.n_columns * itemsize(V)
+    if rows_per_chunk(n, per_row) >= n:
         return fn(V)
-    parts = [fn(V[sl, :]) for sl in iter_chunks(n, rows)]
+    parts = [fn(V[sl, :]) for sl in chunk_slices(n, per_row)]
     return tuple(concat([p[i] for p in parts], xp) for i in range(n_outputs))
 
 

@@ -10,6 +10,7 @@ The similarity weighs the feature coordinates by ``lam`` and the label
 coordinates by ``1 - lam`` (the engine's ``coord_weights``).
 """
 
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -18,8 +19,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 
 from skam._backend import to_numpy
-from skam._chunking import chunk_rows
-from skam._descent import descend
+from skam._chunking import itemsize, rows_per_chunk
+from skam._descent import TEMPORARIES_PER_COLUMN, descend
 from skam._energy import (
     Memories,
     descent_direction,
@@ -139,6 +140,72 @@ def label_update_mask(n_features, n_labels, xp, device):
     )
 
 
+@dataclass(frozen=True)
+class LabelCode:
+    """How the label neurons encode the target: their code, start and read-out.
+
+    The one definition shared by ``fit`` (the stored or trained label parts,
+    the start of the unrolled training steps) and ``predict`` (the start of
+    the descent, the read-out).
+
+    Parameters
+    ----------
+    kind : {"classification", "regression"}
+        ``"classification"``: a label part is ``label_scale`` times a point of
+        the probability simplex (one-hot for a stored sample) and the label
+        neurons start uniform, at ``label_scale / n_labels``.
+        ``"regression"``: a label part is ``label_scale`` times the
+        standardised targets and the label neurons start at 0 (the mean).
+    n_labels : int
+        Number of label neurons (classes, or outputs).
+    label_scale : float
+        Amplitude ``s`` of the label parts.
+    """
+
+    kind: str
+    n_labels: int
+    label_scale: float
+
+    @property
+    def start(self):
+        """Value of every label neuron at the start of the descent."""
+        if self.kind == "classification":
+            return self.label_scale / self.n_labels
+        return 0.0
+
+    def encode(self, codes):
+        """Label parts of memories from their codes (one-hot, standardised)."""
+        return self.label_scale * codes
+
+    def start_states(self, X, xp):
+        """``[X, start]``: the features followed by the label neurons' start."""
+        labels = xp.full(
+            (X.shape[0], self.n_labels),
+            self.start,
+            dtype=X.dtype,
+            device=array_device(X),
+        )
+        return xp.concat([X, labels], axis=1)
+
+    def readout(self, states):
+        """The label neurons of ``states``, divided by ``label_scale``."""
+        return states[:, states.shape[1] - self.n_labels :] / self.label_scale
+
+
+def normalise_label_neurons(R, xp):
+    """Class probabilities from label neurons: clip at 0 and renormalise.
+
+    Rows whose clipped sum is 0 (no evidence) become uniform.
+    """
+    clipped = xp.maximum(R, 0.0)
+    total = xp.sum(clipped, axis=1, keepdims=True)
+    uniform = xp.ones_like(R) / R.shape[1]
+    has_mass = total > 0
+    return xp.where(
+        has_mass, clipped / xp.where(has_mass, total, xp.ones_like(total)), uniform
+    )
+
+
 class LabelNeuronOracle:
     """Energy oracle of the engine for memories ``[features, label neurons]``.
 
@@ -185,8 +252,8 @@ class LabelNeuronOracle:
 class LabelNeuronAM(BaseEstimator):
     """Prediction machinery shared by the supervised estimators.
 
-    Subclasses define the start of the label neurons (``_label_start``) and
-    the read-out, and set in ``fit``: ``memories_`` (features then label
+    Subclasses name their :class:`LabelCode` kind (``_label_kind``) and the
+    read-out, and set in ``fit``: ``memories_`` (features then label
     neurons), ``memory_weights_``, ``beta_`` and ``step_size_``.
     """
 
@@ -212,9 +279,11 @@ class LabelNeuronAM(BaseEstimator):
                 f"and similarity={self.similarity!r}."
             )
 
-    def _label_start(self, n, n_labels, xp, dtype, device):
-        """Uninformative start of the label neurons, shape (n, n_labels)."""
-        raise NotImplementedError
+    _label_kind = None  # "classification" or "regression"
+
+    def _label_code(self, n_labels):
+        """The :class:`LabelCode` of this estimator for ``n_labels`` neurons."""
+        return LabelCode(self._label_kind, int(n_labels), float(self.label_scale))
 
     def _label_neurons(self, backend, X):
         """Descend on the label neurons from their start; returns ``v / s``.
@@ -232,16 +301,18 @@ class LabelNeuronAM(BaseEstimator):
         cw = coordinate_weights(d, n_labels, self.lam, xp, dtype, dev)
         memories = prepare_memories(patterns, xp, weights=weights, coord_weights=cw)
         spec = make_spec(self, self.beta_)
-        V0 = xp.concat(
-            [Xc, self._label_start(Xc.shape[0], n_labels, xp, dtype, dev)], axis=1
-        )
+        code = self._label_code(n_labels)
+        V0 = code.start_states(Xc, xp)
         box = None
         if self.similarity == "dot":
             box = xp.min(patterns, axis=0), xp.max(patterns, axis=0)
         K = patterns.shape[0]
-        rows = chunk_rows(Xc.shape[0], K, 4 if dtype == xp.float32 else 8)
-        if backend.is_numpy:  # a CPU cache/allocator effect; GPUs want big blocks
-            rows = max(1, min(rows, MAX_CHUNK_ELEMENTS // K))
+        # a CPU cache/allocator effect caps the blocks; GPUs want big blocks
+        rows = rows_per_chunk(
+            Xc.shape[0],
+            TEMPORARIES_PER_COLUMN * K * itemsize(Xc),
+            max_rows=MAX_CHUNK_ELEMENTS // K if backend.is_numpy else None,
+        )
         result = descend(
             V0,
             LabelNeuronOracle(memories, spec, xp, d),
@@ -255,4 +326,4 @@ class LabelNeuronAM(BaseEstimator):
             compute_energy=False,
             chunk_size=rows,
         )
-        return result.states[:, d:] / self.label_scale
+        return code.readout(result.states)

@@ -29,7 +29,7 @@ from sklearn.model_selection import train_test_split
 
 from skam._energy import log_softmax
 from skam._progress import Progress
-from skam._supervised_base import coordinate_weights, label_update_mask
+from skam._supervised_base import LabelCode, coordinate_weights, label_update_mask
 from skam._training import Adam, unrolled_backward, unrolled_forward
 
 # An epoch improves the monitored loss when it lowers it by more than this.
@@ -38,21 +38,7 @@ IMPROVEMENT_TOL = 1e-4
 _TINY = 1e-12
 
 
-# --------------------------------------------------------------- read-outs
-def normalise_label_neurons(R, xp):
-    """Class probabilities from label neurons: clip at 0 and renormalise.
-
-    Rows whose clipped sum is 0 (no evidence) become uniform.
-    """
-    clipped = xp.maximum(R, 0.0)
-    total = xp.sum(clipped, axis=1, keepdims=True)
-    uniform = xp.ones_like(R) / R.shape[1]
-    has_mass = total > 0
-    return xp.where(
-        has_mass, clipped / xp.where(has_mass, total, xp.ones_like(total)), uniform
-    )
-
-
+# ------------------------------------------------------------------ losses
 def cross_entropy(R, onehot, w, xp):
     """Weighted mean of ``-log p_y`` with ``p`` the clipped, renormalised
     label neurons ``R``; returns the loss and ``dloss/dR`` (the clip's
@@ -84,34 +70,37 @@ class LabelNeuronModel:
 
     Parameters
     ----------
-    kind : {"classification", "regression"}
-    n_features, n_labels : int
-    lam, label_scale, beta, step_size : float
+    code : LabelCode
+        The label neurons' code, start and read-out (shared with ``predict``).
+    n_features : int
+    lam, beta, step_size : float
     n_steps : int
         Unrolled descent steps ``T``.
-    start : float
-        Value of every label neuron at the start (``1/k`` or 0, times
-        ``label_scale``).
     xp : namespace
     dtype, device
         Of the compute arrays.
     """
 
-    kind: str
+    code: LabelCode
     n_features: int
-    n_labels: int
     lam: float
-    label_scale: float
     beta: float
     step_size: float
     n_steps: int
-    start: float
     xp: object
     dtype: object
     device: object
 
+    @property
+    def kind(self):
+        return self.code.kind
+
+    @property
+    def label_scale(self):
+        return self.code.label_scale
+
     def __post_init__(self):
-        xp, d, k = self.xp, self.n_features, self.n_labels
+        xp, d, k = self.xp, self.n_features, self.code.n_labels
         self.coord_weights = coordinate_weights(
             d, k, self.lam, xp, self.dtype, self.device
         )
@@ -127,20 +116,10 @@ class LabelNeuronModel:
         """Memories ``[F, label part]``, shape (K, n_features + n_labels)."""
         return self.xp.concat([F, self.label_part(L)], axis=1)
 
-    def _start_states(self, Xb):
-        xp = self.xp
-        labels = xp.full(
-            (Xb.shape[0], self.n_labels),
-            self.start,
-            dtype=self.dtype,
-            device=self.device,
-        )
-        return xp.concat([Xb, labels], axis=1)
-
     def forward(self, patterns, Xb):
         """Tape of the ``T`` steps; ``readout(tape)`` gives the label neurons."""
         return unrolled_forward(
-            self._start_states(Xb),
+            self.code.start_states(Xb, self.xp),
             patterns,
             self.xp,
             beta=self.beta,
@@ -151,7 +130,7 @@ class LabelNeuronModel:
         )
 
     def readout(self, tape):
-        return tape.states[-1][:, self.n_features :] / self.label_scale
+        return self.code.readout(tape.states[-1])
 
     def loss(self, R, targets, w):
         if self.kind == "regression":
@@ -263,7 +242,9 @@ def class_label_logits(owners, n_classes, confidence=0.99):
 
 # ----------------------------------------------------------------- training
 @dataclass
-class TrainingResult:
+class TrainedMemories:
+    """Trained feature parts ``F`` and label parts ``L`` of the memories, and how training went."""
+
     F: object
     L: object
     loss_curve: list
@@ -396,7 +377,7 @@ def train(
         )  # fmt: skip
     if best[0] == float("inf"):  # no finite loss at all: keep the last state
         best = (losses[-1], *opt.params)
-    return TrainingResult(
+    return TrainedMemories(
         F=best[1],
         L=best[2],
         loss_curve=losses,

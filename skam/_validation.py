@@ -58,9 +58,6 @@ def validate_X(estimator, X, *, reset, method, **check_params):
     return validate_data(
         estimator, X, reset=reset, dtype=[np.float64, np.float32], **check_params
     )
-    check_params["dtype"] = [np.float64, np.float32]
-    _check_fitted_namespace(estimator, X, method, reset)
-    return validate_data(estimator, X, reset=reset, **check_params)
 
 
 def _check_fitted_namespace(estimator, X, method, reset=False):

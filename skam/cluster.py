@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
-from skam._chunking import chunk_rows, concat, iter_chunks
+from skam._chunking import chunk_slices, itemsize, map_chunks
 from skam._cluster_training import (
     TrainingSetup,
     train_restart,
@@ -618,12 +618,13 @@ class AMClustering(
         xp = backend.xp
         Xc = backend.to_compute(X)
         memories = prepare_memories(self._fitted_centres(backend, Xc.dtype), xp)
-        rows = chunk_rows(Xc.shape[0], self.n_clusters, _itemsize(Xc, xp))
-        parts = [
-            xp.sqrt(2.0 * half_sq_distances(Xc[sl, :], memories, xp))
-            for sl in iter_chunks(Xc.shape[0], rows)
-        ]
-        return backend.to_output(concat(parts, xp))
+        distances = map_chunks(
+            lambda sl: xp.sqrt(2.0 * half_sq_distances(Xc[sl, :], memories, xp)),
+            Xc.shape[0],
+            3 * self.n_clusters * itemsize(Xc),
+            xp,
+        )
+        return backend.to_output(distances)
 
     def score(self, X, y=None, sample_weight=None):
         """Opposite of the k-means objective of ``X`` under :meth:`predict`.
@@ -659,10 +660,6 @@ class AMClustering(
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.array_api_support = True
         return tags
-
-
-def _itemsize(array, xp):
-    return 4 if array.dtype == xp.float32 else 8
 
 
 def _centre_spacing(centres):
@@ -705,23 +702,20 @@ def _fill_values(Xc, weights, mask_value, xp):
 def _nearest(states, centres, xp):
     """Index of the nearest centre of each state (chunked), int64."""
     memories = prepare_memories(centres, xp)
-    rows = chunk_rows(
-        states.shape[0], centres.shape[0], _itemsize(states, xp), temporaries=2
-    )
-    parts = [
-        xp.astype(
+    return map_chunks(
+        lambda sl: xp.astype(
             xp.argmin(half_sq_distances(states[sl, :], memories, xp), axis=1), xp.int64
-        )
-        for sl in iter_chunks(states.shape[0], rows)
-    ]
-    return concat(parts, xp)
+        ),
+        states.shape[0],
+        2 * centres.shape[0] * itemsize(states),
+        xp,
+    )
 
 
 def _bincount(labels, K, xp):
     ks = xp.arange(K, dtype=labels.dtype, device=array_device(labels))
-    rows = chunk_rows(labels.shape[0], K, 8, temporaries=1)
     total = xp.zeros((K,), dtype=xp.int64, device=array_device(labels))
-    for sl in iter_chunks(labels.shape[0], rows):
+    for sl in chunk_slices(labels.shape[0], 8 * K):  # one (chunk, K) int64 block
         hits = labels[sl][:, None] == ks[None, :]
         total = total + xp.sum(xp.astype(hits, xp.int64), axis=0)
     return total
@@ -757,10 +751,9 @@ def _basin_means(Xc, labels, weights, centres, xp):
     """Weighted mean of the samples of each cluster; empty ones keep their centre."""
     K = centres.shape[0]
     ks = xp.arange(K, dtype=labels.dtype, device=array_device(labels))
-    rows = chunk_rows(Xc.shape[0], K, _itemsize(Xc, xp), temporaries=1)
     sums = xp.zeros_like(centres)
     counts = xp.zeros((K,), dtype=Xc.dtype, device=array_device(Xc))
-    for sl in iter_chunks(Xc.shape[0], rows):
+    for sl in chunk_slices(Xc.shape[0], K * itemsize(Xc)):  # the one-hot block
         onehot = xp.astype(labels[sl][:, None] == ks[None, :], Xc.dtype)
         if weights is not None:
             onehot = onehot * weights[sl][:, None]

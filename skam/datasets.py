@@ -59,7 +59,7 @@ def _require_shared(*parts):
 
 
 def load_binary_digits(*, threshold=8, unique=True):
-    """scikit-learn's 8x8 digits binarised to +-1 patterns.
+    """Load scikit-learn's 8x8 digits binarised to +-1 patterns.
 
     Parameters
     ----------

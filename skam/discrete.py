@@ -15,7 +15,7 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from skam._chunking import chunk_rows, concat, iter_chunks
+from skam._chunking import chunk_slices, concat, itemsize
 from skam._discrete import (
     DISCRETE_SEPARATIONS,
     BinarySpec,
@@ -290,11 +290,8 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if self.memory_weights_ is not None:
             usable = backend.to_compute(self.memory_weights_, S.dtype) > 0
         D = S.shape[1]
-        rows = chunk_rows(
-            S.shape[0], patterns.shape[0], _itemsize(S, xp), temporaries=2
-        )
         out = []
-        for sl in iter_chunks(S.shape[0], rows):
+        for sl in chunk_slices(S.shape[0], 2 * patterns.shape[0] * itemsize(S)):
             exact = (S[sl, :] @ patterns.T) >= D - 0.5
             if usable is not None:
                 exact = xp.logical_and(exact, usable[None, :])
@@ -513,7 +510,3 @@ def _binarize(X, xp):
 
 def _ones(xp, like):
     return xp.ones((like.shape[0],), dtype=like.dtype, device=array_device(like))
-
-
-def _itemsize(array, xp):
-    return 4 if array.dtype == xp.float32 else 8

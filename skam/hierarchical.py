@@ -526,11 +526,17 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
         Unused by the classifier's dynamics (the visible layer is clamped);
         kept so that both estimators share their parameters.
     learning_rate : float, default=0.01
+        Adam's learning rate.
     batch_size : int, default=64
+        Samples per minibatch.
     max_epochs : int, default=20
+        Passes over the training data.
     backend : {"numpy", "cupy"}, default="numpy"
+        Where NumPy input is computed.
     random_state : int, RandomState instance or None, default=None
+        Seeds the starting memories and the batches.
     verbose : int, default=0
+        Print the loss of every epoch.
 
     Attributes
     ----------
@@ -661,10 +667,12 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Queries.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
+            Class probabilities, columns in the order of ``classes_``.
         """
         backend, proba = self._proba(X, "predict_proba")
         return backend.to_output(proba)
@@ -675,10 +683,12 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Queries.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+            Predicted classes (values of ``classes_``).
         """
         backend, proba = self._proba(X, "predict")
         idx = to_numpy(backend.xp.argmax(proba, axis=1))

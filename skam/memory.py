@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
 from skam._binary_relaxation import SelfCouplingFreeOracle
-from skam._chunking import chunk_rows, concat, iter_chunks
+from skam._chunking import chunk_slices, concat, itemsize, map_chunks
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
 from skam._energy import (
@@ -333,10 +333,9 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         )
         memories = prepare_memories(patterns, xp)
         K = memories.n_memories
-        n_chunk = chunk_rows(states.shape[0], K, _itemsize(states, xp), temporaries=2)
         lsr_radius_sq = lsr_support_radius_sq(self._spec())
         out = []
-        for sl in iter_chunks(states.shape[0], n_chunk):
+        for sl in chunk_slices(states.shape[0], 2 * K * itemsize(states)):
             half_sq = half_sq_distances(states[sl, :], memories, xp)
             nearest = xp.argmin(half_sq, axis=1)
             d1 = xp.min(half_sq, axis=1)
@@ -463,21 +462,28 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         spec = self._spec()
         oracle = self._oracle(memories, backend)
         if oracle is not memories:
-            rows = chunk_rows(Xc.shape[0], oracle.n_columns, _itemsize(Xc, xp))
-            parts = [oracle.energy(Xc[sl, :]) for sl in iter_chunks(Xc.shape[0], rows)]
-            return backend.to_output(concat(parts, xp))
-        rows = chunk_rows(Xc.shape[0], memories.n_memories, _itemsize(Xc, xp))
-        parts = [
-            energy_from_log_z(
+            energy = map_chunks(
+                lambda sl: oracle.energy(Xc[sl, :]),
+                Xc.shape[0],
+                3 * oracle.n_columns * itemsize(Xc),
+                xp,
+            )
+            return backend.to_output(energy)
+        energy = map_chunks(
+            lambda sl: energy_from_log_z(
                 log_kernel_sum(Xc[sl, :], memories, spec, xp, need_weights=False)[0],
                 spec,
-            )
-            for sl in iter_chunks(Xc.shape[0], rows)
-        ]
-        return backend.to_output(concat(parts, xp))
+            ),
+            Xc.shape[0],
+            3 * memories.n_memories * itemsize(Xc),
+            xp,
+        )
+        return backend.to_output(energy)
 
     def score_samples(self, X):
-        """Minus the energy: an unnormalised log-density divided by ``beta``.
+        """Score each state by minus its energy.
+
+        Minus the energy is an unnormalised log-density divided by ``beta``.
 
         Parameters
         ----------
@@ -542,12 +548,12 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         xp = backend.xp
         Xc = backend.to_compute(X)
         memories = self._memories(backend, Xc.dtype)
-        rows = chunk_rows(Xc.shape[0], memories.n_memories, _itemsize(Xc, xp))
+        per_row = 3 * memories.n_memories * itemsize(Xc)
         log_z = [
             to_numpy(
                 log_kernel_sum(Xc[sl, :], memories, spec, xp, need_weights=False)[0]
             )
-            for sl in iter_chunks(Xc.shape[0], rows)
+            for sl in chunk_slices(Xc.shape[0], per_row)
         ]
         weights = self.memory_weights_
         if weights is None:
@@ -724,7 +730,3 @@ def _distinct_rows(memories, weights):
         keep = np.flatnonzero(to_numpy(weights) > 0)
     _, first = np.unique(host[keep], axis=0, return_index=True)
     return keep[np.sort(first)].astype(np.int64)
-
-
-def _itemsize(array, xp):
-    return 4 if array.dtype == xp.float32 else 8

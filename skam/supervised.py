@@ -9,20 +9,30 @@ from array_api_compat import device as array_device
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_y, check_consistent_length, check_is_fitted
 
-from skam._backend import is_non_numpy_array, to_numpy
+from skam._backend import to_numpy
 from skam._docstrings import fill_doc
-from skam._supervised_base import SUPERVISED_CONSTRAINTS, LabelNeuronAM
+from skam._supervised_base import (
+    SUPERVISED_CONSTRAINTS,
+    LabelNeuronAM,
+    normalise_label_neurons,
+)
 from skam._supervised_training import (
     LabelNeuronModel,
     class_label_logits,
     memories_per_class,
-    normalise_label_neurons,
     regression_memories,
     split_validation,
     train,
+)
+from skam._targets import (
+    decode_classes,
+    encode_classes,
+    host_y,
+    place_classes,
+    require_y,
+    validate_class_labels,
 )
 from skam._validation import (
     backend_for,
@@ -31,81 +41,11 @@ from skam._validation import (
     validate_X,
 )
 
-_COMMON_PARAMS_DOC = """
-    lam : float, default=0.5
-        Weight ``lambda`` of the feature coordinates in the similarity; the
-        label neurons get ``1 - lambda``. The feature kernel is
-        ``exp(-beta * lam / 2 * ||x - x_mu||^2)``, so ``lam`` and ``beta``
-        together set its bandwidth ``1 / sqrt(beta * lam)``; ``1 - lam``
-        sets how strongly the label neurons pull the state towards memories
-        whose labels agree with them (it matters from the second step on).
-    label_scale : float, default=1.0
-        Amplitude ``s`` of the label part of the memories (``s`` times the
-        label code).
-    step_size : float, default=None
-        Step size of the descent on the label neurons. None means
-        ``1 / (1 - lam)``: the first step then jumps the label neurons to the
-        kernel-weighted average of the memories' labels (the softmax vote).
-    max_iter : int, default=1
-        Descent steps on the label neurons (``T``). One step is a kernel
-        smoother; more steps sharpen the read-out towards the memories the
-        label neurons already agree with. In parametric mode the memories are
-        trained through exactly these steps.
-    tol : float, default=1e-6
-        A query stops descending when the norm of its update is at most
-        ``tol``.
-    mode : {"nonparametric", "parametric"}, default="nonparametric"
-        ``"nonparametric"``: the memories are the training samples (the model
-        grows with the data). ``"parametric"``: a fixed number of memories,
-        initialised by k-means and learned by minibatch Adam through the
-        ``max_iter`` unrolled descent steps (needs ``separation="lse"`` and
-        ``similarity="sqeuclidean"``).
-    learning_rate : float, default=0.01
-        Adam step size (parametric mode).
-    batch_size : int, default=128
-        Minibatch size (parametric mode).
-    max_epochs : int, default=100
-        Maximum number of passes over the training data (parametric mode).
-    validation_fraction : float or None, default=0.1
-        Fraction of the training data held out (stratified for classes) to
-        monitor the loss, keep the best memories and stop early. None or 0
-        monitors the training loss instead (parametric mode).
-    n_iter_no_change : int, default=10
-        Stop after this many epochs without an improvement of the monitored
-        loss by at least ``1e-4`` (parametric mode).
-"""
-
-
-def _common_params(doc):
-    return doc.replace("    %(supervised_params)s\n", _COMMON_PARAMS_DOC.lstrip("\n"))
-
-
-def _host_y(y):
-    if y is None:
-        return None
-    return to_numpy(y) if is_non_numpy_array(y) else y
-
-
-def _require_y(estimator, y):
-    if y is None:
-        raise ValueError(
-            f"{type(estimator).__name__} requires y to be passed, but the target y "
-            "is None."
-        )
-
 
 def _weights_on_host(sample_weight, n, dtype):
     if sample_weight is None:
         return np.ones(n, dtype=dtype)
     return np.asarray(to_numpy(sample_weight), dtype=dtype)
-
-
-def _output_like(values, X):
-    """Host array ``values`` moved to the namespace and device of input X."""
-    if is_non_numpy_array(X):
-        xp = array_namespace(X)
-        return xp.asarray(values, device=array_device(X))
-    return values
 
 
 def _nonparametric(estimator):
@@ -146,7 +86,7 @@ class _SupervisedAM(LabelNeuronAM):
 
     _parameter_constraints: dict = dict(SUPERVISED_CONSTRAINTS)
 
-    def _fit_memories(self, X, targets, sw, *, stratify, y_start, kind):
+    def _fit_memories(self, X, targets, sw, *, stratify):
         """Set ``memories_``, ``memory_weights_``, ``beta_``, ``step_size_`` and
         ``n_iter_`` (and the training curves in parametric mode).
 
@@ -158,12 +98,12 @@ class _SupervisedAM(LabelNeuronAM):
         xp = backend.xp
         Xc = backend.to_compute(X)
         dtype, dev = Xc.dtype, array_device(Xc)
-        s = float(self.label_scale)
+        code = self._label_code(targets.shape[1])
         self.step_size_ = self._resolved_step_size()
         if self.mode == "nonparametric":
             self.beta_ = self._resolved_beta(X, sw)
             labels = xp.asarray(targets, device=dev)
-            memories = xp.concat([Xc, s * xp.astype(labels, dtype)], axis=1)
+            memories = xp.concat([Xc, code.encode(xp.astype(labels, dtype))], axis=1)
             self.memories_ = backend.to_output(memories)
             self.memory_weights_ = sw
             self.n_iter_ = 1
@@ -172,7 +112,7 @@ class _SupervisedAM(LabelNeuronAM):
         rng = check_random_state(self.random_state)
         Xh = np.asarray(to_numpy(X))
         w = _weights_on_host(sw, Xh.shape[0], Xh.dtype)
-        if kind == "classification":
+        if code.kind == "classification":
             F0, owners = memories_per_class(
                 Xh, stratify, w, targets.shape[1], self.n_memories, rng
             )
@@ -181,15 +121,12 @@ class _SupervisedAM(LabelNeuronAM):
             F0, L0 = regression_memories(Xh, targets, w, self.n_memories, rng)
         self.beta_ = self._resolved_beta(F0, prototypes=True)
         model = LabelNeuronModel(
-            kind=kind,
+            code=code,
             n_features=Xh.shape[1],
-            n_labels=targets.shape[1],
             lam=float(self.lam),
-            label_scale=s,
             beta=self.beta_,
             step_size=self.step_size_,
             n_steps=int(self.max_iter),
-            start=y_start * s,
             xp=xp,
             dtype=dtype,
             device=dev,
@@ -275,10 +212,22 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         ``beta`` by cross-validation.
     %(degree)s
     %(epsilon)s
-    %(supervised_params)s
+    %(lam)s
+    label_scale : float, default=1.0
+        Amplitude ``s`` of the label part of the memories (``s`` times the
+        one-hot label code).
+    %(label_step_size)s
+    %(label_max_iter)s
+    %(tol)s
+    %(mode)s
     n_memories : int or float, default=0.1
         Memories per class in parametric mode: an int, or a fraction of each
         class's training samples (at least 1).
+    %(learning_rate)s
+    %(batch_size)s
+    %(max_epochs)s
+    %(validation_fraction)s
+    %(n_iter_no_change)s
     %(backend)s
     %(random_state)s
     verbose : int, default=0
@@ -362,7 +311,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
     array([0, 1])
     """
 
-    __doc__ = _common_params(__doc__)
+    _label_kind = "classification"
 
     def __init__(
         self,
@@ -428,21 +377,14 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         self : object
             The fitted classifier.
         """
-        _require_y(self, y)
         X = validate_X(self, X, reset=True, method="fit")
-        y = _check_y(_host_y(y), estimator=self)
-        check_consistent_length(X, y)
-        check_classification_targets(y)
+        y = validate_class_labels(self, y, X)
         remember_namespace(self, X)
-        classes, y_idx = np.unique(y, return_inverse=True)
-        self._set_classes(classes, X)
-        sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
+        backend = backend_for(self, X)
+        self.classes_, y_idx = encode_classes(y, backend)
+        sw = validate_sample_weight(sample_weight, X, backend)
         self._fit_classes(X, y_idx, sw)
         return self
-
-    def _set_classes(self, classes, X):
-        numeric = classes.dtype.kind in "biuf"
-        self.classes_ = _output_like(classes, X) if numeric else classes
 
     def _fit_classes(self, X, y_idx, sw):
         n_classes = self.classes_.shape[0]
@@ -452,8 +394,6 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
             onehot,
             sw,
             stratify=y_idx,
-            y_start=1.0 / n_classes,
-            kind="classification",
         )
 
     @available_if(_nonparametric)
@@ -484,14 +424,12 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         self : object
             The classifier with the new samples stored.
         """
-        _require_y(self, y)
+        require_y(self, y)
         first = not hasattr(self, "classes_")
         X = validate_X(self, X, reset=first, method="partial_fit")
-        y = _check_y(_host_y(y), estimator=self)
-        check_consistent_length(X, y)
-        check_classification_targets(y)
+        y = validate_class_labels(self, y, X)
         if classes is not None:
-            classes = np.unique(_host_y(classes))
+            classes = np.unique(host_y(classes))
         if first:
             if classes is None:
                 raise ValueError(
@@ -499,7 +437,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
                     "the labels of every class that will ever be seen."
                 )
             remember_namespace(self, X)
-            self._set_classes(classes, X)
+            self.classes_ = place_classes(classes, backend_for(self, X))
         known = np.asarray(to_numpy(self.classes_))
         if classes is not None and not np.array_equal(classes, known):
             raise ValueError(
@@ -520,11 +458,6 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
             y_idx = np.concatenate([np.argmax(label_part, axis=1), y_idx])
         self._fit_classes(X_all, y_idx, sw_all)
         return self
-
-    def _label_start(self, n, n_labels, xp, dtype, device):
-        return xp.full(
-            (n, n_labels), self.label_scale / n_labels, dtype=dtype, device=device
-        )
 
     def _proba(self, backend, X):
         """Probabilities in the compute namespace."""
@@ -576,7 +509,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         return backend.to_output(log_proba)
 
     def decision_function(self, X):
-        """Scores of the label read-out.
+        """Compute the scores of the label read-out.
 
         Parameters
         ----------
@@ -615,9 +548,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         X = validate_X(self, X, reset=False, method="predict")
         backend = backend_for(self, X)
         index = backend.xp.argmax(self._proba(backend, X), axis=1)
-        if is_non_numpy_array(self.classes_):
-            return array_namespace(self.classes_).take(self.classes_, index, axis=0)
-        return self.classes_[to_numpy(index)]
+        return decode_classes(self.classes_, index, backend)
 
 
 @fill_doc
@@ -650,10 +581,22 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         separation rule on the initial memories in parametric mode).
     %(degree)s
     %(epsilon)s
-    %(supervised_params)s
+    %(lam)s
+    label_scale : float, default=0.1
+        Amplitude ``s`` of the label part of the memories (``s`` times the
+        standardised target).
+    %(label_step_size)s
+    %(label_max_iter)s
+    %(tol)s
+    %(mode)s
     n_memories : int or float, default=0.1
         Number of memories in parametric mode: an int, or a fraction of the
         training samples (at least 1).
+    %(learning_rate)s
+    %(batch_size)s
+    %(max_epochs)s
+    %(validation_fraction)s
+    %(n_iter_no_change)s
     %(backend)s
     %(random_state)s
     verbose : int, default=0
@@ -709,7 +652,7 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
     array([ 0.99, -0.97])
     """
 
-    __doc__ = _common_params(__doc__)
+    _label_kind = "regression"
 
     def __init__(
         self,
@@ -776,9 +719,9 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         self : object
             The fitted regressor.
         """
-        _require_y(self, y)
+        require_y(self, y)
         X = validate_X(self, X, reset=True, method="fit")
-        y = _check_y(_host_y(y), multi_output=True, y_numeric=True, estimator=self)
+        y = _check_y(host_y(y), multi_output=True, y_numeric=True, estimator=self)
         check_consistent_length(X, y)
         remember_namespace(self, X)
         y = np.asarray(y, dtype=np.float64)
@@ -793,12 +736,10 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         mean = np.average(Y, axis=0, weights=w)
         std = np.sqrt(np.average((Y - mean) ** 2, axis=0, weights=w))
         std = np.where(std > 0, std, 1.0)
-        dtype = to_numpy(X[:1, :1]).dtype
-        self.target_mean_ = _output_like(mean.astype(dtype), X)
-        self.target_scale_ = _output_like(std.astype(dtype), X)
-        self._fit_memories(
-            X, (Y - mean) / std, sw, stratify=None, y_start=0.0, kind="regression"
-        )
+        backend = backend_for(self, X)
+        self.target_mean_ = backend.from_host(mean, X.dtype)
+        self.target_scale_ = backend.from_host(std, X.dtype)
+        self._fit_memories(X, (Y - mean) / std, sw, stratify=None)
 
     @available_if(_nonparametric)
     @_fit_context(prefer_skip_nested_validation=True)
@@ -824,10 +765,10 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         self : object
             The regressor with the new samples stored.
         """
-        _require_y(self, y)
+        require_y(self, y)
         first = not hasattr(self, "memories_")
         X = validate_X(self, X, reset=first, method="partial_fit")
-        y = _check_y(_host_y(y), multi_output=True, y_numeric=True, estimator=self)
+        y = _check_y(host_y(y), multi_output=True, y_numeric=True, estimator=self)
         check_consistent_length(X, y)
         y = np.asarray(y, dtype=np.float64)
         Y = y.reshape(y.shape[0], -1)
@@ -851,11 +792,8 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         self._fit_targets(X_all, Y, sw_all)
         return self
 
-    def _label_start(self, n, n_labels, xp, dtype, device):
-        return xp.zeros((n, n_labels), dtype=dtype, device=device)
-
     def predict(self, X):
-        """Targets read out from the label neurons.
+        """Predict the targets read out from the label neurons.
 
         Parameters
         ----------

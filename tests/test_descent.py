@@ -38,8 +38,13 @@ def test_mean_shift_energy_never_increases(separation):
     assert np.all(np.diff(r.energy_trace, axis=0) <= 1e-9)
 
 
+@pytest.mark.parametrize(
+    "separation, similarity",
+    [("lse", "sqeuclidean"), ("lse", "dot"), ("lsr", "sqeuclidean")],
+    ids=["lse-sqeuclidean", "lse-dot", "lsr-sqeuclidean"],
+)
 @pytest.mark.parametrize("shape", ["feature", "sample"])
-def test_clamped_coordinates_never_move(shape):
+def test_clamped_coordinates_never_move(shape, separation, similarity):
     rng = np.random.RandomState(2)
     Xi, Q = rng.randn(25, 6), rng.randn(12, 6)
     if shape == "feature":
@@ -48,20 +53,14 @@ def test_clamped_coordinates_never_move(shape):
     else:
         clamp = rng.rand(12, 6) < 0.5
         frozen = clamp
-    for separation, similarity in [
-        ("lse", "sqeuclidean"),
-        ("lse", "dot"),
-        ("lsr", "sqeuclidean"),
-    ]:
-        am = DenseAM(
-            separation=separation, similarity=similarity, beta=0.7, max_iter=20
-        )
-        out = am.fit(Xi).transform(Q, clamp_mask=clamp)
-        assert np.array_equal(out[frozen], Q[frozen])
-        assert not np.allclose(out[~frozen], Q[~frozen])
+    am = DenseAM(separation=separation, similarity=similarity, beta=0.7, max_iter=20)
+    out = am.fit(Xi).transform(Q, clamp_mask=clamp)
+    assert np.array_equal(out[frozen], Q[frozen])
+    assert not np.allclose(out[~frozen], Q[~frozen])
 
 
-def test_results_do_not_depend_on_chunk_size():
+@pytest.mark.parametrize("chunk", [1, 4, 16], ids=lambda c: f"chunk{c}")
+def test_results_do_not_depend_on_chunk_size(chunk):
     rng = np.random.RandomState(3)
     Xi, Q = rng.randn(30, 4), rng.randn(17, 4)
     mem = prepare_memories(Xi, xp)
@@ -69,29 +68,23 @@ def test_results_do_not_depend_on_chunk_size():
     ref = descend(
         Q, mem, spec, xp, step_size=0.3, max_iter=40, tol=1e-5, return_trace=True
     )
-    for chunk in (1, 4, 16):
-        r = descend(
-            Q,
-            mem,
-            spec,
-            xp,
-            step_size=0.3,
-            max_iter=40,
-            tol=1e-5,
-            return_trace=True,
-            chunk_size=chunk,
-        )
-        np.testing.assert_array_equal(r.n_iter, ref.n_iter)
-        np.testing.assert_allclose(r.states, ref.states, rtol=1e-13, atol=1e-13)
-        np.testing.assert_allclose(r.energy_trace, ref.energy_trace, rtol=1e-13)
+    r = descend(
+        Q,
+        mem,
+        spec,
+        xp,
+        step_size=0.3,
+        max_iter=40,
+        tol=1e-5,
+        return_trace=True,
+        chunk_size=chunk,
+    )
+    np.testing.assert_array_equal(r.n_iter, ref.n_iter)
+    np.testing.assert_allclose(r.states, ref.states, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(r.energy_trace, ref.energy_trace, rtol=1e-13)
 
 
-def test_working_memory_bounds_chunks():
-    from skam._chunking import chunk_rows
-
-    with sklearn.config_context(working_memory=1):  # 1 MiB
-        rows = chunk_rows(10_000, 10_000, 8)
-    assert rows * 10_000 * 8 * 3 <= 2**20
+def test_working_memory_does_not_change_results():
     rng = np.random.RandomState(4)
     Xi, Q = rng.randn(2000, 3), rng.randn(300, 3)
     ref = DenseAM(beta=2.0).fit(Xi).transform(Q)

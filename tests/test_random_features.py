@@ -309,7 +309,7 @@ def test_partial_fit_forget_and_chunking():
     assert_allclose(inc.distributed_memory_, full.distributed_memory_, rtol=1e-12)
     assert inc.n_stored_ == 50
     with config_context(working_memory=0.001):  # one row per chunk
-        with pytest.warns(UserWarning, match="one query at a time"):
+        with pytest.warns(UserWarning, match="one row at a time"):
             chunked = RandomFeatureAM(n_components=128, random_state=0).fit(
                 np.vstack([X1, X2])
             )
@@ -320,15 +320,15 @@ def test_partial_fit_forget_and_chunking():
     assert inc.n_stored_ == 30
 
 
-def test_sample_weight_is_repetition():
+@pytest.mark.parametrize("fmap", ["sincos", "positive"])
+def test_sample_weight_is_repetition(fmap):
     rng = np.random.RandomState(0)
     X = rng.normal(size=(6, 3))
     w = np.array([0, 1, 2, 3, 1, 2])
-    for fmap in ("sincos", "positive"):
-        est = RandomFeatureAM(n_components=64, feature_map=fmap, random_state=0)
-        weighted = est.fit(X, sample_weight=w).distributed_memory_
-        repeated = est.fit(np.repeat(X, w, axis=0)).distributed_memory_
-        assert_allclose(weighted, repeated, rtol=1e-12)
+    est = RandomFeatureAM(n_components=64, feature_map=fmap, random_state=0)
+    weighted = est.fit(X, sample_weight=w).distributed_memory_
+    repeated = est.fit(np.repeat(X, w, axis=0)).distributed_memory_
+    assert_allclose(weighted, repeated, rtol=1e-12)
 
 
 def test_clipping_warning_and_policy():
@@ -381,18 +381,18 @@ def test_self_recall_diagnostic():
         assert bad.fit(patterns).self_recall_ < 1.0
 
 
-def test_clamped_coordinates_do_not_move():
+@pytest.mark.parametrize("fmap", ["sincos", "positive"])
+def test_clamped_coordinates_do_not_move(fmap):
     rng = np.random.RandomState(0)
     Xi = rng.normal(size=(8, 6))
     Q = Xi[:4] + 0.3 * rng.normal(size=(4, 6))
     mask = np.array([True, True, False, False, True, False])
-    for fmap in ("sincos", "positive"):
-        am = RandomFeatureAM(
-            n_components=512, beta=2.0, feature_map=fmap, random_state=0
-        ).fit(Xi)
-        out = am.transform(Q, clamp_mask=mask)
-        assert_array_equal(out[:, mask], Q[:, mask])
-        assert not np.allclose(out[:, ~mask], Q[:, ~mask])
+    am = RandomFeatureAM(
+        n_components=512, beta=2.0, feature_map=fmap, random_state=0
+    ).fit(Xi)
+    out = am.transform(Q, clamp_mask=mask)
+    assert_array_equal(out[:, mask], Q[:, mask])
+    assert not np.allclose(out[:, ~mask], Q[:, ~mask])
 
 
 def test_energy_trace_decreases_with_small_steps():

@@ -1,5 +1,6 @@
 """DenseAMClassifier and DenseAMRegressor against independent oracles."""
 
+import dataclasses
 import io
 import pickle
 import warnings
@@ -22,7 +23,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skam._backend import to_numpy
-from skam._supervised_base import scott_beta, separation_beta
+from skam._supervised_base import LabelCode, scott_beta, separation_beta
 from skam._supervised_training import LabelNeuronModel
 from skam._validation import resolve_beta
 from skam.supervised import DenseAMClassifier, DenseAMRegressor
@@ -294,15 +295,12 @@ def test_parametric_regressor_learns():
 # --------------------------------------------------------------- parametric
 def _model(kind, xp, k=3, d=4):
     return LabelNeuronModel(
-        kind=kind,
+        code=LabelCode(kind, k, 1.3),
         n_features=d,
-        n_labels=k,
         lam=0.6,
-        label_scale=1.3,
         beta=1.7,
         step_size=0.8,
         n_steps=3,
-        start=1.3 / k if kind == "classification" else 0.0,
         xp=xp,
         dtype=np.float64,
         device="cpu",
@@ -339,6 +337,50 @@ def test_readout_gradients_match_finite_differences(kind):
             args_m = (minus, L) if which == 0 else (F, minus)
             num = (loss(*args_p) - loss(*args_m)) / (2 * h)
             assert grad[idx] == pytest.approx(num, rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["classification", "regression"])
+def test_training_forward_and_prediction_agree(kind):
+    """``fit`` trains through ``LabelNeuronModel.forward`` (the unrolled steps
+    of skam._training); ``predict`` runs the engine's descent with the
+    ``LabelNeuronOracle``: two code paths for one computation. Checked with
+    the features clamped (only label neurons move), coordinate weights
+    ``lam != 1/2``, several steps and ``label_scale != 1``."""
+    from array_api_compat import numpy as xp
+
+    from skam._supervised_base import normalise_label_neurons
+
+    X, y = make_blobs(80, n_features=3, centers=3, random_state=0)
+    if kind == "regression":
+        y = X @ np.array([1.0, -2.0, 0.5]) + np.random.RandomState(0).randn(80)
+    Estimator = DenseAMClassifier if kind == "classification" else DenseAMRegressor
+    kw = dict(mode="parametric", lam=0.3, label_scale=1.7, step_size=0.9)
+    kw.update(n_memories=5, max_epochs=3, tol=0.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = Estimator(max_iter=4, **kw).fit(X, y)
+    model = LabelNeuronModel(
+        code=est._label_code(est.memories_.shape[1] - X.shape[1]),
+        n_features=X.shape[1],
+        lam=est.lam,
+        beta=est.beta_,
+        step_size=est.step_size_,
+        n_steps=est.max_iter,
+        xp=xp,
+        dtype=np.float64,
+        device="cpu",
+    )
+    R = model.readout(model.forward(est.memories_, X))
+    if kind == "classification":
+        expected, got = normalise_label_neurons(R, xp), est.predict_proba(X)
+    else:
+        expected = est.target_mean_[0] + est.target_scale_[0] * R[:, 0]
+        got = est.predict(X)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    # the four steps matter: one step from the same memories reads out otherwise
+    one_step = dataclasses.replace(model, n_steps=1)
+    R1 = one_step.readout(one_step.forward(est.memories_, X))
+    assert np.abs(R1 - R).max() > 1e-3
 
 
 def test_parametric_classifier_learns_few_memories(digits):

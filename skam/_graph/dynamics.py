@@ -32,7 +32,7 @@ chunking helper, with each term reporting its bytes per row.
 
 from dataclasses import dataclass, field
 
-from skam._chunking import chunk_rows, concat, iter_chunks
+from skam._chunking import chunk_slices, concat, itemsize
 
 
 @dataclass
@@ -189,22 +189,14 @@ def descend_graph(
         raise ValueError(f"Initial states are missing for layers {missing}.")
     first = x0[names[0]]
     n = first.shape[0]
-    itemsize = 4 if first.dtype == xp.float32 else 8
     sizes = {name: x0[name].shape[1] for name in names}
     groups = [tuple(names)] if schedule is None else [tuple(gr) for gr in schedule]
     free = _free_masks(clamp, x0, xp)
     if record:
-        rows = max(n, 1)
-    else:
-        rows = chunk_rows(
-            n,
-            graph.bytes_per_row(itemsize, sizes),
-            1,
-            chunk_size=chunk_size,
-            temporaries=1,
-        )
+        chunk_size = max(n, 1)
+    per_row = graph.bytes_per_row(itemsize(first), sizes)
     parts = []
-    for sl in iter_chunks(n, rows):
+    for sl in chunk_slices(n, per_row, chunk_size=chunk_size):
         x = {name: x0[name][sl, :] for name in names}
         free_sl = {name: _rows(mask, sl) for name, mask in free.items()}
         parts.append(
