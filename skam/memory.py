@@ -696,15 +696,16 @@ def _resolve_similarity(separation, similarity):
 def _resolve_self_coupling(am, memories):
     """``self_coupling_``: False only for polynomials with the dot product."""
     polynomial = am.separation in ("poly", "rectified_poly") and am.similarity_ == "dot"
-    if am.self_coupling == "auto":
+    choice = getattr(am, "self_coupling", "auto")  # subclasses may not expose it
+    if choice == "auto":
         return not (polynomial and _two_valued(memories))
-    if not am.self_coupling and not polynomial:
+    if not choice and not polynomial:
         raise ValueError(
             "self_coupling=False applies to separation='poly' or 'rectified_poly' "
             f"with similarity='dot'; got separation={am.separation!r}, "
             f"similarity={am.similarity_!r}."
         )
-    return bool(am.self_coupling)
+    return bool(choice)
 
 
 def _two_valued(memories):
