@@ -18,7 +18,7 @@ beta -> inf limit). Digits are strongly correlated (they share most of their
 pixels), so every energy is shown in the regime that suits correlated data:
 DenseAM lse with beta="scale" = 4 log(K) / r2 (r2 = median squared distance
 between a memory and its nearest other memory; value in the header); the
-polynomial energies with degree 10 on the overlaps (degree 3, which stores 360
+polynomial energies with degree 20 on the overlaps (degree 3, which stores 360
 random patterns at D = 100, cannot separate digits that share 80% of their
 pixels: see the capacity section); DiscreteDenseAM exp with beta = 1 on the raw
 overlaps. lsr (Epanechnikov): beta="scale" = 2 / r2, so each memory's support
@@ -55,11 +55,11 @@ def run():
 
     lse = DenseAM().fit(patterns)
     continuous = {
-        "poly n=10": DenseAM(separation="poly", degree=10),
+        "poly n=20": DenseAM(separation="poly", degree=20),
         "lsr": DenseAM(separation="lsr"),
     }
     discrete = {
-        "Discrete poly n=10": DiscreteDenseAM(degree=10, random_state=_SEED),
+        "Discrete poly n=20": DiscreteDenseAM(degree=20, random_state=_SEED),
         "Discrete exp": DiscreteDenseAM(separation="exp", random_state=_SEED),
         "Hopfield": HopfieldNetwork(random_state=_SEED),
     }
