@@ -390,7 +390,7 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return backend.to_output(self._energy_of_states(backend, S))
 
     def score_samples(self, X):
-        """Minus the energy of each (binarised) row of ``X``.
+        """Score each (binarised) state by minus its energy.
 
         Parameters
         ----------

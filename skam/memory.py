@@ -81,6 +81,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         ``"lsr"``. The dot-product energy is unbounded below, so its descent
         is projected onto the box spanned by the memories (per-feature
         minimum and maximum).
+    beta : float or "scale", default="scale"
         Inverse temperature: the kernel bandwidth is ``1/sqrt(beta)`` in data
         units. Larger values give sharper, more separated basins (``beta ->
         inf`` is nearest-pattern lookup). ``"scale"`` derives it from the
