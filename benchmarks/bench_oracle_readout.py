@@ -10,7 +10,7 @@ the sharing costs no speed.
 
 Usage::
 
-    python benchmarks/bench_oracle_readout.py            # n=4000 queries, Y=2048
+    python benchmarks/bench_oracle_readout.py            # n=1000 queries, Y=1024
     python benchmarks/bench_oracle_readout.py --quick
 """
 
@@ -58,10 +58,10 @@ def timed(fn, *args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=4000)
+    parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--d", type=int, default=16)
-    parser.add_argument("--components", type=int, default=2048)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--components", type=int, default=1024)
+    parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:

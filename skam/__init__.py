@@ -7,6 +7,7 @@ estimators, with one shared energy/descent engine running on NumPy or CuPy.
 from skam.cluster import AMClustering
 from skam.diffusion import DiffusionAM
 from skam.discrete import DiscreteDenseAM, HopfieldNetwork
+from skam.energy_transformer import EnergyTransformer
 from skam.hierarchical import HierarchicalAM, HierarchicalAMClassifier
 from skam.memory import DenseAM
 from skam.random_features import (
@@ -27,6 +28,7 @@ __all__ = [
     "DenseAMRegressor",
     "DiffusionAM",
     "DiscreteDenseAM",
+    "EnergyTransformer",
     "HierarchicalAM",
     "HierarchicalAMClassifier",
     "HopfieldNetwork",

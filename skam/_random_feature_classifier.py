@@ -2,12 +2,10 @@
 
 import math
 import warnings
-from numbers import Real
 
 import numpy as np
 from array_api_compat import device as array_device
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
@@ -24,6 +22,7 @@ from skam._random_feature_base import (
 )
 from skam._targets import decode_classes, encode_classes, validate_class_labels
 from skam._validation import (
+    ENERGY_CONSTRAINTS,
     backend_for,
     remember_namespace,
     validate_sample_weight,
@@ -123,8 +122,8 @@ class RandomFeatureAMClassifier(ClassifierMixin, RandomFeatureMixin, BaseEstimat
 
     _parameter_constraints: dict = {
         **KERNEL_CONSTRAINTS,
-        "beta": [StrOptions({"scale"}), Interval(Real, 0, None, closed="neither")],
-        "epsilon": [Interval(Real, 0, None, closed="left")],
+        "beta": ENERGY_CONSTRAINTS["beta"],
+        "epsilon": ENERGY_CONSTRAINTS["epsilon"],
     }
 
     def __init__(

@@ -2,7 +2,6 @@
 
 import math
 import warnings
-from numbers import Real
 
 import numpy as np
 from array_api_compat import device as array_device
@@ -12,7 +11,6 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skam._bochner import RandomFeatureOracle
@@ -29,6 +27,7 @@ from skam._random_feature_base import (
 )
 from skam._validation import (
     DESCENT_CONSTRAINTS,
+    ENERGY_CONSTRAINTS,
     backend_for,
     remember_namespace,
     validate_clamp_mask,
@@ -165,8 +164,8 @@ class RandomFeatureAM(
 
     _parameter_constraints: dict = {
         **KERNEL_CONSTRAINTS,
-        "beta": [StrOptions({"scale"}), Interval(Real, 0, None, closed="neither")],
-        "epsilon": [Interval(Real, 0, None, closed="left")],
+        "beta": ENERGY_CONSTRAINTS["beta"],
+        "epsilon": ENERGY_CONSTRAINTS["epsilon"],
         **DESCENT_CONSTRAINTS,
     }
 

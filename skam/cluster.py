@@ -31,6 +31,7 @@ from skam._progress import Progress
 from skam._validation import (
     BACKEND_CONSTRAINT,
     backend_for,
+    median_nearest_sq_distance,
     remember_namespace,
     validate_sample_weight,
     validate_X,
@@ -665,16 +666,11 @@ class AMClustering(
 def _centre_spacing(centres):
     """Median squared distance from a centre to its nearest other centre.
 
-    Host computation on the (small) initial centres; 1.0 when undefined (one
-    centre, or all centres equal).
+    :func:`skam._validation.median_nearest_sq_distance` on the (small)
+    initial centres; 1.0 when undefined (one centre, or all centres equal).
     """
-    if centres.shape[0] < 2:
-        return 1.0
-    sq = ((centres[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
-    sq[sq <= 0] = np.inf  # itself, and duplicates
-    nearest = sq.min(axis=1)
-    nearest = nearest[np.isfinite(nearest)]
-    return float(np.median(nearest)) if nearest.size else 1.0
+    r2 = median_nearest_sq_distance(np.asarray(centres, dtype=np.float64))
+    return r2 if r2 > 0 else 1.0
 
 
 def _evaluation_set(Xc, weights, rng, setup):

@@ -116,6 +116,7 @@ def test_draw_masks_hides_the_requested_number():
 
 
 # ------------------------------------------------------------- clustering
+@pytest.mark.slow  # the default schedule (three restarts, ~1 500 minibatches)
 def test_recovers_separated_blobs_like_kmeans(blobs, fitted):
     X, y = blobs
     km = KMeans(4, n_init=10, random_state=0).fit(X)
@@ -336,6 +337,7 @@ def _silhouette_scorer(estimator, X, y=None):
     return silhouette_score(X, labels) if np.unique(labels).size > 1 else -1.0
 
 
+@pytest.mark.slow  # two searches of nine cross-validated fits
 def test_grid_search_with_clustering_scores():
     X, y = make_blobs(n_samples=150, centers=3, cluster_std=0.6, random_state=1)
     base = AMClustering(max_epochs=10, random_state=0, **FAST)

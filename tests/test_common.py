@@ -6,7 +6,7 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from skam import DenseAM, DiscreteDenseAM, HopfieldNetwork
+from skam import DenseAM, DiscreteDenseAM, EnergyTransformer, HopfieldNetwork
 
 ESTIMATORS = [
     DenseAM(),
@@ -17,6 +17,19 @@ ESTIMATORS = [
     DiscreteDenseAM(random_state=0),
     DiscreteDenseAM(separation="exp", update="sync", backend="array_api_strict"),
     DiscreteDenseAM(separation="rectified_poly", degree=4, random_state=0),
+    EnergyTransformer(
+        token_dim=8, n_heads=2, head_dim=4, n_memories=8, max_epochs=2, random_state=0
+    ),
+    EnergyTransformer(
+        token_dim=4,
+        n_heads=1,
+        head_dim=2,
+        n_memories=4,
+        max_epochs=1,
+        early_stopping=True,
+        backend="array_api_strict",
+        random_state=0,
+    ),
 ]
 
 # fit only stores patterns; max_iter bounds the retrieval of transform.

@@ -26,6 +26,7 @@ def test_retrieval_section_is_registered():
     assert "retrieval" in AVAILABLE
 
 
+@pytest.mark.slow  # each section is a small end-to-end benchmark
 @pytest.mark.parametrize("name", AVAILABLE)
 def test_section_runs_and_rows_match_columns(name):
     module, columns, rows = _run(name)

@@ -270,6 +270,7 @@ def test_retrieval_approaches_dense_am(feature_map, scale):
     assert gaps[1] < gaps[0] and gaps[1] < 0.05, gaps
 
 
+@pytest.mark.slow  # 20 000 random features, a full descent
 def test_drdam_notebook_check():
     """Notebook 03: D=30, K=20 binary patterns / sqrt(D), Y=1e5, beta=25."""
     rng = np.random.RandomState(779)

@@ -35,7 +35,11 @@ def backward(graph, tape, cot_final, xp):
     grad_initial : dict of str -> array
         ``dLoss/dx_l`` at the initial states.
     grad_params : dict of (synapse, param) -> array
-        ``dLoss/dtheta`` of every trainable parameter (zeros if untouched).
+        ``dLoss/dtheta`` of every trainable parameter (zeros if untouched),
+        plus ``(layer, param)`` entries for layers with trainable arrays
+        (``params`` and ``param_vjp``, e.g. the layer norm's gamma and delta).
+        A layer with ``legendre = False`` has no leak term (the Energy
+        Transformer's dynamics ``x' = x - a * s(g)``).
     """
     names = list(graph.layers)
     params = graph.params()
@@ -53,11 +57,18 @@ def backward(graph, tape, cot_final, xp):
         d_layers, d_params = graph.grad_vjp(g, u, xp)
         new = {}
         for name in names:
+            lag = graph.layers[name]
             value = xbar[name]
-            if name in u:
+            if name in u and getattr(lag, "legendre", True):
                 value = value - u[name]
             if name in d_layers:
-                value = value - graph.layers[name].hvp(x[name], d_layers[name], xp)
+                value = value - lag.hvp(x[name], d_layers[name], xp)
+                if getattr(lag, "params", None):  # trainable layer (layer norm)
+                    for pname, grad in lag.param_vjp(
+                        x[name], d_layers[name], xp
+                    ).items():
+                        key = (name, pname)
+                        grad_params[key] = grad_params.get(key, 0.0) - grad
             new[name] = value
         xbar = new
         for key, value in d_params.items():

@@ -111,7 +111,9 @@ def group_update(graph, x, group, factors, xp, *, use_mean_shift=True):
                     scales[name] = scale
     steps = {}
     for name in group:
-        direction = x[name] + syn[name]
+        direction = syn[name]
+        if getattr(graph.layers[name], "legendre", True):  # the leak -x
+            direction = x[name] + direction
         if name in scales:
             direction = direction * scales[name]
         steps[name] = factors[name] * direction

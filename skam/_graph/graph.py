@@ -3,7 +3,9 @@
 ``E(x) = sum_layers [x_l . g_l - L_l(x_l)] + sum_synapses E_s(g)`` with
 ``g_l = dL_l/dx_l``. The gradient that drives every layer is
 ``dE/dg_l = x_l + sum_{s touching l} dE_s/dg_l`` (the Legendre term of a
-layer has gradient ``x_l`` with respect to its activation).
+layer has gradient ``x_l`` with respect to its activation). A layer with
+``legendre = False`` (the Energy Transformer's tokens) has no Legendre term:
+``dE/dg_l = sum_s dE_s/dg_l``.
 
 States, activations and gradients are dicts ``layer name -> array (n, d_l)``.
 """
@@ -73,7 +75,10 @@ class EnergyGraph:
         """``dE/dg_l = x_l + sum_s dE_s/dg_l``: what drives each layer."""
         g = self.activations(x, xp) if g is None else g
         syn = self.synapse_grads(g, xp)
-        return {name: x[name] + syn[name] for name in self.layers}
+        return {
+            name: x[name] + syn[name] if getattr(lag, "legendre", True) else syn[name]
+            for name, lag in self.layers.items()
+        }
 
     def grad_x(self, x, xp):
         """``dE/dx_l = H_l(x_l) dE/dg_l`` (chain rule through the activation)."""

@@ -275,6 +275,19 @@ class LayerNorm(Lagrangian):
         _, s = self._centred(x, xp)
         return (-self.gamma * x.shape[1] * self.eps) / s[:, 0]
 
+    @property
+    def params(self):
+        """The arrays a training loop may learn: ``gamma`` and ``delta``."""
+        return {"gamma": self.gamma, "delta": self.delta}
+
+    def param_vjp(self, x, cot, xp):
+        """``d<cot, g(x)>/d(gamma, delta)``, summed over the rows."""
+        c, s = self._centred(x, xp)
+        delta = xp.sum(cot, axis=0)
+        if getattr(self.delta, "ndim", 0) == 0:
+            delta = xp.sum(delta)
+        return {"gamma": xp.sum(cot * (c / s)), "delta": delta}
+
 
 class SphericalNorm(Lagrangian):
     """``L = gamma * ||x|| + delta . x``: ``g = gamma x / ||x|| + delta``.
