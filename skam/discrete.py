@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skam._chunking import chunk_slices, concat, itemsize
+from skam._dask import dask_dispatch
 from skam._discrete import (
     DISCRETE_SEPARATIONS,
     BinarySpec,
@@ -248,12 +249,11 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         )
 
     def _compute_arrays(self, backend, dtype):
+        if self._separation() == "quadratic":  # the couplings say it all
+            return None, None, backend.to_compute(self.coupling_, dtype)
         patterns = backend.to_compute(self.memories_, dtype)
         weights = backend.to_compute(self.memory_weights_, dtype)
-        coupling = None
-        if self._separation() == "quadratic":
-            coupling = backend.to_compute(self.coupling_, dtype)
-        return patterns, weights, coupling
+        return patterns, weights, None
 
     def _field(self, backend, dtype):
         xp = backend.xp
@@ -413,6 +413,7 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return tags
 
 
+@dask_dispatch(sharded_fit="hopfield")
 @fill_doc
 class HopfieldNetwork(DiscreteDenseAM):
     """Classical binary Hopfield network with Hebbian weights.

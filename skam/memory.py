@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from skam._backend import to_numpy
 from skam._binary_relaxation import SelfCouplingFreeOracle
 from skam._chunking import chunk_slices, concat, itemsize, map_chunks
+from skam._dask import dask_dispatch
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
 from skam._energy import (
@@ -34,6 +35,7 @@ from skam._energy import (
     lsr_support_radius_sq,
     prepare_memories,
 )
+from skam._partial import MIN_QUERY_ROWS
 from skam._sampling import sample_stored as _sample_stored
 from skam._validation import (
     BACKEND_CONSTRAINT,
@@ -53,6 +55,7 @@ from skam.discrete import DiscreteDenseAM, HopfieldNetwork  # re-exported
 __all__ = ["DenseAM", "DiscreteDenseAM", "HopfieldNetwork"]
 
 
+@dask_dispatch(sharded_fit="dense_am")
 @fill_doc
 class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Dense Associative Memory: store patterns, retrieve them by energy descent.
@@ -478,6 +481,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             Xc.shape[0],
             3 * memories.n_memories * itemsize(Xc),
             xp,
+            min_rows=MIN_QUERY_ROWS,  # huge K: the memories are split instead
         )
         return backend.to_output(energy)
 
