@@ -54,10 +54,14 @@ class Backend:
         return self.xp is np_compat
 
     def to_compute(self, array, dtype=None):
-        """Move an input or fitted array (or None) to the compute namespace."""
+        """Move an input, fitted or host array (or None) to the compute namespace.
+
+        NumPy arrays are moved whenever the computation does not run on NumPy
+        (offloaded input, or host arrays next to non-NumPy input).
+        """
         if array is None:
             return None
-        if self.offload and is_numpy_array(array):
+        if is_numpy_array(array) and not self.is_numpy:
             array = self.xp.asarray(np.ascontiguousarray(array), device=self.device)
         if dtype is not None and array.dtype != dtype:
             array = self.xp.astype(array, dtype)

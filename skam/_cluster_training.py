@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.utils import gen_batches
 
 from skam._backend import to_numpy
 from skam._energy import half_sq_distances, prepare_memories
@@ -202,8 +203,8 @@ def train_restart(X, weights, centres, rng, setup):
         order = rng.permutation(n)[: setup.epoch_size]
         total = xp.zeros((), dtype=X.dtype, device=setup.device)
         mass = xp.zeros((K,), dtype=X.dtype, device=setup.device)
-        for start in range(0, order.shape[0], setup.batch_size):
-            idx = _to_device(order[start : start + setup.batch_size], setup)
+        for batch in gen_batches(order.shape[0], setup.batch_size):
+            idx = _to_device(order[batch], setup)
             Xb = xp.take(X, idx, axis=0)
             wb = None if weights is None else xp.take(weights, idx, axis=0)
             mask = None

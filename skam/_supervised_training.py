@@ -26,6 +26,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
+from sklearn.utils import gen_batches
 
 from skam._energy import log_softmax
 from skam._progress import Progress
@@ -170,8 +171,7 @@ class LabelNeuronModel:
         patterns = self.patterns(F, L)
         total, n = 0.0, X.shape[0]
         w_sum = float(xp.sum(w))
-        for start in range(0, n, batch_size):
-            sl = slice(start, min(n, start + batch_size))
+        for sl in gen_batches(n, batch_size):
             R = self.readout(self.forward(patterns, X[sl, :]))
             loss, _ = self.loss(R, targets[sl, :], w[sl])
             total += loss * float(xp.sum(w[sl])) / w_sum
@@ -334,8 +334,8 @@ def train(
     for epoch in range(1, max_epochs + 1):
         order = rows(rng.permutation(n))
         epoch_loss = 0.0
-        for start in range(0, n, batch_size):
-            batch = order[start : min(n, start + batch_size)]
+        for sl in gen_batches(n, batch_size):
+            batch = order[sl]
             Xb, Tb, wb = (xp.take(a, batch, axis=0) for a in (Xt, Tt, wt))
             F, L = opt.params
             loss, gF, gL = model.loss_and_gradients(F, L, Xb, Tb, wb)

@@ -16,11 +16,9 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_y, check_consistent_length, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
 from skam._graph.dynamics import descend_graph
@@ -28,6 +26,12 @@ from skam._graph.graph import EnergyGraph
 from skam._graph.lagrangians import Softmax
 from skam._graph.specs import initial_graph, parse_layers, parse_synapses
 from skam._graph.training import GraphTrainer
+from skam._targets import (
+    decode_classes,
+    encode_classes,
+    require_y,
+    validate_class_labels,
+)
 from skam._validation import (
     BACKEND_CONSTRAINT,
     backend_for,
@@ -610,27 +614,17 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
         self : object
             The fitted classifier.
         """
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y "
-                "is None."
-            )
+        require_y(self, y)
         X = validate_X(self, X, reset=True, method="fit")
-        y = _check_y(
-            to_numpy(y) if hasattr(y, "__array_namespace__") else y, estimator=self
-        )
-        check_consistent_length(X, y)
-        check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
-        self.classes_ = encoder.classes_
-        y_idx = encoder.transform(y)
+        y = validate_class_labels(self, y, X)
         remember_namespace(self, X)
         backend = backend_for(self, X)
+        self.classes_, y_idx = encode_classes(y, backend)
         xp = backend.xp
         Xc = backend.to_compute(X)
         Xh = np.asarray(to_numpy(X), dtype=np.float64)
         rng = check_random_state(self.random_state)
-        C = self.classes_.size
+        C = self.classes_.shape[0]
         extra = [(LABELS, Softmax(beta=1.0), C, "softmax")]
         layers, synapses = self._parsed(Xh.shape[1], extra)
         graph0 = initial_graph(layers, synapses, Xh, rng)
@@ -691,8 +685,8 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
             Predicted classes (values of ``classes_``).
         """
         backend, proba = self._proba(X, "predict")
-        idx = to_numpy(backend.xp.argmax(proba, axis=1))
-        return self.classes_[np.asarray(idx)]
+        idx = backend.xp.argmax(proba, axis=1)
+        return decode_classes(self.classes_, idx, backend)
 
 
 def _log_softmax(x, xp):
