@@ -4,10 +4,15 @@ Build (offline, a few minutes on 2 cores)::
 
     python -m sphinx -b html docs docs/_build/html
 
-Add ``-D plot_gallery=0`` to skip running the gallery examples. The build
-reaches no network: there is no intersphinx, so references into other
-projects' docs (e.g. labels in inherited scikit-learn docstrings) cannot be
-resolved and their warnings are suppressed (``ref.ref``, ``ref.term``).
+Add ``-D plot_gallery=0`` to skip running the gallery examples;
+``python docs/check.py`` builds with ``-W`` and opens every page in headless
+Chromium (see CONTRIBUTING.md). The build reaches no network:
+
+* math is typeset by the MathJax copy of the ``sphinx-mathjax-offline``
+  package (docs extra), copied into ``_static/mathjax``;
+* intersphinx reads inventories of scikit-learn, NumPy and SciPy written at
+  build time from the installed packages (``_ext/offline_inventories.py``),
+  so links into their docs work without downloading ``objects.inv``.
 """
 
 import os
@@ -19,6 +24,9 @@ import skam
 
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent))
+sys.path.insert(0, str(DOCS / "_ext"))
+
+import offline_inventories  # noqa: E402  (docs/_ext)
 
 # The gallery examples plot off-screen.
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -33,8 +41,12 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    "sphinx.ext.intersphinx",
+    "sphinx-mathjax-offline",  # MathJax 3 shipped in the package, no CDN
+    "matplotlib.sphinxext.plot_directive",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    "benchmark_tables",  # docs/_ext: benchmark Markdown rendered as tables
 ]
 
 templates_path = []
@@ -50,16 +62,29 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 
-# Offline build: no intersphinx, so cross-project labels and glossary terms in
-# the inherited scikit-learn docstrings (``set_output``, ``set_fit_request``:
-# "meta-estimator", "User Guide <metadata_routing>") cannot resolve. Silence
-# exactly these two classes of warning.
-suppress_warnings = ["ref.ref", "ref.term"]
+# -- intersphinx, offline --------------------------------------------------------
+intersphinx_mapping = offline_inventories.write_all(
+    DOCS / "_build" / "intersphinx-inventories"
+)
+intersphinx_disabled_reftypes = []
+intersphinx_timeout = 1
+
+# -- figures made at build time (``.. plot::`` in the user guide) ----------------
+plot_basedir = str(DOCS)  # ``.. plot:: user_guide/figures/NAME.py``
+plot_include_source = False
+plot_html_show_source_link = False
+plot_html_show_formats = False
+plot_formats = [("png", 110)]
+plot_rcparams = {"figure.autolayout": True, "savefig.bbox": "tight"}
 
 # -- HTML ----------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"skam {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["skam.css"]
+# `python docs/check.py` builds with SKAM_DOCS_CHECK=1: each page then records
+# broken images and untypeset math for the headless-browser check
+html_js_files = ["skam_check.js"] if os.environ.get("SKAM_DOCS_CHECK") else []
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
@@ -74,7 +99,6 @@ sphinx_gallery_conf = {
     "filename_pattern": r"/plot_",
     "ignore_pattern": r"__init__\.py",
     "doc_module": ("skam",),
-    "reference_url": {"skam": None},
     "backreferences_dir": "generated/backreferences",
     "download_all_examples": False,
     "remove_config_comments": True,

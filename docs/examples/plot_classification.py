@@ -57,6 +57,7 @@ models = {
     "SVC (RBF)": CalibratedClassifierCV(SVC(C=10), ensemble=False),
 }
 
+CLASS_COLOURS = np.array(["#1f63e0", "#e8402a"])  # class 0 blue, class 1 red
 grid = np.linspace(-2.8, 2.8, 150)
 xx, yy = np.meshgrid(grid, grid)
 points = np.c_[xx.ravel(), yy.ravel()]
@@ -69,18 +70,21 @@ for row, (data_name, (X, y)) in enumerate(datasets.items()):
         model.fit(X, y)
         ax = axes[row, col]
         proba = model.predict_proba(points)[:, 1].reshape(xx.shape)
-        ax.contourf(xx, yy, proba, levels=np.linspace(0, 1, 11), cmap="RdBu_r")
-        ax.scatter(X[:, 0], X[:, 1], c=y, s=6, cmap="RdBu_r", edgecolors="k", lw=0.2)
+        ax.contourf(
+            xx, yy, proba, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.55
+        )
+        ax.contour(xx, yy, proba, levels=[0.5], colors="k", linewidths=0.8)
+        # bright class colours with white edges stay visible on both regions
+        ax.scatter(X[:, 0], X[:, 1], c=CLASS_COLOURS[y], s=9, edgecolors="w", lw=0.3)
         if "parametric" in model_name:
             memories = model.memories_[:, :2]
             owner = model.memories_[:, 2:].argmax(1)
             ax.scatter(
                 memories[:, 0],
                 memories[:, 1],
-                c=owner,
+                c=CLASS_COLOURS[owner],
                 marker="*",
-                s=120,
-                cmap="RdBu_r",
+                s=140,
                 edgecolors="k",
                 lw=0.8,
             )
