@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skam._bochner import features
+from skam._dask import dask_dispatch
 from skam._docstrings import fill_doc
 from skam._random_feature_base import (
     KERNEL_CONSTRAINTS,
@@ -21,6 +22,7 @@ from skam._random_feature_base import (
 from skam._validation import backend_for, remember_namespace, validate_X
 
 
+@dask_dispatch()
 @fill_doc
 class BochnerFeatures(
     ClassNamePrefixFeaturesOutMixin,

@@ -60,7 +60,9 @@ def itemsize(array):
     return xp.finfo(dtype).bits // 8
 
 
-def rows_per_chunk(n_rows, bytes_per_row, *, chunk_size=None, max_rows=None):
+def rows_per_chunk(
+    n_rows, bytes_per_row, *, chunk_size=None, max_rows=None, min_rows=None
+):
     """Number of rows per chunk so that a chunk fits ``working_memory``.
 
     Parameters
@@ -73,6 +75,10 @@ def rows_per_chunk(n_rows, bytes_per_row, *, chunk_size=None, max_rows=None):
         Explicit rows per chunk (overrides ``working_memory``).
     max_rows : int or None, default=None
         Upper bound on the rows per chunk (a cache or allocator limit).
+    min_rows : int or None, default=None
+        Lower bound on the rows per chunk, for callers that split the other
+        axis instead when rows alone do not fit (the engine's memory blocks,
+        :mod:`skam._partial`); no warning then.
 
     Returns
     -------
@@ -82,8 +88,8 @@ def rows_per_chunk(n_rows, bytes_per_row, *, chunk_size=None, max_rows=None):
     Warns
     -----
     UserWarning
-        If one row alone exceeds ``working_memory`` (rows are then processed
-        one at a time).
+        If one row alone exceeds ``working_memory`` and ``min_rows`` is None
+        (rows are then processed one at a time).
     """
     n_rows = max(int(n_rows), 1)
     if chunk_size is not None:
@@ -91,6 +97,8 @@ def rows_per_chunk(n_rows, bytes_per_row, *, chunk_size=None, max_rows=None):
     budget_mib = get_config()["working_memory"]
     bytes_per_row = max(1, int(bytes_per_row))
     rows = int(budget_mib * 2**20 // bytes_per_row)
+    if min_rows is not None:
+        rows = max(rows, int(min_rows))
     if rows < 1:
         warnings.warn(
             f"One row needs {bytes_per_row / 2**20:.3g} MiB of temporaries, more "
@@ -104,7 +112,9 @@ def rows_per_chunk(n_rows, bytes_per_row, *, chunk_size=None, max_rows=None):
     return max(1, min(rows, n_rows))
 
 
-def chunk_slices(n_rows, bytes_per_row, *, chunk_size=None, max_rows=None):
+def chunk_slices(
+    n_rows, bytes_per_row, *, chunk_size=None, max_rows=None, min_rows=None
+):
     """Slices covering ``range(n_rows)``, each chunk sized by :func:`rows_per_chunk`.
 
     Parameters
@@ -117,6 +127,8 @@ def chunk_slices(n_rows, bytes_per_row, *, chunk_size=None, max_rows=None):
         Explicit rows per chunk.
     max_rows : int or None, default=None
         Upper bound on the rows per chunk.
+    min_rows : int or None, default=None
+        Lower bound on the rows per chunk (see :func:`rows_per_chunk`).
 
     Returns
     -------
@@ -124,13 +136,25 @@ def chunk_slices(n_rows, bytes_per_row, *, chunk_size=None, max_rows=None):
         Consecutive row slices (none when ``n_rows`` is 0).
     """
     rows = rows_per_chunk(
-        n_rows, bytes_per_row, chunk_size=chunk_size, max_rows=max_rows
+        n_rows,
+        bytes_per_row,
+        chunk_size=chunk_size,
+        max_rows=max_rows,
+        min_rows=min_rows,
     )
     return gen_batches(int(n_rows), rows)
 
 
 def map_chunks(
-    fn, n_rows, bytes_per_row, xp, *, axis=0, chunk_size=None, max_rows=None
+    fn,
+    n_rows,
+    bytes_per_row,
+    xp,
+    *,
+    axis=0,
+    chunk_size=None,
+    max_rows=None,
+    min_rows=None,
 ):
     """``fn(slice)`` for each chunk of rows, the results concatenated.
 
@@ -150,6 +174,8 @@ def map_chunks(
         Explicit rows per chunk.
     max_rows : int or None, default=None
         Upper bound on the rows per chunk.
+    min_rows : int or None, default=None
+        Lower bound on the rows per chunk (see :func:`rows_per_chunk`).
 
     Returns
     -------
@@ -157,7 +183,11 @@ def map_chunks(
         The chunk results concatenated along ``axis``.
     """
     slices = chunk_slices(
-        n_rows, bytes_per_row, chunk_size=chunk_size, max_rows=max_rows
+        n_rows,
+        bytes_per_row,
+        chunk_size=chunk_size,
+        max_rows=max_rows,
+        min_rows=min_rows,
     )
     return concat([fn(sl) for sl in slices], xp, axis=axis)
 

@@ -3,7 +3,7 @@
 ``v <- v - step_size * m * grad E(v)`` where ``m`` is 0 on clamped (frozen)
 coordinates and 1 elsewhere (for the non-LSE separations the gradient is
 rescaled per query into the mean-shift step, see
-:func:`skam._energy.descent_direction`). Each query stops on its own when the L2 norm of
+:func:`skam._partial.finish`). Each query stops on its own when the L2 norm of
 its update is at most ``tol`` (it is then frozen while the rest of its chunk
 goes on), or after ``max_iter`` steps. With the ``"dot"`` similarity the
 energy is unbounded below, so the free coordinates are projected back onto the
@@ -34,6 +34,7 @@ from skam._energy import (
     log_z_and_direction,
     lsr_support_radius_sq,
 )
+from skam._partial import MIN_QUERY_ROWS
 
 # How many (n_chunk, oracle.n_columns) temporaries a descent step holds at
 # once: the similarity/logit matrix, its exponential and the gradient weights.
@@ -55,6 +56,10 @@ class KernelSumOracle:
         self.spec = spec
         self.xp = xp
 
+    # the memory axis can be split into blocks (skam._partial), so a chunk of
+    # queries need not shrink below 64 rows to fit working_memory
+    splits_memories = True
+
     @property
     def n_columns(self):
         return self.memories.n_memories
@@ -68,6 +73,9 @@ class KernelSumOracle:
             V, self.memories, self.spec, self.xp, need_weights=False
         )
         return energy_from_log_z(log_z, self.spec)
+
+    def support_sums(self, V):
+        return support_sums(V, self.memories, self.spec, self.xp)
 
 
 def _as_oracle(memories, spec, xp):
@@ -175,7 +183,10 @@ def descend(
     per_row = TEMPORARIES_PER_COLUMN * oracle.n_columns * itemsize(V0)
     free = free_mask(clamp_mask, xp)
     parts = []
-    for sl in chunk_slices(n, per_row, chunk_size=chunk_size):
+    # the kernel-sum oracle splits its memories into blocks instead of
+    # shrinking a chunk below MIN_QUERY_ROWS queries (huge K)
+    min_rows = MIN_QUERY_ROWS if getattr(oracle, "splits_memories", False) else None
+    for sl in chunk_slices(n, per_row, chunk_size=chunk_size, min_rows=min_rows):
         parts.append(
             _descend_chunk(
                 V0[sl, :],
@@ -286,7 +297,7 @@ def _descend_chunk(
     free = free_full
     spec = getattr(oracle, "spec", None)
     if lsr_fixed_point and spec is not None and spec.separation == "lsr":
-        V = lsr_fixed_point_iteration(V, oracle.memories, spec, xp, free=free)
+        V = lsr_fixed_point_iteration(V, oracle, xp, free=free)
     energy = None
     if compute_energy or return_trace:
         energy = oracle.energy(V)
@@ -305,24 +316,31 @@ def _descend_chunk(
     )
 
 
-def lsr_fixed_point_iteration(V, memories, spec, xp, *, free=None, max_rounds=50):
+def support_sums(V, memories, spec, xp):
+    """Weight and weighted pattern sum of the memories whose support holds V.
+
+    Returns ``(total, summed)`` of shapes (n, 1) and (n, D): a plain sum over
+    memories, so blocks (or shards) of memories merge by addition.
+    """
+    sq = 2.0 * half_sq_distances(V, memories, xp)
+    weights = xp.astype(sq < lsr_support_radius_sq(spec), V.dtype)
+    if memories.log_weights is not None:
+        weights = weights * xp.exp(memories.log_weights)[None, :]
+    return xp.sum(weights, axis=1, keepdims=True), weights @ memories.patterns
+
+
+def lsr_fixed_point_iteration(V, oracle, xp, *, free=None, max_rounds=50):
     """Exact fixed points of the LSR energy (Hoover et al. 2025, Algorithm 1).
 
     Each free coordinate becomes the weighted mean of the memories whose
     support contains the state; repeated until that set stops changing.
-    States outside every support are left where they are.
+    States outside every support are left where they are. ``oracle`` provides
+    ``support_sums(V)`` (:func:`support_sums` over its memories).
     """
-    radius_sq = lsr_support_radius_sq(spec)
-    patterns = memories.patterns
     for _ in range(max_rounds):
-        sq = 2.0 * half_sq_distances(V, memories, xp)
-        inside = sq < radius_sq
-        weights = xp.astype(inside, V.dtype)
-        if memories.log_weights is not None:
-            weights = weights * xp.exp(memories.log_weights)[None, :]
-        total = xp.sum(weights, axis=1, keepdims=True)
+        total, summed = oracle.support_sums(V)
         has_support = total > 0
-        mean = (weights @ patterns) / xp.where(has_support, total, xp.ones_like(total))
+        mean = summed / xp.where(has_support, total, xp.ones_like(total))
         move = has_support if free is None else xp.logical_and(has_support, free)
         V_new = xp.where(move, mean, V)
         if not bool(xp.any(V_new != V)):

@@ -40,8 +40,6 @@ on one chunk of queries. Chunking lives in :mod:`skam._chunking`.
 import math
 from dataclasses import dataclass
 
-from array_api_compat import is_numpy_namespace
-
 SEPARATIONS = ("lse", "poly", "rectified_poly", "lsr")
 SIMILARITIES = ("sqeuclidean", "dot")
 
@@ -100,6 +98,15 @@ class Memories:
     @property
     def n_memories(self):
         return self.patterns.shape[0]
+
+    def block(self, rows):
+        """The memories of ``rows`` (a slice) as :class:`Memories`."""
+        return Memories(
+            self.patterns[rows, :],
+            None if self.log_weights is None else self.log_weights[rows],
+            self.coord_weights,
+            None if self.half_sqnorms is None else self.half_sqnorms[rows],
+        )
 
 
 def prepare_memories(patterns, xp, *, weights=None, coord_weights=None):
@@ -210,68 +217,19 @@ def log_softmax(scores, xp):
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
 
 
-def _exp_shifted(logits, xp):
-    """``exp`` of max-shifted logits (all <= 0), without the subnormal slow path.
+def log_z_and_direction(V, memories, spec, xp, *, pull_from=0):
+    """``log_z`` and the descent direction in one pass (what descent needs).
 
-    ``exp`` of arguments whose result is subnormal or zero (below about -708
-    in float64, -87 in float32) runs 10-100x slower on common CPUs, and sharp
-    softmaxes are full of them. When a chunk has such arguments, they are
-    floored at -700 (float64) or -87 (float32) first: a weight below
-    ``1e-304`` (``1e-37``) of the largest one in its row, zero-weight memories
-    included, becomes that tiny value instead of 0, far below the rounding
-    error of the row sum (>= 1). Chunks without them pay one reduction.
-
-    ``logits`` is the caller's scratch array: with NumPy it is overwritten
-    (``out=``), which saves a second (n, K) array and the page faults of
-    filling a fresh one (about 20% of a one-step retrieval at d = 784, about
-    half of it at d = 64). Other namespaces have no ``out=`` and allocate.
+    Computed from mergeable partial states (:mod:`skam._partial`): the
+    memories are one block unless ``working_memory`` asks to split them. For
+    LSE the softmax is never normalised as a matrix: each block costs an
+    (n, D) division only. The direction is taken on coordinates
+    ``pull_from:`` (see :func:`skam._partial.finish`).
     """
-    floor = -87.0 if logits.dtype == xp.float32 else -700.0
-    in_place = is_numpy_namespace(xp)
-    if bool(xp.min(logits) < floor):
-        if in_place:
-            logits = xp.maximum(logits, floor, out=logits)
-        else:
-            logits = xp.maximum(logits, floor)
-    return xp.exp(logits, out=logits) if in_place else xp.exp(logits)
+    from skam._partial import finish, reduce_blocks
 
-
-def _lse_terms(V, memories, spec, xp):
-    """LSE with the squared-Euclidean similarity, in its shift-invariant form.
-
-    The softmax does not depend on ``1/2 ||v||^2``, so the logits are
-    ``beta * (v.xi - 1/2 ||xi||^2) + log w``: one GEMM on ``beta * v`` and one
-    bias vector; ``1/2 ||v||^2`` is added back to the energy only. Returns
-    ``(log_z, T, r)`` with ``T`` the unnormalised softmax and ``r`` its row
-    sums (the softmax is ``T / r``).
-    """
-    bias = (-spec.beta) * memories.half_sqnorms
-    if memories.log_weights is not None:
-        bias = bias + memories.log_weights
-    logits = _cross(V, memories, spec.beta)
-    logits += bias[None, :]
-    row_max = _finite_or_zero(xp.max(logits, axis=1, keepdims=True), xp)
-    logits -= row_max
-    T = _exp_shifted(logits, xp)
-    r = xp.sum(T, axis=1)
-    log_z = row_max[:, 0] + xp.log(r) - spec.beta * _half_sqnorm_rows(V, memories, xp)
-    return log_z, T, r
-
-
-def log_z_and_direction(V, memories, spec, xp):
-    """``log_z`` and :func:`descent_direction` in one pass (what descent needs).
-
-    For LSE with the squared-Euclidean similarity the softmax is never
-    normalised as a matrix: ``(T @ Xi) / r`` costs an (n, D) division only.
-    """
-    if spec.is_lse and spec.similarity == "sqeuclidean":
-        log_z, T, r = _lse_terms(V, memories, spec, xp)
-        grad = V - (T @ memories.patterns) / r[:, None]
-        if memories.coord_weights is not None:
-            grad = grad * memories.coord_weights
-        return log_z, grad
-    log_z, P = log_kernel_sum(V, memories, spec, xp)
-    return log_z, descent_direction(V, P, memories, spec, xp)
+    state = reduce_blocks(V, memories, spec, xp, pull_from=pull_from)
+    return finish(state, V, memories, spec, xp, pull_from=pull_from)
 
 
 def log_kernel_sum(V, memories, spec, xp, *, need_weights=True):
@@ -284,42 +242,35 @@ def log_kernel_sum(V, memories, spec, xp, *, need_weights=True):
         ``-log_z / beta``.
     P : array of shape (n, K) or None
         Gradient weights ``P_mu`` (None when ``need_weights`` is False).
+        Without them ``log_z`` comes from partial states merged over blocks
+        of memories (:mod:`skam._partial`); with them the memories are one
+        block (P is an (n, K) matrix anyway).
     """
-    if spec.is_lse and spec.similarity == "sqeuclidean":
-        log_z, T, r = _lse_terms(V, memories, spec, xp)
-        return log_z, (T / r[:, None] if need_weights else None)
-    z = _scaled_similarity(V, memories, spec, xp)
-    log_f, sign_f, log_df, sign_df = _log_abs_separation(z, spec, xp)
-    if memories.log_weights is not None:
-        log_f = log_f + memories.log_weights[None, :]
-        log_df = log_df + memories.log_weights[None, :]
-    row_max = _finite_or_zero(xp.max(log_f, axis=1, keepdims=True), xp)
-    T = xp.exp(log_f - row_max)
-    if sign_f is not None:
-        T = T * sign_f
-    r = xp.sum(T, axis=1)
-    if spec.is_lse:  # "dot" similarity: r >= 1, no epsilon
-        log_z = row_max[:, 0] + xp.log(r)
-        P = T / r[:, None] if need_weights else None
-        return log_z, P
-    positive = r > 0
-    log_sum = xp.where(
-        positive,
-        row_max[:, 0] + xp.log(xp.where(positive, r, xp.ones_like(r))),
-        -math.inf,
+    from skam._partial import (
+        finish_log_z,
+        lse_block,
+        reduce_blocks,
+        signed_block,
+        signed_terms,
     )
-    log_eps = xp.full_like(log_sum, spec.log_epsilon)
-    log_z = xp.logaddexp(log_sum, log_eps)
+
     if not need_weights:
-        return log_z, None
+        state = reduce_blocks(V, memories, spec, xp, need_direction=False)
+        return finish_log_z(state, V, memories, spec, xp), None
+    if spec.is_lse:
+        state, T, r = lse_block(V, memories, spec, xp, need_mean=False)
+        return finish_log_z(state, V, memories, spec, xp), T / r[:, None]
+    terms = signed_terms(V, memories, spec, xp)
+    state = signed_block(V, memories, spec, xp, need_slope=False, terms=terms)
+    log_z = finish_log_z(state, V, memories, spec, xp)
+    log_df, sign_df = terms[2], terms[3]
     finite_z = xp.isfinite(log_z)
     shift = xp.where(finite_z, log_z, xp.zeros_like(log_z))
     P = xp.exp(log_df - shift[:, None])
     if sign_df is not None:
         P = P * sign_df
-    keep = xp.logical_and(positive, finite_z)
-    P = xp.where(keep[:, None], P, xp.zeros_like(P))
-    return log_z, P
+    keep = xp.logical_and(state.value_sum > 0, finite_z)
+    return log_z, xp.where(keep[:, None], P, xp.zeros_like(P))
 
 
 def energy_from_log_z(log_z, spec):
@@ -339,25 +290,6 @@ def gradient_from_weights(V, P, memories, spec, xp):
     if memories.coord_weights is not None:
         grad = grad * memories.coord_weights
     return grad
-
-
-def descent_direction(V, P, memories, spec, xp):
-    """The direction the descent steps along: ``grad E`` rescaled per query.
-
-    For ``"lse"`` this is exactly ``grad E`` (the softmax weights sum to one).
-    For the other separations the gradient of ``log`` of a compact or
-    polynomial kernel grows without bound near the edge of its support, so
-    each query's gradient is divided by ``sum_mu P_mu`` (when positive): the
-    mean-shift step. With the squared-Euclidean similarity and ``step_size = 1``
-    it moves a state to the weighted mean of the memories that reach it, which
-    for ``"lsr"`` is the exact step of Hoover et al. (2025).
-    """
-    grad = gradient_from_weights(V, P, memories, spec, xp)
-    if spec.is_lse:
-        return grad
-    total = xp.sum(P, axis=1, keepdims=True)
-    positive = total > 0
-    return grad / xp.where(positive, total, xp.ones_like(total))
 
 
 def energy_and_gradient(V, memories, spec, xp):

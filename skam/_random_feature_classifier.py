@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from skam._backend import to_numpy
 from skam._bochner import log_kernel_sums
 from skam._chunking import itemsize, map_chunks
+from skam._dask import dask_dispatch
 from skam._docstrings import fill_doc
 from skam._energy import log_softmax
 from skam._random_feature_base import (
@@ -30,6 +31,7 @@ from skam._validation import (
 )
 
 
+@dask_dispatch()
 @fill_doc
 class RandomFeatureAMClassifier(ClassifierMixin, RandomFeatureMixin, BaseEstimator):
     """Classifier from one random-feature distributed memory per class.

@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from skam._bochner import RandomFeatureOracle
 from skam._chunking import chunk_slices, itemsize, map_chunks
+from skam._dask import dask_dispatch
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
 from skam._energy import half_sq_distances, prepare_memories
@@ -39,6 +40,7 @@ from skam._validation import (
 _N_PROBES = 16
 
 
+@dask_dispatch()
 @fill_doc
 class RandomFeatureAM(
     OneToOneFeatureMixin, TransformerMixin, RandomFeatureMixin, BaseEstimator

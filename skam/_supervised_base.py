@@ -22,12 +22,12 @@ from skam._backend import to_numpy
 from skam._chunking import itemsize, rows_per_chunk
 from skam._descent import TEMPORARIES_PER_COLUMN, descend
 from skam._energy import (
-    Memories,
-    descent_direction,
     energy_from_log_z,
     log_kernel_sum,
+    log_z_and_direction,
     prepare_memories,
 )
+from skam._partial import MIN_QUERY_ROWS
 from skam._validation import (
     BACKEND_CONSTRAINT,
     ENERGY_CONSTRAINTS,
@@ -209,10 +209,10 @@ def normalise_label_neurons(R, xp):
 class LabelNeuronOracle:
     """Energy oracle of the engine for memories ``[features, label neurons]``.
 
-    The energy and the softmax are the engine's (:func:`log_kernel_sum` on
-    the full memories); the descent direction is computed on the label
-    columns only (features are clamped), which saves a second
-    (n, K, n_features) product per step. Plugged into
+    The energy and the softmax are the engine's (mergeable partial states on
+    the full memories, :mod:`skam._partial`); the descent direction is
+    computed on the label columns only (features are clamped), which saves a
+    second (n, K, n_features) product per step. Plugged into
     :func:`skam._descent.descend` in place of the memories.
     """
 
@@ -221,13 +221,6 @@ class LabelNeuronOracle:
         self.spec = spec
         self.xp = xp
         self.n_features = n_features
-        cw = memories.coord_weights
-        self._labels = Memories(
-            memories.patterns[:, n_features:],
-            memories.log_weights,
-            None if cw is None else cw[n_features:],
-            None,
-        )
 
     @property
     def n_columns(self):
@@ -235,8 +228,9 @@ class LabelNeuronOracle:
 
     def energy_and_direction(self, V):
         xp, d = self.xp, self.n_features
-        log_z, P = log_kernel_sum(V, self.memories, self.spec, xp)
-        direction = descent_direction(V[:, d:], P, self._labels, self.spec, xp)
+        log_z, direction = log_z_and_direction(
+            V, self.memories, self.spec, xp, pull_from=d
+        )
         frozen = xp.zeros((V.shape[0], d), dtype=V.dtype, device=array_device(V))
         return energy_from_log_z(log_z, self.spec), xp.concat(
             [frozen, direction], axis=1
@@ -312,6 +306,7 @@ class LabelNeuronAM(BaseEstimator):
             Xc.shape[0],
             TEMPORARIES_PER_COLUMN * K * itemsize(Xc),
             max_rows=MAX_CHUNK_ELEMENTS // K if backend.is_numpy else None,
+            min_rows=MIN_QUERY_ROWS,  # huge K: the memories are split instead
         )
         result = descend(
             V0,

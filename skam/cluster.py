@@ -24,6 +24,7 @@ from skam._cluster_training import (
     TrainingSetup,
     train_restart,
 )
+from skam._dask import dask_dispatch
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
 from skam._energy import EnergySpec, half_sq_distances, prepare_memories
@@ -56,6 +57,7 @@ _SCREEN_EPOCHS = 20
 _LLOYD_MAX_ITER = 100
 
 
+@dask_dispatch()
 @fill_doc
 class AMClustering(
     ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator

@@ -10,6 +10,7 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval
 
 from skam._backend import to_numpy
+from skam._dask import dask_dispatch
 from skam._docstrings import fill_doc
 from skam._sampling import broad_beta
 from skam._score_matching import fit_memories
@@ -38,6 +39,7 @@ def _initial_memories(X, n_memories, beta, rng):
     return np.vstack([X, extra])
 
 
+@dask_dispatch()
 @fill_doc
 class DiffusionAM(DenseAM):
     """Dense AM whose few memories are learned by denoising score matching.

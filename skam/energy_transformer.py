@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from skam._backend import to_numpy
+from skam._dask import dask_dispatch
 from skam._docstrings import fill_doc
 from skam._graph import et_unrolled
 from skam._graph.et_unrolled import ETConfig
@@ -83,6 +84,7 @@ def _shape_constraint(value):
     )
 
 
+@dask_dispatch()
 @fill_doc
 class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Energy Transformer: complete occluded images by energy descent on patches.

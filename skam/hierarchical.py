@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
+from skam._dask import dask_dispatch
 from skam._graph.dynamics import descend_graph
 from skam._graph.graph import EnergyGraph
 from skam._graph.lagrangians import Softmax
@@ -237,6 +238,7 @@ def _dev(array):
     return device(array)
 
 
+@dask_dispatch()
 class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
     """A memory built from layers of neurons and synapses, fitted on masked reconstruction.
 
@@ -267,8 +269,9 @@ class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
         ``"relu"``, ``"repu"``, ``"exp"``, ``"tanh"``, ``"sigmoid"``,
         ``"layernorm"``, ``"spherical_norm"``, a ``(name, kwargs)`` pair such
         as ``("softmax", {"beta": 2.0})``, or a Lagrangian object. A plain
-        ``"softmax"`` fed by the visible layer gets DenseAM's ``beta="scale"``
-        rule on its starting memories. None means
+        ``"softmax"`` fed by the visible layer gets ``beta = log(K) / r2``
+        from its ``K`` starting memories (a quarter of DenseAM's
+        ``beta="scale"`` rule, so that the prototypes blend and train). None means
         ``[("visible", "identity", None), ("hidden", "softmax", 64)]``.
     synapses : list of tuples, default=None
         ``("dense", a, b)``, ``("bias", a)`` or ``("memory", "visible",
@@ -503,6 +506,7 @@ def _draw_masks(n, d, n_masked, rng):
     return mask
 
 
+@dask_dispatch()
 class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
     """A layered memory with a label layer, trained to complete the label.
 
@@ -529,7 +533,7 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
     step_size : float, default=0.5
         Unused by the classifier's dynamics (the visible layer is clamped);
         kept so that both estimators share their parameters.
-    learning_rate : float, default=0.01
+    learning_rate : float, default=0.03
         Adam's learning rate.
     batch_size : int, default=64
         Samples per minibatch.
@@ -580,7 +584,7 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
         *,
         n_steps=3,
         step_size=0.5,
-        learning_rate=0.01,
+        learning_rate=0.03,
         batch_size=64,
         max_epochs=20,
         backend="numpy",

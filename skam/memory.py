@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
 from skam._chunking import chunk_slices, concat, itemsize, map_chunks
+from skam._dask import dask_dispatch
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
 from skam._energy import (
@@ -29,6 +30,7 @@ from skam._energy import (
     lsr_support_radius_sq,
     prepare_memories,
 )
+from skam._partial import MIN_QUERY_ROWS
 from skam._sampling import sample_stored as _sample_stored
 from skam._validation import (
     BACKEND_CONSTRAINT,
@@ -52,6 +54,7 @@ def _evenly_spaced(n, at_most):
     return np.unique(np.linspace(0, n - 1, min(n, at_most)).astype(np.intp))
 
 
+@dask_dispatch(sharded_fit="dense_am")
 @fill_doc
 class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Dense Associative Memory: store patterns, retrieve them by energy descent.
@@ -446,6 +449,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             Xc.shape[0],
             3 * memories.n_memories * itemsize(Xc),
             xp,
+            min_rows=MIN_QUERY_ROWS,  # huge K: the memories are split instead
         )
         return backend.to_output(energy)
 
@@ -674,6 +678,7 @@ def _distinct_rows(memories, weights):
     return keep[np.sort(first)].astype(np.int64)
 
 
+@dask_dispatch(sharded_fit="hopfield")
 @fill_doc
 class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Classical binary Hopfield network with Hebbian weights.

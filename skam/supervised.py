@@ -12,6 +12,7 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import _check_y, check_consistent_length, check_is_fitted
 
 from skam._backend import to_numpy
+from skam._dask import dask_dispatch
 from skam._docstrings import fill_doc
 from skam._supervised_base import (
     SUPERVISED_CONSTRAINTS,
@@ -173,6 +174,7 @@ class _SupervisedAM(LabelNeuronAM):
         return tags
 
 
+@dask_dispatch(sharded_fit="supervised")
 @fill_doc
 class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
     """Dense Associative Memory classifier with label neurons.
@@ -551,6 +553,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         return decode_classes(self.classes_, index, backend)
 
 
+@dask_dispatch(sharded_fit="supervised")
 @fill_doc
 class DenseAMRegressor(RegressorMixin, _SupervisedAM):
     """Dense Associative Memory regressor with label neurons.

@@ -101,7 +101,7 @@ def _rows(value, sl):
 def group_update(graph, x, group, factors, xp, *, use_mean_shift=True):
     """Directions ``a_l * dE/dg_l`` of the layers of ``group`` at states ``x``."""
     g = graph.activations(x, xp)
-    syn = graph.synapse_grads(g, xp)
+    syn = graph.synapse_grads(g, xp, layers=group)
     scales = {}
     if use_mean_shift:
         for s in graph.synapses.values():

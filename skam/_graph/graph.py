@@ -60,13 +60,25 @@ class EnergyGraph:
             total = total + term
         return total
 
-    def synapse_grads(self, g, xp):
-        """``sum_s dE_s/dg_l`` for every layer (zeros where no synapse acts)."""
+    def synapse_grads(self, g, xp, layers=None):
+        """``sum_s dE_s/dg_l`` for every layer (zeros where no synapse acts).
+
+        ``layers`` (a collection of names) limits the work to those layers:
+        synapses that touch none of them are skipped.
+        """
+        wanted = set(self.layers) if layers is None else set(layers)
         out = {}
         for syn in self.synapses.values():
-            for name, grad in syn.grad(g, xp).items():
-                out[name] = grad if name not in out else out[name] + grad
-        for name in self.layers:
+            if not wanted.intersection(syn.layers):
+                continue
+            if getattr(syn, "grad_accepts_only", False):
+                grads = syn.grad(g, xp, only=wanted)
+            else:
+                grads = syn.grad(g, xp)
+            for name, grad in grads.items():
+                if name in wanted:
+                    out[name] = grad if name not in out else out[name] + grad
+        for name in wanted:
             if name not in out:
                 out[name] = xp.zeros_like(g[name])
         return out

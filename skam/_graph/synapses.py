@@ -6,7 +6,9 @@ A synapse has
 * ``params``: a dict ``name -> array`` of its trainable parameters;
   ``with_params(params)`` returns a copy with new ones (synapses are immutable);
 * ``energy(g, xp) -> (n,)`` for a dict ``g`` of activations (n, d_layer);
-* ``grad(g, xp) -> dict layer -> dE/dg_layer`` (closed form);
+* ``grad(g, xp) -> dict layer -> dE/dg_layer`` (closed form); a synapse may
+  accept ``only=`` (a set of layer names) to skip the others, and then sets
+  ``grad_accepts_only = True``;
 * ``grad_vjp(g, cot, xp) -> (dict layer -> d<cot, grad>/dg, dict param ->
   d<cot, grad>/dparam)`` for a dict ``cot`` of cotangents (layers missing from
   ``cot`` count as zero). ``<cot, grad>`` summed over the rows: the parameter
@@ -26,18 +28,16 @@ class              energy
 =================  ================================================================
 """
 
-import math
-
 from skam._energy import (
     EnergySpec,
     _finite_or_zero,
-    _log_abs_separation,
     _scaled_similarity,
     energy_from_log_z,
     gradient_from_weights,
     log_kernel_sum,
     prepare_memories,
 )
+from skam._separations import from_spec
 
 
 class Synapse:
@@ -72,6 +72,8 @@ class Dense(Synapse):
     layers : (str, str)
     """
 
+    grad_accepts_only = True
+
     def __init__(self, W, layers):
         super().__init__(layers, {"W": W})
         if len(self.layers) != 2:
@@ -81,10 +83,15 @@ class Dense(Synapse):
         a, b = self.layers
         return -xp.sum((g[a] @ self.params["W"]) * g[b], axis=1)
 
-    def grad(self, g, xp):
+    def grad(self, g, xp, only=None):
         a, b = self.layers
         W = self.params["W"]
-        return {a: -(g[b] @ W.T), b: -(g[a] @ W)}
+        out = {}
+        if only is None or a in only:
+            out[a] = -(g[b] @ W.T)
+        if only is None or b in only:
+            out[b] = -(g[a] @ W)
+        return out
 
     def grad_vjp(self, g, cot, xp):
         a, b = self.layers
@@ -129,33 +136,6 @@ class Bias(Synapse):
         if a not in cot:
             return {}, {}
         return {}, {"b": -xp.sum(cot[a], axis=0)}
-
-
-def _log_abs_second(z, spec, xp):
-    """``log|F''(z)|`` and its sign (None = positive) of the separation ``F``."""
-    if spec.is_lse:
-        return z, None
-    n = spec.power
-    base = 1.0 + z
-    if n <= 1:
-        return xp.full_like(z, -math.inf), None
-    if spec.separation in ("rectified_poly", "lsr"):
-        inside = base > 0
-        if n == 2:
-            return xp.where(inside, xp.zeros_like(z) + math.log(2.0), -math.inf), None
-        log_base = xp.log(xp.where(inside, base, xp.ones_like(base)))
-        value = math.log(n * (n - 1)) + (n - 2) * log_base
-        return xp.where(inside, value, -math.inf), None
-    # "poly": n (n - 1) (1 + z)^(n - 2), possibly negative for odd n
-    if n == 2:
-        return xp.zeros_like(z) + math.log(2.0), None
-    nonzero = base != 0
-    log_base = xp.log(xp.where(nonzero, xp.abs(base), xp.ones_like(base)))
-    value = xp.where(nonzero, math.log(n * (n - 1)) + (n - 2) * log_base, -math.inf)
-    sign = None
-    if (n - 2) % 2:
-        sign = 1.0 - 2.0 * xp.astype(base < 0, z.dtype)
-    return value, sign
 
 
 def _signed_exp(log_abs, sign, shift, xp):
@@ -279,8 +259,10 @@ class Memory(Synapse):
         spec = self.spec
         z = _scaled_similarity(V, memories, spec, xp)
         log_z, _ = log_kernel_sum(V, memories, spec, xp, need_weights=False)
-        log_f, sign_f, log_df, sign_df = _log_abs_separation(z, spec, xp)
-        log_ddf, sign_ddf = _log_abs_second(z, spec, xp)
+        separation = from_spec(spec)
+        log_f, sign_f = separation.log_abs(z, 0, xp)
+        log_df, sign_df = separation.log_abs(z, 1, xp)
+        log_ddf, sign_ddf = separation.log_abs(z, 2, xp)
         if memories.log_weights is not None:
             lw = memories.log_weights[None, :]
             log_f, log_df, log_ddf = log_f + lw, log_df + lw, log_ddf + lw

@@ -1,0 +1,406 @@
+"""Mergeable partial states: kernel sums over memories, block by block.
+
+Every reduction of the engine over memories (the log kernel sum ``log_z`` and
+the descent direction that needs it) is computed in three parts:
+
+1. :func:`block_state`: the *partial state* of one block of memories, for one
+   chunk of queries (this is the only place that touches the (n, K_block)
+   similarity matrix);
+2. :func:`merge`: one exact, associative merge of two partial states (so any
+   tree of merges over any split of the memories gives the same result up to
+   rounding; an empty or zero-weight block is its identity);
+3. :func:`finish`: one finishing step that turns the merged state into
+   ``log_z`` and the descent direction.
+
+The in-memory engine (:mod:`skam._energy`, :mod:`skam._descent`) runs exactly
+these functions, with the whole memory as one block unless ``working_memory``
+asks for more (:func:`memory_block_rows`); a distributed memory (Dask, one block
+per worker) runs the same :func:`block_state` on every shard and the same
+merge and finish on the result. Nothing here imports Dask.
+
+The states
+----------
+``"lse"`` (:class:`LSEState`): per query, the log kernel sum of the block
+``L_s = log sum_mu exp(beta S_mu + log w_mu)`` (with the squared-Euclidean
+similarity in its shift-invariant form, without ``-beta/2 ||v||^2``, which the
+finish adds once) and the softmax-weighted mean ``O_s`` of the pulled
+coordinates of the block's memories. The merge is
+
+``L = max(L_a, L_b) + log(exp(L_a - max) + exp(L_b - max))``,
+``O = exp(L_a - L) O_a + exp(L_b - L) O_b``.
+
+Other separations (:class:`SignedState`): the kernel sum ``sum_mu w_mu F(z_mu)``
+may be negative (``"poly"`` with odd degree), so a block keeps *signed,
+max-shifted* sums: ``f = (m_f, r_f)`` standing for ``r_f exp(m_f)``, and, with
+one shift ``m_g``, ``sum w F'(z)`` and ``sum w F'(z) xi`` (the pulled
+coordinates). The clip of the kernel sum at 0 and the ``epsilon`` are applied
+once, in :func:`finish`, after the merge: clipping per block would be wrong
+(a block's negative sum cancels another's positive one).
+"""
+
+import math
+from dataclasses import dataclass
+
+from array_api_compat import is_numpy_namespace
+
+from skam._chunking import rows_per_chunk
+from skam._energy import (
+    _cross,
+    _half_sqnorm_rows,
+    _log_abs_separation,
+    _scaled_similarity,
+)
+
+# (n_chunk, n_block) temporaries alive at once in block_state (the logits or
+# similarities, their exponential and, for the signed sums, F').
+TEMPORARIES_PER_PAIR = 3
+
+# A query chunk is not made smaller than this to fit working_memory: beyond
+# that, the memories are split into blocks instead (huge K).
+MIN_QUERY_ROWS = 64
+
+
+@dataclass(frozen=True)
+class LSEState:
+    """Partial state of a log-sum-exp kernel sum over a block of memories.
+
+    Attributes
+    ----------
+    log_sum : array of shape (n,)
+        ``L_s``; ``-inf`` for an empty or zero-weight block.
+    mean : array of shape (n, P) or None
+        Softmax-weighted mean of the pulled coordinates (zeros where
+        ``log_sum`` is ``-inf``); None when no direction is needed.
+    """
+
+    log_sum: object
+    mean: object = None
+
+
+@dataclass(frozen=True)
+class SignedState:
+    """Partial state of a signed kernel sum (non-exponential separations).
+
+    ``value_sum * exp(value_shift)`` is ``sum_mu w_mu F(z_mu)`` over the block;
+    ``slope_sum * exp(slope_shift)`` is ``sum_mu w_mu F'(z_mu)`` and
+    ``pulled * exp(slope_shift)`` is ``sum_mu w_mu F'(z_mu) xi_mu`` (pulled
+    coordinates). Shifts are ``-inf`` where the block contributes nothing.
+    """
+
+    value_shift: object
+    value_sum: object
+    slope_shift: object = None
+    slope_sum: object = None
+    pulled: object = None
+
+
+# ----------------------------------------------------------------- helpers
+def _finite_or_zero(x, xp):
+    return xp.where(xp.isfinite(x), x, xp.zeros_like(x))
+
+
+def _safe_log(r, xp):
+    """``log(r)`` where ``r > 0``, ``-inf`` elsewhere (no warnings)."""
+    positive = r > 0
+    return xp.where(positive, xp.log(xp.where(positive, r, xp.ones_like(r))), -math.inf)
+
+
+def _row_shift(log_terms, xp):
+    """Row maxima: the raw one (``-inf`` on empty rows) and a finite one."""
+    raw = xp.max(log_terms, axis=1)
+    return raw, _finite_or_zero(raw, xp)
+
+
+def _rescale(shift, new_shift, xp):
+    """``exp(shift - new_shift)``, 0 where ``shift`` is ``-inf``."""
+    safe = _finite_or_zero(new_shift, xp)
+    empty = shift == -math.inf
+    return xp.where(
+        empty, xp.zeros_like(shift), xp.exp(xp.where(empty, safe, shift) - safe)
+    )
+
+
+def exp_shifted(logits, xp):
+    """``exp`` of max-shifted logits (all <= 0), without the subnormal slow path.
+
+    ``exp`` of arguments whose result is subnormal or zero (below about -708
+    in float64, -87 in float32) runs 10-100x slower on common CPUs, and sharp
+    softmaxes are full of them. When a chunk has such arguments, they are
+    floored at -700 (float64) or -87 (float32) first: a weight below
+    ``1e-304`` (``1e-37``) of the largest one in its row, zero-weight memories
+    included, becomes that tiny value instead of 0, far below the rounding
+    error of the row sum (>= 1). Chunks without them pay one reduction. (A
+    block whose row is all ``-inf``, zero weights only, is handled by the
+    caller: its state is the merge identity.)
+
+    ``logits`` is the caller's scratch array: with NumPy it is overwritten
+    (``out=``), which saves a second (n, K) array and the page faults of
+    filling a fresh one (about 20% of a one-step retrieval at d = 784, about
+    half of it at d = 64). Other namespaces have no ``out=`` and allocate.
+    """
+    floor = -87.0 if logits.dtype == xp.float32 else -700.0
+    in_place = is_numpy_namespace(xp)
+    if bool(xp.min(logits) < floor):
+        if in_place:
+            logits = xp.maximum(logits, floor, out=logits)
+        else:
+            logits = xp.maximum(logits, floor)
+    return xp.exp(logits, out=logits) if in_place else xp.exp(logits)
+
+
+# ------------------------------------------------------------- block states
+def lse_logits(V, block, spec, xp):
+    """``beta S + log w`` of LSE, shift-invariant form for squared Euclidean.
+
+    The softmax does not depend on ``1/2 ||v||^2``, so the logits are
+    ``beta * (v.xi - 1/2 ||xi||^2) + log w``: one GEMM on ``beta * v`` and one
+    bias vector; :func:`finish` adds ``-beta/2 ||v||^2`` to ``log_z`` only.
+    """
+    logits = _cross(V, block, spec.beta)
+    bias = None
+    if spec.similarity == "sqeuclidean":
+        bias = (-spec.beta) * block.half_sqnorms
+    if block.log_weights is not None:
+        bias = block.log_weights if bias is None else bias + block.log_weights
+    if bias is not None:
+        logits += bias[None, :]
+    return logits
+
+
+def lse_block(V, block, spec, xp, *, pull_from=0, need_mean=True):
+    """LSE state of one block and its unnormalised softmax ``T`` (and sums).
+
+    Returns ``(state, T, r)``: ``T / r[:, None]`` is the block's softmax.
+    """
+    logits = lse_logits(V, block, spec, xp)
+    raw_max, row_max = _row_shift(logits, xp)
+    logits -= row_max[:, None]
+    T = exp_shifted(logits, xp)
+    r = xp.sum(T, axis=1)
+    empty = raw_max == -math.inf  # zero-weight block: exactly the identity
+    log_sum = xp.where(empty, -math.inf, row_max + xp.log(r))
+    mean = None
+    if need_mean:
+        mean = (T @ block.patterns[:, pull_from:]) / r[:, None]
+        if bool(xp.any(empty)):
+            mean = xp.where(empty[:, None], xp.zeros_like(mean), mean)
+    return LSEState(log_sum, mean), T, r
+
+
+def signed_terms(V, block, spec, xp):
+    """``log|w F(z)|``, sign, ``log|w F'(z)|``, sign for one block, (n, K_b)."""
+    z = _scaled_similarity(V, block, spec, xp)
+    log_f, sign_f, log_df, sign_df = _log_abs_separation(z, spec, xp)
+    if block.log_weights is not None:
+        log_f = log_f + block.log_weights[None, :]
+        log_df = log_df + block.log_weights[None, :]
+    return log_f, sign_f, log_df, sign_df
+
+
+def _signed_sum(log_terms, sign, xp):
+    raw_max, shift = _row_shift(log_terms, xp)
+    T = xp.exp(log_terms - shift[:, None])
+    if sign is not None:
+        T = T * sign
+    return xp.where(raw_max == -math.inf, -math.inf, shift), T
+
+
+def signed_block(V, block, spec, xp, *, pull_from=0, need_slope=True, terms=None):
+    """:class:`SignedState` of one block (``terms`` from :func:`signed_terms`)."""
+    log_f, sign_f, log_df, sign_df = terms or signed_terms(V, block, spec, xp)
+    value_shift, T = _signed_sum(log_f, sign_f, xp)
+    value_sum = xp.sum(T, axis=1)
+    if not need_slope:
+        return SignedState(value_shift, value_sum)
+    slope_shift, G = _signed_sum(log_df, sign_df, xp)
+    return SignedState(
+        value_shift,
+        value_sum,
+        slope_shift,
+        xp.sum(G, axis=1),
+        G @ block.patterns[:, pull_from:],
+    )
+
+
+def block_state(V, block, spec, xp, *, pull_from=0, need_direction=True):
+    """Partial state of one block of memories for one chunk of queries.
+
+    Parameters
+    ----------
+    V : array of shape (n, D)
+        Queries.
+    block : Memories
+        A block of memories (:meth:`skam._energy.Memories.block`).
+    spec : EnergySpec
+    xp : namespace
+    pull_from : int
+        The direction is computed on coordinates ``pull_from:`` only (the
+        label neurons of the supervised memories); 0 = all.
+    need_direction : bool
+        False keeps only what ``log_z`` needs.
+
+    Returns
+    -------
+    state : LSEState or SignedState
+    """
+    if block.n_memories == 0:
+        return identity_state(V, block, spec, xp, pull_from, need_direction)
+    if spec.is_lse:
+        return lse_block(
+            V, block, spec, xp, pull_from=pull_from, need_mean=need_direction
+        )[0]
+    return signed_block(
+        V, block, spec, xp, pull_from=pull_from, need_slope=need_direction
+    )
+
+
+def identity_state(V, block, spec, xp, pull_from=0, need_direction=True):
+    """The state of an empty block: :func:`merge` leaves the other side as is."""
+    n, width = V.shape[0], block.patterns.shape[1] - pull_from
+    minus_inf = xp.full((n,), -math.inf, dtype=V.dtype, device=_device(V))
+    zeros = xp.zeros((n,), dtype=V.dtype, device=_device(V))
+    pulled = xp.zeros((n, width), dtype=V.dtype, device=_device(V))
+    if spec.is_lse:
+        return LSEState(minus_inf, pulled if need_direction else None)
+    if not need_direction:
+        return SignedState(minus_inf, zeros)
+    return SignedState(minus_inf, zeros, minus_inf, zeros, pulled)
+
+
+# -------------------------------------------------------------------- merge
+def merge(a, b, xp):
+    """Exact associative merge of two partial states of the same queries."""
+    if isinstance(a, LSEState):
+        log_sum = xp.logaddexp(a.log_sum, b.log_sum)
+        if a.mean is None:
+            return LSEState(log_sum)
+        wa = _rescale(a.log_sum, log_sum, xp)[:, None]
+        wb = _rescale(b.log_sum, log_sum, xp)[:, None]
+        return LSEState(log_sum, wa * a.mean + wb * b.mean)
+    value_shift, value_sum = _merge_signed(
+        a.value_shift, a.value_sum, b.value_shift, b.value_sum, xp
+    )
+    if a.slope_shift is None:
+        return SignedState(value_shift, value_sum)
+    slope_shift = xp.maximum(a.slope_shift, b.slope_shift)
+    sa = _rescale(a.slope_shift, slope_shift, xp)
+    sb = _rescale(b.slope_shift, slope_shift, xp)
+    return SignedState(
+        value_shift,
+        value_sum,
+        slope_shift,
+        sa * a.slope_sum + sb * b.slope_sum,
+        sa[:, None] * a.pulled + sb[:, None] * b.pulled,
+    )
+
+
+def _merge_signed(shift_a, sum_a, shift_b, sum_b, xp):
+    shift = xp.maximum(shift_a, shift_b)
+    total = _rescale(shift_a, shift, xp) * sum_a + _rescale(shift_b, shift, xp) * sum_b
+    return shift, total
+
+
+def merge_all(states, xp):
+    """Merge a sequence of states pairwise as a balanced tree."""
+    states = list(states)
+    while len(states) > 1:
+        paired = [
+            merge(states[i], states[i + 1], xp) for i in range(0, len(states) - 1, 2)
+        ]
+        if len(states) % 2:
+            paired.append(states[-1])
+        states = paired
+    return states[0]
+
+
+# ------------------------------------------------------------------- finish
+def finish_log_z(state, V, memories, spec, xp):
+    """``log(eps + max(kernel sum, 0))`` (LSE: the log kernel sum), shape (n,)."""
+    if isinstance(state, LSEState):
+        if spec.similarity == "sqeuclidean":
+            return state.log_sum - spec.beta * _half_sqnorm_rows(V, memories, xp)
+        return state.log_sum
+    log_sum = xp.where(
+        state.value_sum > 0,
+        state.value_shift + _safe_log(state.value_sum, xp),
+        -math.inf,
+    )
+    return xp.logaddexp(log_sum, xp.full_like(log_sum, spec.log_epsilon))
+
+
+def finish(state, V, memories, spec, xp, *, pull_from=0):
+    """``log_z`` (n,) and the descent direction on coordinates ``pull_from:``.
+
+    The direction is ``grad E`` for LSE; for the other separations it is
+    ``grad E`` divided by ``sum_mu P_mu`` where that is positive (the
+    mean-shift step, see :func:`skam._energy.descent_direction`); it is zero
+    where the kernel sum was clipped. ``memories`` supplies the coordinate
+    weights only (any block of the memory will do).
+    """
+    log_z = finish_log_z(state, V, memories, spec, xp)
+    Vp = V[:, pull_from:] if pull_from else V
+    cw = memories.coord_weights
+    if isinstance(state, LSEState):
+        grad = Vp - state.mean if spec.similarity == "sqeuclidean" else -state.mean
+    else:
+        keep = xp.logical_and(state.value_sum > 0, xp.isfinite(log_z))
+        factor = xp.where(
+            keep, _rescale(state.slope_shift, log_z, xp), xp.zeros_like(log_z)
+        )
+        total = state.slope_sum * factor
+        pulled = state.pulled * factor[:, None]
+        if spec.similarity == "sqeuclidean":
+            grad = total[:, None] * Vp - pulled
+        else:
+            grad = -pulled
+        positive = total > 0
+        grad = grad / xp.where(positive, total, xp.ones_like(total))[:, None]
+    if cw is not None:
+        grad = grad * (cw[pull_from:] if pull_from else cw)
+    return log_z, grad
+
+
+# ------------------------------------------------------ blocks of memories
+def memory_block_rows(n_rows, n_memories, itemsize, *, temporaries=None):
+    """Memories per block for a chunk of ``n_rows`` queries (``working_memory``).
+
+    All of them when ``n_rows x n_memories`` temporaries fit, else as many as
+    fit (at least 1): :func:`skam._chunking.rows_per_chunk` on the memory axis.
+    """
+    temporaries = TEMPORARIES_PER_PAIR if temporaries is None else temporaries
+    return rows_per_chunk(n_memories, n_rows * itemsize * temporaries, min_rows=1)
+
+
+def reduce_blocks(
+    V, memories, spec, xp, *, pull_from=0, need_direction=True, block_rows=None
+):
+    """Partial state of all memories for one chunk, block by block."""
+    K = memories.n_memories
+    if block_rows is None:
+        itemsize = 4 if V.dtype == xp.float32 else 8
+        block_rows = memory_block_rows(V.shape[0], K, itemsize)
+    if block_rows >= K:
+        return block_state(
+            V, memories, spec, xp, pull_from=pull_from, need_direction=need_direction
+        )
+    states = (
+        block_state(
+            V,
+            memories.block(slice(start, min(start + block_rows, K))),
+            spec,
+            xp,
+            pull_from=pull_from,
+            need_direction=need_direction,
+        )
+        for start in range(0, K, block_rows)
+    )
+    merged = None
+    for state in states:  # sequential: one block of temporaries at a time
+        merged = state if merged is None else merge(merged, state, xp)
+    return merged
+
+
+def _device(array):
+    from array_api_compat import device
+
+    return device(array)

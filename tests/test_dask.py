@@ -1,0 +1,387 @@
+"""skam on Dask: a real two-process LocalCluster, exactness against memory.
+
+The cluster (two worker processes with one thread each, on 127.0.0.1 only)
+is started once for this module. Every sharded result is compared with the
+same estimator fitted in memory: states to 1e-10, energies to rtol 1e-12.
+"""
+
+import inspect
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from skam import (
+    AMClustering,
+    BochnerFeatures,
+    DenseAM,
+    DenseAMClassifier,
+    DenseAMRegressor,
+    DiffusionAM,
+    EnergyTransformer,
+    HierarchicalAM,
+    HierarchicalAMClassifier,
+    HopfieldNetwork,
+    RandomFeatureAM,
+    RandomFeatureAMClassifier,
+)
+
+
+def test_import_skam_does_not_import_dask():
+    code = (
+        "import sys, skam; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('dask', 'distributed')); "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.fixture(scope="module")
+def client():
+    pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        worker_dashboard_address=None,
+    )
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def da(client):
+    import dask.array
+
+    return dask.array
+
+
+# uneven shards; shard 3 (one row) and shard 4 get zero weights below
+CHUNKS = (37, 90, 1, 11, 61)
+
+
+def _data(seed=0, n=200, d=5):
+    rng = np.random.default_rng(seed)
+    M = rng.normal(size=(n, d))
+    M[150] = M[3]  # a duplicate, in another shard than its first copy
+    w = rng.uniform(0.5, 2.0, size=n)
+    w[127 : 128 + 11] = 0.0  # a zero-weight shard (rows 127..138)
+    Q = M[:30] + 0.15 * rng.normal(size=(30, d))
+    return M, w, Q
+
+
+SHARDED_CASES = [
+    dict(separation="lse", beta="scale"),
+    dict(separation="lse", similarity="dot", beta=0.3),
+    dict(separation="poly", similarity="dot", degree=3, beta=0.8),  # odd: clips
+    dict(separation="poly", similarity="dot", degree=2, beta="scale"),
+    dict(separation="poly", similarity="sqeuclidean", degree=3, beta=0.5),
+    dict(separation="rectified_poly", degree=2, beta="scale"),
+    dict(separation="lsr", beta="scale"),
+]
+
+
+def _assert_states(a, b):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-10)
+
+
+def _assert_energy(a, b):
+    # rtol 1e-12; an energy that is a difference of O(1) terms and lands near
+    # 0 (a state on a memory) keeps their absolute rounding, hence the atol
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "params", SHARDED_CASES, ids=lambda p: "-".join(map(str, p.values()))
+)
+def test_sharded_dense_am_matches_in_memory(da, params):
+    M, w, Q = _data()
+    est = DenseAM(max_iter=15, **params)
+    ref = clone(est).fit(M, sample_weight=w)
+    sharded = clone(est).fit(
+        da.from_array(M, chunks=(CHUNKS, -1)),
+        sample_weight=da.from_array(w, chunks=(CHUNKS,)),
+    )
+    assert sharded._shards is not None and len(sharded._shards.futures) == len(CHUNKS)
+    assert not hasattr(sharded, "memories_")
+    np.testing.assert_allclose(sharded.beta_, ref.beta_, rtol=1e-12)
+    assert sharded.self_recall_ == ref.self_recall_
+    assert sharded.n_iter_ == ref.n_iter_
+    Qd = da.from_array(Q, chunks=(12, -1))
+    # NumPy queries on the sharded model, then dask queries (lazy)
+    _assert_states(sharded.transform(Q), ref.transform(Q))
+    _assert_energy(sharded.energy(Q), ref.energy(Q))
+    lazy = sharded.transform(Qd)
+    assert isinstance(lazy, da.Array)
+    _assert_states(lazy.compute(), ref.transform(Q))
+    _assert_energy(sharded.score_samples(Qd).compute(), ref.score_samples(Q))
+    np.testing.assert_array_equal(sharded.predict(Qd).compute(), ref.predict(Q))
+    got, want = sharded.descend(Qd), ref.descend(Q)
+    np.testing.assert_array_equal(got.n_iter.compute(), want.n_iter)
+    _assert_energy(got.energy.compute(), want.energy)
+
+
+def test_sharded_clamp_masks_and_multi_step_descent(da):
+    M, w, Q = _data(seed=1)
+    est = DenseAM(beta=3.0, max_iter=12, tol=1e-9)
+    ref = clone(est).fit(M, sample_weight=w)
+    sharded = clone(est).fit(
+        da.from_array(M, chunks=(CHUNKS, -1)),
+        sample_weight=da.from_array(w, chunks=(CHUNKS,)),
+    )
+    mask_1d = np.array([True, False, False, True, False])
+    mask_2d = np.random.default_rng(2).random(Q.shape) < 0.4
+    Qd = da.from_array(Q, chunks=(17, -1))
+    for mask in (mask_1d, mask_2d):
+        want = ref.descend(Q, clamp_mask=mask, return_energy_trace=True)
+        assert want.n_iter.max() > 3  # really several steps
+        got = sharded.descend(Qd, clamp_mask=mask, return_energy_trace=True)
+        _assert_states(got.states.compute(), want.states)
+        np.testing.assert_array_equal(got.n_iter.compute(), want.n_iter)
+        trace = got.energy_trace.compute()
+        _assert_energy(trace[: want.energy_trace.shape[0]], want.energy_trace)
+        assert trace.shape == (est.max_iter + 1, Q.shape[0])
+        _assert_states(
+            sharded.transform(Q, clamp_mask=mask), ref.transform(Q, clamp_mask=mask)
+        )
+    mask_dask = da.from_array(mask_2d, chunks=(10, -1))  # chunked unlike Qd
+    _assert_states(
+        sharded.transform(Qd, clamp_mask=mask_dask).compute(),
+        ref.transform(Q, clamp_mask=mask_2d),
+    )
+
+
+def test_sharded_results_do_not_depend_on_the_split(da):
+    """Merge associativity on the cluster: 1, 3 and 8 shards, same energy."""
+    M, w, Q = _data(seed=3)
+    energies = []
+    for chunks in ((200,), (50, 120, 30), (25,) * 8):
+        am = DenseAM(beta=1.5, max_iter=5).fit(
+            da.from_array(M, chunks=(chunks, -1)),
+            sample_weight=da.from_array(w, chunks=(chunks,)),
+        )
+        energies.append(am.energy(Q))
+    for e in energies[1:]:
+        np.testing.assert_allclose(e, energies[0], rtol=1e-12)
+
+
+def test_float32_stays_float32(da):
+    M, _, Q = _data(seed=4)
+    M32, Q32 = M.astype(np.float32), Q.astype(np.float32)
+    am = DenseAM(beta=2.0, max_iter=3).fit(da.from_array(M32, chunks=(CHUNKS, -1)))
+    out = am.transform(da.from_array(Q32, chunks=(10, -1)))
+    assert out.dtype == np.float32 and out.compute().dtype == np.float32
+    ref = DenseAM(beta=2.0, max_iter=3).fit(M32)
+    np.testing.assert_allclose(out.compute(), ref.transform(Q32), atol=1e-5)
+
+
+def test_to_local_and_pickling(da):
+    M, w, Q = _data(seed=5)
+    sharded = DenseAM(beta=2.0, max_iter=5).fit(
+        da.from_array(M, chunks=(CHUNKS, -1)),
+        sample_weight=da.from_array(w, chunks=(CHUNKS,)),
+    )
+    with pytest.raises(TypeError, match="to_local"):
+        pickle.dumps(sharded)
+    want = sharded.transform(Q)
+    assert sharded.to_local() is sharded
+    np.testing.assert_array_equal(sharded.memories_, M)
+    np.testing.assert_array_equal(sharded.memory_weights_, w)
+    loaded = pickle.loads(pickle.dumps(sharded))
+    _assert_states(loaded.transform(Q), want)
+    ref = DenseAM(beta=2.0, max_iter=5).fit(M, sample_weight=w)
+    np.testing.assert_array_equal(loaded.predict(Q), ref.predict(Q))
+
+
+def _graph_bytes(collection):
+    return len(pickle.dumps(dict(collection.__dask_graph__())))
+
+
+def test_no_large_array_in_the_graph(da):
+    rng = np.random.default_rng(6)
+    M = rng.normal(size=(4000, 16))  # 512 KB of memories
+    Q = da.from_array(M[:64] + 0.1, chunks=(16, -1))
+    local = DenseAM(beta=1.0, max_iter=2).fit(M)
+    sharded = DenseAM(beta=1.0, max_iter=2).fit(da.from_array(M, chunks=(1000, -1)))
+    query_bytes = 64 * 16 * 8
+    for est in (local, sharded):
+        for out in (est.transform(Q), est.energy(Q)):
+            assert _graph_bytes(out) < query_bytes + 40_000
+    clf = DenseAMClassifier(max_iter=2).fit(M, (M[:, 0] > 0).astype(int))
+    assert _graph_bytes(clf.predict_proba(Q)) < query_bytes + 40_000
+
+
+def _fitted_estimators():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(120, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    t = X[:, 0] - 2 * X[:, 2]
+    signs = np.sign(rng.normal(size=(5, 16)))
+    return [
+        (DenseAM(max_iter=5).fit(X), X),
+        (HopfieldNetwork(random_state=0).fit(signs), signs),
+        (DenseAMClassifier(max_iter=5).fit(X, y), X),
+        (DenseAMRegressor(max_iter=5).fit(X, t), X),
+        (AMClustering(n_clusters=3, random_state=0).fit(X), X),
+        (BochnerFeatures(n_components=32, random_state=0).fit(X), X),
+        (RandomFeatureAM(n_components=64, random_state=0, max_iter=5).fit(X), X),
+        (RandomFeatureAMClassifier(n_components=64, random_state=0).fit(X, y), X),
+        (HierarchicalAM(max_epochs=2, random_state=0).fit(X), X),
+        (DiffusionAM(n_memories=8, max_epochs=2, random_state=0).fit(X), X),
+        (
+            EnergyTransformer(
+                image_shape=(2, 2),
+                patch_shape=(1, 1),
+                token_dim=4,
+                n_memories=8,
+                max_epochs=1,
+                random_state=0,
+            ).fit(X),
+            X,
+        ),
+        (HierarchicalAMClassifier(max_epochs=2, random_state=0).fit(X, y), X),
+    ]
+
+
+POST_FIT = (
+    "transform",
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "energy",
+    "score_samples",
+    "descend",
+    "contract",
+    "hidden_activations",
+    "energy_terms",
+    "token_embeddings",
+)
+
+
+def _leaves(got, want):
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and set(got) == set(want)
+        for key in want:
+            yield from _leaves(got[key], want[key])
+    else:
+        yield got, want
+
+
+def test_every_post_fit_method_dask_in_lazy_dask_out(da):
+    checked = 0
+    for est, X in _fitted_estimators():
+        Xd = da.from_array(X, chunks=(45, -1))
+        for name in POST_FIT:
+            if not hasattr(est, name):
+                continue
+            trace = "return_energy_trace"
+            kwargs = {}
+            if name == "descend" and trace in inspect.signature(est.descend).parameters:
+                kwargs = {trace: True}
+            want = getattr(est, name)(X, **kwargs)
+            got = getattr(est, name)(Xd, **kwargs)
+            pairs = list(_leaves(got, want))
+            for g, w in pairs:
+                assert isinstance(g, da.Array), (type(est).__name__, name)
+                assert not isinstance(w, da.Array)
+                g = g.compute()
+                if g.shape != w.shape and g.ndim == 2 and g.shape[1] == w.shape[1]:
+                    # an energy trace: padded to max_iter + 1 rows on dask
+                    np.testing.assert_array_equal(
+                        g[w.shape[0] :], g[-1:].repeat(g.shape[0] - w.shape[0], 0)
+                    )
+                    g = g[: w.shape[0]]
+                assert g.shape == w.shape and g.dtype == w.dtype, (
+                    type(est).__name__,
+                    name,
+                )
+                if w.dtype.kind == "f":
+                    np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+                else:
+                    np.testing.assert_array_equal(g, w)
+            checked += 1
+    assert checked >= 20
+
+
+def test_fit_on_dask_without_a_sharded_version_says_what_to_do(da):
+    X = da.from_array(np.random.default_rng(8).normal(size=(40, 3)), chunks=(20, -1))
+    with pytest.raises(TypeError, match=r"X\.compute\(\)"):
+        AMClustering(n_clusters=2).fit(X)
+
+
+@pytest.mark.parametrize("separation", ["lse", "rectified_poly"])
+def test_sharded_classifier_and_regressor_match_in_memory(da, separation):
+    M, w, Q = _data(seed=9)
+    y = np.where(M[:, 0] + M[:, 1] > 0, "yes", "no")
+    t = np.column_stack([M[:, 0] - M[:, 2], M[:, 1]])
+    Md = da.from_array(M, chunks=(CHUNKS, -1))
+    wd = da.from_array(w, chunks=(CHUNKS,))
+    Qd = da.from_array(Q, chunks=(12, -1))
+    for est, target in [
+        (DenseAMClassifier(separation=separation, max_iter=8), y),
+        (DenseAMRegressor(separation=separation, max_iter=8), t),
+    ]:
+        ref = clone(est).fit(M, target, sample_weight=w)
+        sharded = clone(est).fit(
+            Md,
+            da.from_array(target, chunks=(CHUNKS,) + target.shape[1:]),
+            sample_weight=wd,
+        )
+        np.testing.assert_allclose(sharded.beta_, ref.beta_, rtol=1e-12)
+        if hasattr(ref, "predict_proba"):
+            _assert_states(sharded.predict_proba(Q), ref.predict_proba(Q))
+            _assert_states(sharded.predict_proba(Qd).compute(), ref.predict_proba(Q))
+            np.testing.assert_array_equal(sharded.predict(Qd).compute(), ref.predict(Q))
+        else:
+            _assert_states(sharded.predict(Qd).compute(), ref.predict(Q))
+        sharded.to_local()
+        np.testing.assert_array_equal(sharded.memories_, ref.memories_)
+
+
+def test_sharded_hopfield_couplings_are_the_sum_over_shards(da):
+    rng = np.random.default_rng(10)
+    S = np.sign(rng.normal(size=(12, 40)))
+    S[9] = S[2]  # a duplicate in another shard: predict gives the first row
+    w = rng.uniform(0.5, 2.0, size=12)
+    ref = HopfieldNetwork(random_state=0).fit(S, sample_weight=w)
+    sharded = HopfieldNetwork(random_state=0).fit(
+        da.from_array(S, chunks=((5, 3, 4), -1)),
+        sample_weight=da.from_array(w, chunks=((5, 3, 4),)),
+    )
+    np.testing.assert_allclose(sharded.coupling_, ref.coupling_, rtol=1e-13, atol=1e-15)
+    assert sharded.self_recall_ == ref.self_recall_
+    noisy = S * np.where(rng.random(S.shape) < 0.05, -1, 1)
+    np.testing.assert_array_equal(sharded.predict(noisy), ref.predict(noisy))
+    got = sharded.predict(da.from_array(noisy, chunks=(5, -1)))
+    np.testing.assert_array_equal(got.compute(), ref.predict(noisy))
+    np.testing.assert_array_equal(sharded.transform(noisy), ref.transform(noisy))
+    with pytest.raises(TypeError, match="to_local"):
+        pickle.dumps(sharded)
+
+
+def test_sample_on_a_sharded_model_says_what_to_do(da):
+    M, _, _ = _data(seed=11)
+    am = DenseAM(beta=2.0).fit(da.from_array(M, chunks=(CHUNKS, -1)))
+    with pytest.raises(TypeError, match="to_local"):
+        am.sample(3)
+
+
+def test_dask_extra_has_floors_and_no_upper_pin():
+    import tomllib
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    for extra in ("dask", "test"):
+        reqs = [r for r in extras[extra] if r.startswith(("dask", "distributed"))]
+        assert len(reqs) == 2, extra
+        assert all(">=" in r and "<" not in r and "==" not in r for r in reqs), reqs
