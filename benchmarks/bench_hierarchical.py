@@ -145,7 +145,7 @@ def figure(comp, clf, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
     names, values = zip(*[(r[0], r[1]) for r in comp], strict=True)
     colors = ["tab:blue" if "Hierarchical" in n else "tab:gray" for n in names]
     a.barh(names, values, color=colors)
@@ -158,7 +158,7 @@ def figure(comp, clf, path):
     b.invert_yaxis()
     b.set_xlim(min(values) - 0.05, 1.0)
     b.set_xlabel("test accuracy")
-    b.set_title("MNIST t10k classification (5000 / 5000)")
+    b.set_title("MNIST t10k classification")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 

@@ -26,6 +26,9 @@ from skam._random_feature_base import (
     accumulate,
     resolve_kernel_beta,
 )
+from skam._sampling import add_moments as _add_moments
+from skam._sampling import moments_mean_std as _moments_mean_std
+from skam._sampling import sample_langevin_only as _sample_langevin_only
 from skam._validation import (
     DESCENT_CONSTRAINTS,
     ENERGY_CONSTRAINTS,
@@ -227,6 +230,7 @@ class RandomFeatureAM(
         self._draw(X, backend, self.beta_ / 2.0, sw)
         self.distributed_memory_ = None
         self.n_stored_ = 0
+        self._pattern_moments = None  # for the starts of ``sample``
         self._store(X, sw, backend, sign=1.0)
         return self
 
@@ -309,6 +313,7 @@ class RandomFeatureAM(
             dtype = old.dtype
         self.distributed_memory_ = backend.to_output(xp.astype(T, dtype))
         self.n_stored_ = int(self.n_stored_ + sign * X.shape[0])
+        self._pattern_moments = _add_moments(self._pattern_moments, X, sw, sign)
         if sign > 0:
             self._self_recall(backend, Xc)
 
@@ -502,6 +507,112 @@ class RandomFeatureAM(
         check_is_fitted(self)
         X = validate_X(self, X, reset=False, method="score_samples")
         return -self._energy(X, "score_samples")
+
+    def sample(
+        self,
+        n_samples=1,
+        *,
+        method="langevin",
+        X=None,
+        clamp_mask=None,
+        n_steps=200,
+        step_size=0.1,
+        metropolis=True,
+        return_trajectory=False,
+        random_state=None,
+    ):
+        """Draw samples from ``p(v) ~ exp(-beta E(v))`` by Langevin dynamics.
+
+        ``v <- v - step_size grad E(v) + sqrt(2 step_size / beta) z`` on the
+        random-feature energy, with a Metropolis accept/reject step by
+        default (MALA). The patterns are not stored, so there is no exact
+        sampler, and the frequencies are drawn for one ``beta``, so there is
+        no annealing (see :meth:`skam.DenseAM.sample`). Where the kernel-sum
+        estimate is clipped (trigonometric maps) the energy is flat: start
+        near the stored patterns (the default) or use
+        ``feature_map="positive"``.
+
+        Read more in the :ref:`User Guide <sampling>`.
+
+        Parameters
+        ----------
+        n_samples : int or None, default=1
+            Number of samples (None: the number of rows of ``X``).
+        method : {"langevin"}, default="langevin"
+            The only sampler of a memory without stored patterns.
+        X : array-like of shape (n_samples, n_features), default=None
+            Starting states (and the values of the clamped coordinates).
+            None draws them from a Gaussian with the per-feature mean and
+            standard deviation of the stored patterns (tracked by ``fit``,
+            ``partial_fit`` and ``forget``).
+        clamp_mask : array-like of bool, shape (n_features,) or (n_samples, n_features), default=None
+            True marks a clamped coordinate: it keeps its value from ``X``.
+        n_steps : int, default=200
+            Langevin steps.
+        step_size : float, default=0.1
+            Langevin step in energy units.
+        metropolis : bool, default=True
+            Accept or reject each move (MALA); False is the unadjusted
+            algorithm, biased by O(step_size).
+        return_trajectory : bool, default=False
+            Also return every state.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draws (the frequencies keep ``self.random_state``).
+
+        Returns
+        -------
+        samples : ndarray of shape (n_samples, n_features)
+            In the dtype of the distributed memory.
+        trajectory : ndarray of shape (n_steps + 1, n_samples, n_features)
+            Only with ``return_trajectory=True``.
+
+        See Also
+        --------
+        skam.DenseAM.sample : Exact, Langevin and annealed sampling of stored
+            patterns.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skam import RandomFeatureAM
+        >>> patterns = np.array([[0.0, 0.0], [3.0, 3.0]])
+        >>> am = RandomFeatureAM(beta=4.0, random_state=0).fit(patterns)
+        >>> samples = am.sample(200, n_steps=100, random_state=0)
+        >>> nearest = np.linalg.norm(samples[:, None] - patterns, axis=2).min(axis=1)
+        >>> bool(np.median(nearest) < 1.0)       # samples gather at the memories
+        True
+        """
+        check_is_fitted(self)
+        if X is not None:
+            X = validate_X(self, X, reset=False, method="sample")
+        backend = backend_for(self, self.distributed_memory_)
+        dtype = backend.to_compute(self.distributed_memory_).dtype
+        _, _, center = self._frequencies(backend, dtype)
+        mean, std = _moments_mean_std(self._pattern_moments)
+        samples, trajectory = _sample_langevin_only(
+            self._oracle(backend, dtype),
+            backend,
+            beta=self.beta_,
+            n_features=self.n_features_in_,
+            start_mean=mean,
+            start_std=std,
+            center=center,
+            dtype=dtype,
+            n_samples=n_samples,
+            method=method,
+            X=X,
+            clamp_mask=clamp_mask,
+            n_steps=n_steps,
+            step_size=step_size,
+            metropolis=metropolis,
+            return_trajectory=return_trajectory,
+            random_state=random_state,
+            reason="a random-feature memory keeps no patterns (no exact draws) "
+            "and its frequencies are drawn for one beta (no annealing).",
+        )
+        if return_trajectory:
+            return backend.to_output(samples), backend.to_output(trajectory)
+        return backend.to_output(samples)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -67,19 +67,18 @@ def exact_kernel(spec):
     """
     if spec.similarity != "sqeuclidean":
         raise ValueError(
-            "method='exact' needs similarity='sqeuclidean': with the dot product "
-            "exp(-beta E) is not a normalisable density (use method='langevin', "
-            "which stays in the box of the memories only approximately)."
+            "sampling needs similarity='sqeuclidean': with the dot product "
+            "exp(-beta E) grows without bound and is not a normalisable density."
         )
     if spec.separation == "lse":
         return "gaussian"
     if spec.separation in ("lsr", "rectified_poly"):
         return "compact"
     raise ValueError(
-        "method='exact' has no sampler for separation='poly': the unrectified "
-        "kernel (1 - beta/2 |v - xi|^2)^degree is not a density (negative or "
-        "growing away from the memory). Use separation='rectified_poly' (the "
-        "same kernel inside its support) or method='langevin'."
+        "sampling has no density for separation='poly': the unrectified kernel "
+        "(1 - beta/2 |v - xi|^2)^degree is not a density (negative or growing "
+        "away from the memory). Use separation='rectified_poly', the same kernel "
+        "inside its support."
     )
 
 
@@ -591,3 +590,99 @@ def warn_low_acceptance(acceptance, metropolis, threshold=0.2):
             UserWarning,
             stacklevel=4,
         )
+
+
+def sample_langevin_only(
+    oracle,
+    backend,
+    *,
+    beta,
+    n_features,
+    start_mean,
+    start_std,
+    center,
+    dtype,
+    n_samples,
+    method,
+    X,
+    clamp_mask,
+    n_steps,
+    step_size,
+    metropolis,
+    return_trajectory,
+    random_state,
+    reason,
+):
+    """``sample`` of a memory that keeps no patterns (an energy oracle only).
+
+    Only ``method="langevin"``; ``reason`` says why the others are not
+    available. Starts are ``X`` or draws from ``N(start_mean, start_std^2)``
+    per coordinate (host arrays of shape (n_features,)). The oracle works on
+    states shifted by ``-center`` (compute array or None). Returns
+    ``(samples, trajectory)`` in the compute namespace.
+    """
+    from sklearn.utils import check_random_state
+
+    from skam._validation import validate_clamp_mask
+
+    n_samples = check_sample_args(n_samples, method, n_steps, step_size, None, X)
+    if method != "langevin":
+        raise ValueError(f"method={method!r} is not available: {reason}")
+    if clamp_mask is not None and X is None:
+        raise ValueError("clamp_mask needs X: the values of the clamped coordinates.")
+    rng = check_random_state(random_state)
+    xp = backend.xp
+    if X is None:
+        host = start_mean + start_std * rng.standard_normal((n_samples, n_features))
+        V0 = xp.asarray(host, dtype=dtype, device=backend.device)
+    else:
+        V0 = backend.to_compute(X, dtype)
+    free = None
+    if clamp_mask is not None:
+        mask = validate_clamp_mask(clamp_mask, V0, backend)
+        free = xp.logical_not(mask)
+        free = free[None, :] if free.ndim == 1 else free
+    shifted = V0 if center is None else V0 - center[None, :]
+    V, traj, acceptance = langevin(
+        shifted,
+        DirectionOracle(oracle),
+        xp,
+        beta=float(beta),
+        step_size=float(step_size),
+        n_steps=n_steps,
+        rng=rng,
+        free=free,
+        metropolis=metropolis,
+        return_trajectory=return_trajectory,
+    )
+    warn_low_acceptance(acceptance, metropolis)
+    if center is not None:  # add the displacement back: clamped stay bit-exact
+        V = V0 + (V - shifted)
+        if traj is not None:
+            traj = V0[None, :, :] + (traj - shifted[None, :, :])
+    return V, traj
+
+
+def add_moments(moments, X, weights, sign):
+    """Running ``(sum w, sum w x, sum w x^2)`` of stored patterns (host float64)."""
+    from skam._backend import to_numpy
+
+    Xh = to_numpy(X).astype(np.float64)
+    w = (
+        np.ones(Xh.shape[0])
+        if weights is None
+        else to_numpy(weights).astype(np.float64)
+    )
+    new = (sign * w.sum(), sign * (w @ Xh), sign * (w @ (Xh * Xh)))
+    if moments is None:
+        return new
+    return tuple(a + b for a, b in zip(moments, new, strict=True))
+
+
+def moments_mean_std(moments):
+    """Per-feature mean and standard deviation from :func:`add_moments`."""
+    total, s1, s2 = moments
+    if not total > 0:
+        raise ValueError("No patterns are stored (all were forgotten).")
+    mean = s1 / total
+    return mean, np.sqrt(np.maximum(s2 / total - mean * mean, 0.0))

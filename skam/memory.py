@@ -626,8 +626,9 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         metropolis : bool, default=True
             Accept or reject each Langevin move (MALA), which makes
             ``exp(-beta E)`` the exact stationary density; False is the
-            unadjusted algorithm (biased by O(step_size); needed to follow
-            the compact kernels' unbounded gradient only with care).
+            unadjusted algorithm (biased by O(step_size), and unstable near
+            the edge of a compact kernel's support, where the gradient of
+            ``E`` is unbounded).
         return_trajectory : bool, default=False
             Also return every state of ``"langevin"`` / ``"anneal"``.
         random_state : int, RandomState instance or None, default=None

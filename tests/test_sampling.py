@@ -313,3 +313,55 @@ def test_sampling_errors(cloud):
         DenseAM(separation="lsr", beta=1.0).fit(cloud).sample(3, method="anneal")
     with pytest.raises(ValueError, match="features"):
         am.sample(None, X=np.zeros((2, 4)))
+
+
+@pytest.mark.gpu
+def test_cupy_backend_sampling_matches_numpy(cloud):
+    ref = DenseAM(beta=4.0).fit(cloud)
+    gpu = DenseAM(beta=4.0, backend="cupy").fit(cloud)
+    for method in ("exact", "langevin", "anneal"):
+        a = gpu.sample(50, method=method, n_steps=20, random_state=0)
+        b = ref.sample(50, method=method, n_steps=20, random_state=0)
+        assert isinstance(a, np.ndarray)
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------- random features
+def test_random_feature_langevin_matches_exact_draws():
+    # sincos features approximate the Gaussian kernel closely in 2-D; the
+    # positive map's variance far from the centre is too large for this test
+    from skam import RandomFeatureAM
+
+    memories = np.array([[0.0, 0.0], [1.0, 0.5], [2.5, -0.5]])
+    exact = DenseAM(beta=4.0).fit(memories).sample(1000, random_state=1)
+    rf = RandomFeatureAM(
+        beta=4.0, n_components=1024, feature_map="sincos", random_state=0
+    ).fit(memories)
+    s = rf.sample(1000, n_steps=150, step_size=0.3, random_state=0)
+    assert _two_sample_p(s, exact, memories) > ALPHA
+    # a memory too few: detected
+    wrong = DenseAM(beta=4.0).fit(memories[:2]).sample(1000, random_state=1)
+    assert _two_sample_p(s, wrong, memories) < ALPHA
+
+
+def test_random_feature_sampling_clamps_and_errors():
+    from skam import RandomFeatureAM
+
+    rng = np.random.RandomState(0)
+    memories = rng.randn(10, 3)
+    rf = RandomFeatureAM(beta=2.0, feature_map="positive", random_state=0).fit(memories)
+    X = rng.randn(30, 3)
+    mask = np.array([True, False, True])
+    s, traj = rf.sample(
+        None, X=X, clamp_mask=mask, n_steps=20, return_trajectory=True, random_state=0
+    )
+    np.testing.assert_array_equal(s[:, mask], X[:, mask])
+    assert np.all(traj[:, :, mask] == X[None, :, mask])
+    assert np.all(s[:, 1] != X[:, 1])
+    with pytest.raises(ValueError, match="keeps no patterns"):
+        rf.sample(3, method="exact")
+    with pytest.raises(ValueError, match="one beta"):
+        rf.sample(3, method="anneal")
+    rf.forget(memories)
+    with pytest.raises(ValueError, match="No patterns"):
+        rf.sample(3)

@@ -53,7 +53,7 @@ known[:32] = True
 occluded[:, ~known] = am.fill_[~known]
 run = am.descend(occluded, clamp_mask=known, return_energy_trace=True)
 
-fig, (ax_graph, ax_energy) = plt.subplots(1, 2, figsize=(10, 4))
+fig, (ax_graph, ax_energy) = plt.subplots(1, 2, figsize=(11, 4))
 positions = {"visible": 0.0, "hidden": 1.0, "top": 2.0}
 for name, size in [("visible", 64), ("hidden", 64), ("top", 16)]:
     ax_graph.add_patch(
@@ -87,7 +87,7 @@ for name, trace in run.energy_terms_trace.items():
 ax_energy.plot(steps, run.energy_trace.mean(axis=1), "k-", lw=2, label="total")
 ax_energy.set_xlabel("step")
 ax_energy.set_ylabel("mean energy over 200 test digits")
-ax_energy.legend(fontsize=7, ncol=2, loc="center right")
+ax_energy.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 ax_energy.set_title("the total energy never increases")
 fig.tight_layout()
 print("largest one-step energy change:", np.diff(run.energy_trace, axis=0).max())
