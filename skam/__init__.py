@@ -6,9 +6,10 @@ estimators, with one shared energy/descent engine running on NumPy or CuPy.
 
 from skam.cluster import AMClustering
 from skam.diffusion import DiffusionAM
+from skam.discrete import DiscreteDenseAM, HopfieldNetwork
 from skam.energy_transformer import EnergyTransformer
 from skam.hierarchical import HierarchicalAM, HierarchicalAMClassifier
-from skam.memory import DenseAM, HopfieldNetwork
+from skam.memory import DenseAM
 from skam.random_features import (
     BochnerFeatures,
     KernelSumClippedWarning,
@@ -26,6 +27,7 @@ __all__ = [
     "DenseAMClassifier",
     "DenseAMRegressor",
     "DiffusionAM",
+    "DiscreteDenseAM",
     "EnergyTransformer",
     "HierarchicalAM",
     "HierarchicalAMClassifier",

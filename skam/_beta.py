@@ -30,8 +30,10 @@ Rules
     support of each memory, radius ``sqrt(2/beta)``, reaches its typical
     nearest neighbour.
 ``"overlap"``
-    ``1 / max ||xi||^2`` (``"poly"`` with the dot product): ``1 + beta v.xi
-    >= 0`` in the ball of the memories.
+    ``n_features / max ||xi||^2`` (``"poly"`` and ``"rectified_poly"`` with the
+    dot product): the overlap counted in bits, ``beta = 1`` for +-1 patterns
+    (the tutorial's raw overlaps), so the constant of ``(1 + z)^n`` does not
+    swamp the signal.
 ``"spacing"``
     ``32 / r2`` on the initial centres of :class:`~skam.AMClustering`.
 ``"scott"``
@@ -67,7 +69,7 @@ def rule_for(separation, similarity):
     """The ``beta="scale"`` rule of a DenseAM energy."""
     if separation == "lse":
         return "separation"
-    if separation == "poly" and similarity == "dot":
+    if separation in ("poly", "rectified_poly") and similarity == "dot":
         return "overlap"
     return "support"
 
@@ -112,7 +114,10 @@ def resolve_beta(beta, X, *, rule, sample_weight=None):
             return 1.0
         Xs = X / scale
         top = float(xp.max(xp.sum(Xs * Xs, axis=1)))
-        return _assemble(0.0, math.log(top), scale, X.dtype, xp, rule)
+        # the overlap counted in bits: beta = n_features / max ||xi||^2 (1 for
+        # +-1 patterns, the tutorial's raw overlaps), so the constant of
+        # (1 + z)^n does not swamp the signal
+        return _assemble(math.log(X.shape[1]), math.log(top), scale, X.dtype, xp, rule)
     # the other rules are shift-invariant: centre first (exact distances of
     # near-duplicates far from the origin), then rescale to O(1); "variance"
     # is SVC's X.var(), around the mean of all entries

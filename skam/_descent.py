@@ -148,6 +148,7 @@ def descend(
     return_trace=False,
     compute_energy=True,
     chunk_size=None,
+    monotone=False,
 ):
     """Clamped energy descent of every row of ``V0``.
 
@@ -180,6 +181,12 @@ def descend(
         otherwise). Retrieval alone does not need it.
     chunk_size : int or None
         Queries per chunk; None sizes chunks from ``working_memory``.
+    monotone : bool
+        Never raise the energy: a step that would raise a query's energy is
+        rejected and that query's step size halved (accepted steps keep it);
+        a query also stops when its step size falls below ``1e-9`` of
+        ``step_size``. For energies whose plain step can overshoot (the
+        polynomial ones).
 
     Returns
     -------
@@ -191,12 +198,13 @@ def descend(
     per_row = temporaries * oracle.n_columns * itemsize(V0)
     free = free_mask(clamp_mask, xp)
     parts = []
+    chunk = _descend_chunk_monotone if monotone else _descend_chunk
     # the kernel-sum oracle splits its memories into blocks instead of
     # shrinking a chunk below MIN_QUERY_ROWS queries (huge K)
     min_rows = MIN_QUERY_ROWS if getattr(oracle, "splits_memories", False) else None
     for sl in chunk_slices(n, per_row, chunk_size=chunk_size, min_rows=min_rows):
         parts.append(
-            _descend_chunk(
+            chunk(
                 V0[sl, :],
                 oracle,
                 xp,
@@ -320,6 +328,72 @@ def _descend_chunk(
         n_iter=n_iter,
         converged=xp.logical_not(active),
         energy=energy,
+        energy_trace=trace if return_trace else None,
+    )
+
+
+def _descend_chunk_monotone(
+    V,
+    oracle,
+    xp,
+    *,
+    free,
+    step_size,
+    max_iter,
+    tol,
+    box,
+    lsr_fixed_point,
+    return_trace,
+    compute_energy,
+):
+    """:func:`_descend_chunk` with a per-query step size that never raises E."""
+    n = V.shape[0]
+    dev = _device(V)
+    active = xp.ones((n,), dtype=xp.bool, device=dev)
+    n_iter = xp.zeros((n,), dtype=xp.int64, device=dev)
+    eta = xp.full((n,), float(step_size), dtype=V.dtype, device=dev)
+    smallest = 1e-9 * float(step_size)
+    slack = 64.0 * float(xp.finfo(V.dtype).eps)
+    trace = []
+    energy, direction = oracle.energy_and_direction(V)
+    for _ in range(max_iter):
+        if return_trace:
+            trace.append(energy)
+        step = eta[:, None] * direction
+        if free is not None:
+            step = xp.where(free, step, xp.zeros_like(step))
+        V_new = V - step
+        if box is not None:
+            V_new = _project(V_new, box, free, xp)
+            step = V - V_new
+        E_new, d_new = oracle.energy_and_direction(V_new)
+        worse = E_new > energy + slack * xp.abs(energy)
+        accept = xp.logical_and(active, xp.logical_not(worse))
+        V = xp.where(accept[:, None], V_new, V)
+        energy = xp.where(accept, E_new, energy)
+        direction = xp.where(accept[:, None], d_new, direction)
+        eta = xp.where(xp.logical_and(active, worse), 0.5 * eta, eta)
+        n_iter = n_iter + xp.astype(active, xp.int64)
+        moved_sq = xp.sum(step * step, axis=1)
+        settled = xp.logical_and(accept, moved_sq <= tol * tol)
+        stuck = eta < smallest
+        active = xp.logical_and(active, xp.logical_not(xp.logical_or(settled, stuck)))
+        if not bool(xp.any(active)):
+            break
+    spec = getattr(oracle, "spec", None)
+    if lsr_fixed_point and spec is not None and spec.separation == "lsr":
+        V = lsr_fixed_point_iteration(V, oracle, xp, free=free)
+        energy = oracle.energy(V)
+    if return_trace:
+        trace.append(energy)
+        trace = xp.stack(trace, axis=0)
+        steps = xp.arange(trace.shape[0], device=dev)[:, None]
+        trace = xp.where(steps > n_iter[None, :], energy[None, :], trace)
+    return DescentResult(
+        states=V,
+        n_iter=n_iter,
+        converged=xp.logical_not(active),
+        energy=energy if (compute_energy or return_trace) else None,
         energy_trace=trace if return_trace else None,
     )
 

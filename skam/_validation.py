@@ -335,7 +335,8 @@ def make_spec(estimator, beta):
     """:class:`EnergySpec` from an estimator's energy parameters."""
     return EnergySpec(
         separation=estimator.separation,
-        similarity=estimator.similarity,
+        # DenseAM resolves similarity="auto" at fit time
+        similarity=getattr(estimator, "similarity_", estimator.similarity),
         beta=float(beta),
         degree=int(estimator.degree),
         epsilon=float(estimator.epsilon),

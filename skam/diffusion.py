@@ -100,9 +100,8 @@ class DiffusionAM(DenseAM):
     loss_curve_ : list of float
         Mean DSM loss per training point, epoch by epoch.
     n_iter_ : int
-        Descent steps taken by the fit-time self-recall check.
-    self_recall_ : float
-        Fraction of learned memories that descend back to themselves.
+        Training epochs run (``len(loss_curve_)``). Whether the learned
+        memories are fixed points: :func:`skam.capacity.recall_fraction`.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -237,6 +236,7 @@ class DiffusionAM(DenseAM):
         self.beta_min_ = beta_min
         self.loss_curve_ = losses
         self._resolve_beta()
+        self.n_iter_ = max(1, len(losses))
         self._finish_storing()
         return self
 

@@ -1,8 +1,11 @@
-"""Auto-associative memories: :class:`DenseAM` and :class:`HopfieldNetwork`."""
+"""Auto-associative memories: :class:`DenseAM` (continuous states).
+
+The binary family, :class:`~skam.DiscreteDenseAM` and
+:class:`~skam.HopfieldNetwork`, lives in :mod:`skam.discrete` (re-exported here).
+"""
 
 import math
 from dataclasses import replace
-from numbers import Integral
 
 import numpy as np
 from array_api_compat import array_namespace
@@ -13,17 +16,19 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils import Bunch
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
 from skam._beta import resolve_beta, rule_for
+from skam._binary_relaxation import SelfCouplingFreeOracle
 from skam._chunking import chunk_slices, concat, itemsize, map_chunks
 from skam._dask import dask_dispatch
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
 from skam._energy import (
+    SIMILARITIES,
     energy_from_log_z,
     half_sq_distances,
     kernel_sum_temporaries,
@@ -40,20 +45,15 @@ from skam._validation import (
     ENERGY_CONSTRAINTS,
     backend_for,
     check_beta_range,
-    fit_seed,
     make_spec,
     remember_namespace,
     validate_clamp_mask,
     validate_sample_weight,
     validate_X,
 )
+from skam.discrete import DiscreteDenseAM, HopfieldNetwork  # re-exported
 
-# Memories checked by the fit-time self-recall diagnostic (evenly spaced).
-_N_SELF_RECALL = 256
-
-
-def _evenly_spaced(n, at_most):
-    return np.unique(np.linspace(0, n - 1, min(n, at_most)).astype(np.intp))
+__all__ = ["DenseAM", "DiscreteDenseAM", "HopfieldNetwork"]
 
 
 @dask_dispatch(sharded_fit="dense_am")
@@ -77,7 +77,14 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     Parameters
     ----------
     %(separation)s
-    %(similarity)s
+    similarity : {"auto", "sqeuclidean", "dot"}, default="auto"
+        Similarity ``S`` between a state and a memory: minus half the squared
+        Euclidean distance, or the dot product (the overlap of the tutorial's
+        polynomial energies). ``"auto"`` is ``"dot"`` for ``"poly"`` and
+        ``"rectified_poly"`` and ``"sqeuclidean"`` for ``"lse"`` and
+        ``"lsr"``. The dot-product energy is unbounded below, so its descent
+        is projected onto the box spanned by the memories (per-feature
+        minimum and maximum).
     beta : float or "scale", default="scale"
         Inverse temperature: the kernel bandwidth is ``1/sqrt(beta)`` in data
         units. Larger values give sharper, more separated basins (``beta ->
@@ -85,18 +92,31 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         stored patterns, with ``r2`` the median squared distance between a
         memory and its nearest other memory: ``4 * log(K) / r2`` for
         ``"lse"`` (every stored pattern is close to a fixed point),
-        ``2 / r2`` for ``"lsr"`` and ``"rectified_poly"`` (each support
-        reaches the nearest neighbour) and ``1 / max ||xi||^2`` for
-        ``"poly"`` with ``"dot"``. The rules depend on the stored patterns,
+        ``2 / r2`` for ``"lsr"`` and for the polynomials with
+        ``"sqeuclidean"`` (each support reaches the nearest neighbour) and
+        ``n_features / max ||xi||^2`` for the polynomials with ``"dot"`` (the
+        overlap counted in bits: ``beta = 1`` for +-1 patterns, so the
+        constant of ``(1 + z)^n`` does not swamp the signal). The rules depend on the stored patterns,
         not on their weights (see :mod:`skam._beta`). ``"scale"`` is
         resolved by ``fit`` or the first ``partial_fit``; later calls to
-        ``partial_fit`` keep it (as :class:`~skam.RandomFeatureAM` must), so
-        adding memories never changes the energy of the ones stored.
+        ``partial_fit`` keep it, so adding memories never changes the energy
+        of the ones stored.
     %(degree)s
     %(epsilon)s
     %(step_size)s
     %(max_iter)s
     %(tol)s
+    self_coupling : "auto" or bool, default="auto"
+        Whether the polynomial energies with ``"dot"`` keep the coupling of
+        every neuron to itself. On binary patterns it makes every corner of
+        the box a fixed point once many patterns are stored (about 1900 at
+        ``D = 100`` for degree 4), so ``False`` removes it: the kernel of each
+        memory becomes ``F(z) + beta^2/2 F''(z) Var(v)``, ``Var`` the variance
+        of the overlap of independent two-valued neurons with mean ``v``. It
+        equals ``F`` on binary states and stores what the discrete network
+        stores (:mod:`skam._binary_relaxation`). ``"auto"`` removes it for
+        ``"poly"`` and ``"rectified_poly"`` with ``"dot"`` when every stored
+        feature takes at most two values; ``True`` always keeps it.
     %(backend)s
 
     Attributes
@@ -107,12 +127,11 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         ``sample_weight`` given to ``fit``/``partial_fit`` (None when unweighted).
     beta_ : float
         The inverse temperature used (``beta`` resolved).
-    n_iter_ : int
-        Descent steps taken by the fit-time self-recall check (the largest
-        over the checked memories). Use :meth:`descend` for per-query counts.
-    self_recall_ : float
-        Fraction of stored patterns (at most 256, evenly spaced) that descend
-        back to themselves: a capacity diagnostic for the chosen ``beta``.
+    similarity_ : str
+        The similarity used (``similarity`` resolved).
+    self_coupling_ : bool
+        Whether the energy keeps the self-coupling (``self_coupling``
+        resolved).
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -157,7 +176,9 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         **ENERGY_CONSTRAINTS,
+        "similarity": [StrOptions({"auto", *SIMILARITIES})],
         **DESCENT_CONSTRAINTS,
+        "self_coupling": [StrOptions({"auto"}), "boolean"],
         "backend": BACKEND_CONSTRAINT,
     }
 
@@ -165,13 +186,14 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self,
         *,
         separation="lse",
-        similarity="sqeuclidean",
+        similarity="auto",
         beta="scale",
         degree=3,
         epsilon=1e-10,
         step_size=1.0,
         max_iter=100,
         tol=1e-6,
+        self_coupling="auto",
         backend="numpy",
     ):
         self.separation = separation
@@ -182,6 +204,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.step_size = step_size
         self.max_iter = max_iter
         self.tol = tol
+        self.self_coupling = self_coupling
         self.backend = backend
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -258,26 +281,18 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.beta_ = resolve_beta(
             self.beta,
             backend.to_compute(self.memories_),
-            rule=rule_for(self.separation, self.similarity),
+            rule=rule_for(
+                self.separation, _resolve_similarity(self.separation, self.similarity)
+            ),
         )
         check_beta_range(self.beta_, self.memories_)
 
     def _finish_storing(self):
+        self.similarity_ = _resolve_similarity(self.separation, self.similarity)
+        self.self_coupling_ = _resolve_self_coupling(self, self.memories_)
         rows = _distinct_rows(self.memories_, self.memory_weights_)
         xp_in = array_namespace(self.memories_)
         self._distinct_rows = xp_in.asarray(rows, device=_dev(self.memories_))
-        idx = _evenly_spaced(self.memories_.shape[0], _N_SELF_RECALL)
-        idx = xp_in.asarray(idx, device=_dev(self.memories_))
-        backend = backend_for(self, self.memories_)
-        xp = backend.xp
-        probe = backend.to_compute(xp_in.take(self.memories_, idx, axis=0))
-        result = self._descend(backend, probe, None, return_trace=False)
-        reached = self._reached(backend, result.states)
-        patterns = backend.to_compute(self.memories_, probe.dtype)
-        target = xp.take(patterns, xp.maximum(reached, 0), axis=0)
-        same = xp.logical_and(reached >= 0, xp.all(target == probe, axis=1))
-        self.self_recall_ = float(xp.mean(xp.astype(same, xp.float64)))
-        self.n_iter_ = max(1, int(xp.max(result.n_iter)))
 
     # ------------------------------------------------------------------ engine
     def _memories(self, backend, dtype):
@@ -288,10 +303,18 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return prepare_memories(patterns, xp, weights=weights)
 
     def _spec(self):
-        return make_spec(self, self.beta_)
+        return replace(make_spec(self, self.beta_), similarity=self.similarity_)
+
+    def _oracle(self, memories, backend):
+        """The energy oracle: the plain kernel sum, or the relaxation without
+        self-coupling (see ``self_coupling``)."""
+        if self.self_coupling_:
+            return memories
+        box = self._box(memories, backend)
+        return SelfCouplingFreeOracle(memories, self._spec(), box, backend.xp)
 
     def _box(self, memories, backend):
-        if self.similarity != "dot":
+        if self.similarity_ != "dot":
             return None
         xp = backend.xp
         return xp.min(memories.patterns, axis=0), xp.max(memories.patterns, axis=0)
@@ -303,7 +326,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         mask = validate_clamp_mask(clamp_mask, Xc, backend)
         return _descend(
             Xc,
-            memories,
+            self._oracle(memories, backend),
             self._spec(),
             backend.xp,
             clamp_mask=mask,
@@ -314,6 +337,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             lsr_fixed_point=True,
             return_trace=return_trace,
             compute_energy=compute_energy,
+            monotone=self.separation in ("poly", "rectified_poly"),
         )
 
     def _reached(self, backend, states):
@@ -457,6 +481,15 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Xc = backend.to_compute(X)
         memories = self._memories(backend, Xc.dtype)
         spec = self._spec()
+        oracle = self._oracle(memories, backend)
+        if oracle is not memories:
+            energy = map_chunks(
+                lambda sl: oracle.energy(Xc[sl, :]),
+                Xc.shape[0],
+                3 * oracle.n_columns * itemsize(Xc),
+                xp,
+            )
+            return backend.to_output(energy)
         energy = map_chunks(
             lambda sl: energy_from_log_z(
                 log_kernel_sum(Xc[sl, :], memories, spec, xp, need_weights=False)[0],
@@ -683,6 +716,34 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return tags
 
 
+def _resolve_similarity(separation, similarity):
+    if similarity != "auto":
+        return similarity
+    return "dot" if separation in ("poly", "rectified_poly") else "sqeuclidean"
+
+
+def _resolve_self_coupling(am, memories):
+    """``self_coupling_``: False only for polynomials with the dot product."""
+    polynomial = am.separation in ("poly", "rectified_poly") and am.similarity_ == "dot"
+    choice = getattr(am, "self_coupling", "auto")  # subclasses may not expose it
+    if choice == "auto":
+        return not (polynomial and _two_valued(memories))
+    if not choice and not polynomial:
+        raise ValueError(
+            "self_coupling=False applies to separation='poly' or 'rectified_poly' "
+            f"with similarity='dot'; got separation={am.separation!r}, "
+            f"similarity={am.similarity_!r}."
+        )
+    return bool(choice)
+
+
+def _two_valued(memories):
+    """True when every feature of the memories takes at most two values."""
+    host = to_numpy(memories)
+    low, high = host.min(axis=0), host.max(axis=0)
+    return bool(np.all((host == low) | (host == high)))
+
+
 def _ones(xp, like):
     return xp.ones((like.shape[0],), dtype=like.dtype, device=_dev(like))
 
@@ -705,306 +766,3 @@ def _distinct_rows(memories, weights):
     for i in keep.tolist():
         first.setdefault((host[i] + 0.0).tobytes(), i)
     return np.fromiter(first.values(), dtype=np.int64, count=len(first))
-
-
-@dask_dispatch(sharded_fit="hopfield")
-@fill_doc
-class HopfieldNetwork(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """Classical binary Hopfield network with Hebbian weights.
-
-    ``fit`` sets the couplings ``W = (1/D) sum_mu w_mu xi_mu xi_mu^T`` with a
-    zero diagonal (the Hebbian rule); ``transform`` runs sign updates
-    ``s_i <- sgn(sum_j W_ij s_j)`` (``sgn(0) = +1``) until no neuron changes.
-    It is the quadratic special case of :class:`DenseAM` (``F(x) = x^2/2``
-    with the dot-product similarity) and can store about ``0.14 D`` random
-    patterns; beyond that, and on correlated data, recall breaks down.
-
-    Inputs are binarised: entries ``> 0`` become +1 and the others -1, so
-    ``{0, 1}`` and ``{-1, +1}`` data both work; outputs are ``+-1``.
-
-    Read more in the :ref:`User Guide <hopfield>`.
-
-    Parameters
-    ----------
-    update : {"async", "sync"}, default="async"
-        ``"async"`` updates one neuron at a time, in a random order each
-        sweep (the energy never increases, so it always stops at a fixed
-        point); ``"sync"`` updates all neurons at once (faster, but can end in
-        a 2-cycle).
-    max_iter : int, default=100
-        Maximum number of sweeps over all neurons.
-    %(random_state)s
-    %(backend)s
-
-    Attributes
-    ----------
-    coupling_ : ndarray of shape (n_features, n_features)
-        Hebbian weights ``W`` with zero diagonal.
-    memories_ : ndarray of shape (n_memories, n_features)
-        The stored patterns, binarised to ``+-1``.
-    n_iter_ : int
-        Sweeps taken by the fit-time self-recall check (the largest over the
-        checked patterns).
-    self_recall_ : float
-        Fraction of stored patterns (at most 256, evenly spaced) that are
-        fixed points of the dynamics.
-    n_features_in_ : int
-        Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during ``fit`` (string column names only).
-
-    See Also
-    --------
-    DenseAM : Dense Associative Memory, with far larger capacity.
-
-    Notes
-    -----
-    The energy ``E(s) = -1/2 s^T W s`` is symmetric, ``E(-s) = E(s)``, so a
-    very noisy query can retrieve the inverted pattern.
-
-    References
-    ----------
-    .. [1] J. J. Hopfield, "Neural networks and physical systems with emergent
-       collective computational abilities", PNAS 79, 1982.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skam import HopfieldNetwork
-    >>> rng = np.random.RandomState(0)
-    >>> patterns = np.sign(rng.randn(3, 100))
-    >>> net = HopfieldNetwork(random_state=0).fit(patterns)
-    >>> noisy = patterns.copy()
-    >>> noisy[:, :10] *= -1                     # flip 10 of 100 bits
-    >>> bool((net.transform(noisy) == patterns).all())
-    True
-    >>> net.predict(noisy)
-    array([0, 1, 2])
-    """
-
-    _parameter_constraints: dict = {
-        "update": [StrOptions({"async", "sync"})],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
-        "backend": BACKEND_CONSTRAINT,
-    }
-
-    def __init__(
-        self, *, update="async", max_iter=100, random_state=None, backend="numpy"
-    ):
-        self.update = update
-        self.max_iter = max_iter
-        self.random_state = random_state
-        self.backend = backend
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_weight=None):
-        """Set the Hebbian couplings of the patterns in ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Patterns (binarised: ``> 0`` is +1).
-        y : None
-            Ignored.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Weight of each pattern in the Hebbian sum.
-
-        Returns
-        -------
-        self : object
-            The fitted network.
-        """
-        X = validate_X(self, X, reset=True, method="fit", bounded=False)
-        remember_namespace(self, X)
-        xp = array_namespace(X)
-        self._seed = fit_seed(self.random_state)
-        self.memories_ = _binarize(X, xp)
-        sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
-        self.coupling_ = _hebbian(self.memories_, sw, xp)
-        self._self_recall()
-        return self
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None, sample_weight=None):
-        """Add the patterns of ``X`` to the Hebbian couplings.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Patterns to add.
-        y : None
-            Ignored.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the new patterns.
-
-        Returns
-        -------
-        self : object
-            The network with the new patterns stored.
-        """
-        if not hasattr(self, "coupling_"):
-            return self.fit(X, sample_weight=sample_weight)
-        X = validate_X(self, X, reset=False, method="partial_fit", bounded=False)
-        xp = array_namespace(X)
-        new = xp.astype(_binarize(X, xp), self.memories_.dtype)
-        sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
-        self.coupling_ = self.coupling_ + xp.astype(
-            _hebbian(new, sw, xp), self.coupling_.dtype
-        )
-        self.memories_ = xp.concat([self.memories_, new], axis=0)
-        self._self_recall()
-        return self
-
-    def _self_recall(self):
-        xp_in = array_namespace(self.memories_)
-        idx = _evenly_spaced(self.memories_.shape[0], _N_SELF_RECALL)
-        probe = xp_in.take(
-            self.memories_, xp_in.asarray(idx, device=_dev(self.memories_)), axis=0
-        )
-        backend = backend_for(self, probe)
-        xp = backend.xp
-        probe = backend.to_compute(probe)
-        states, n_sweeps = self._recall(backend, probe)
-        stable = xp.all(states == probe, axis=1)
-        self.self_recall_ = float(xp.mean(xp.astype(stable, xp.float64)))
-        self.n_iter_ = max(1, n_sweeps)
-
-    def _recall(self, backend, S):
-        """Sign dynamics from binary states S (compute namespace)."""
-        xp = backend.xp
-        W = backend.to_compute(self.coupling_, S.dtype)
-        D = W.shape[0]
-        seed = getattr(self, "_seed", None)  # set by fit (not by dask sharding)
-        rng = (
-            np.random.RandomState(seed)
-            if seed is not None
-            else check_random_state(self.random_state)
-        )
-        one = xp.ones_like(S)
-        sweeps = 0
-        while sweeps < self.max_iter:
-            sweeps += 1
-            if self.update == "sync":
-                S_new = xp.where(S @ W >= 0, one, -one)
-            else:
-                S_new = xp.asarray(S, copy=True)  # updated neuron by neuron
-                for i in rng.permutation(D).tolist():
-                    field = S_new @ W[:, i]
-                    S_new[:, i] = xp.where(field >= 0, one[:, 0], -one[:, 0])
-            changed = bool(xp.any(S_new != S))
-            S = S_new
-            if not changed:
-                break
-        return S, sweeps
-
-    def transform(self, X):
-        """Recall: run the sign dynamics from each (binarised) query.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Queries.
-
-        Returns
-        -------
-        X_new : ndarray of shape (n_samples, n_features)
-            Final ``+-1`` states, in the floating dtype of ``X``.
-        """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="transform", bounded=False)
-        backend = backend_for(self, X)
-        S = _binarize(backend.to_compute(X), backend.xp)
-        return backend.to_output(self._recall(backend, S)[0])
-
-    def predict(self, X):
-        """Index of the stored pattern each query recalls exactly (-1 if none).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Queries.
-
-        Returns
-        -------
-        index : ndarray of shape (n_samples,), dtype=int64
-            Row of ``memories_`` equal to the recalled state, or -1 (spurious
-            or inverted states).
-        """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="predict", bounded=False)
-        backend = backend_for(self, X)
-        xp = backend.xp
-        S, _ = self._recall(backend, _binarize(backend.to_compute(X), xp))
-        patterns = backend.to_compute(self.memories_, S.dtype)
-        D = S.shape[1]
-        out = []
-        for sl in chunk_slices(S.shape[0], patterns.shape[0] * itemsize(S)):
-            overlap = S[sl, :] @ patterns.T
-            exact = overlap >= D - 0.5
-            found = xp.any(exact, axis=1)
-            out.append(
-                xp.where(found, xp.argmax(xp.astype(exact, xp.int8), axis=1), -1)
-            )
-        return backend.to_output(concat(out, xp))
-
-    def energy(self, X):
-        """Energy ``-1/2 s^T W s`` of each (binarised) row of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            States.
-
-        Returns
-        -------
-        energy : ndarray of shape (n_samples,)
-            Lower is more memory-like.
-        """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="energy", bounded=False)
-        return self._energy(X)
-
-    def _energy(self, X):
-        backend = backend_for(self, X)
-        xp = backend.xp
-        S = _binarize(backend.to_compute(X), xp)
-        W = backend.to_compute(self.coupling_, S.dtype)
-        return backend.to_output(-0.5 * xp.sum((S @ W) * S, axis=1))
-
-    def score_samples(self, X):
-        """Score each (binarised) row of ``X`` by minus its energy.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            States.
-
-        Returns
-        -------
-        score : ndarray of shape (n_samples,)
-            Higher is more memory-like.
-        """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="score_samples", bounded=False)
-        return -self._energy(X)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        tags.array_api_support = True
-        return tags
-
-
-def _binarize(X, xp):
-    one = xp.ones_like(X)
-    return xp.where(X > 0, one, -one)
-
-
-def _hebbian(patterns, weights, xp):
-    """``(1/D) sum_mu w_mu xi_mu xi_mu^T`` with the diagonal set to zero."""
-    D = patterns.shape[1]
-    weighted = patterns if weights is None else patterns * weights[:, None]
-    W = (weighted.T @ patterns) / D
-    eye = xp.eye(D, dtype=W.dtype, device=_dev(W))
-    return W * (1.0 - eye)

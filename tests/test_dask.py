@@ -113,8 +113,6 @@ def test_sharded_dense_am_matches_in_memory(da, params):
     assert sharded._shards is not None and len(sharded._shards.futures) == len(CHUNKS)
     assert not hasattr(sharded, "memories_")
     np.testing.assert_allclose(sharded.beta_, ref.beta_, rtol=1e-12)
-    assert sharded.self_recall_ == ref.self_recall_
-    assert sharded.n_iter_ == ref.n_iter_
     Qd = da.from_array(Q, chunks=(12, -1))
     # NumPy queries on the sharded model, then dask queries (lazy)
     _assert_states(sharded.transform(Q), ref.transform(Q))
@@ -358,7 +356,6 @@ def test_sharded_hopfield_couplings_are_the_sum_over_shards(da):
         sample_weight=da.from_array(w, chunks=((5, 3, 4),)),
     )
     np.testing.assert_allclose(sharded.coupling_, ref.coupling_, rtol=1e-13, atol=1e-15)
-    assert sharded.self_recall_ == ref.self_recall_
     noisy = S * np.where(rng.random(S.shape) < 0.05, -1, 1)
     np.testing.assert_array_equal(sharded.predict(noisy), ref.predict(noisy))
     got = sharded.predict(da.from_array(noisy, chunks=(5, -1)))

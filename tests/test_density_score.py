@@ -47,7 +47,9 @@ def test_outside_every_support_is_minus_inf():
 )
 def test_compact_kernels_integrate_to_one(separation, degree):
     memories_1d = np.array([[0.0], [0.3], [2.0]])
-    am = DenseAM(separation=separation, degree=degree, beta=1.7).fit(memories_1d)
+    am = DenseAM(
+        separation=separation, similarity="sqeuclidean", degree=degree, beta=1.7
+    ).fit(memories_1d)
 
     def density(x):
         return np.exp(am.score(np.array([[x]])))
@@ -56,7 +58,9 @@ def test_compact_kernels_integrate_to_one(separation, degree):
     assert_allclose(mass, 1.0, rtol=1e-6)
 
     memories_2d = np.array([[0.0, 0.0], [0.5, -0.2]])
-    am2 = DenseAM(separation=separation, degree=degree, beta=2.0).fit(memories_2d)
+    am2 = DenseAM(
+        separation=separation, similarity="sqeuclidean", degree=degree, beta=2.0
+    ).fit(memories_2d)
     x = np.linspace(-2.0, 2.5, 901)
     y = np.linspace(-2.2, 2.2, 881)
     grid = np.stack(np.meshgrid(x, y, indexing="ij"), axis=-1).reshape(-1, 2)

@@ -73,7 +73,13 @@ def test_rectified_poly_energy_matches_brute_force():
     rng = np.random.RandomState(2)
     Xi, Q = rng.randn(9, 3), rng.randn(6, 3)
     beta, n, eps = 0.4, 3, 1e-6
-    am = DenseAM(separation="rectified_poly", degree=n, beta=beta, epsilon=eps).fit(Xi)
+    am = DenseAM(
+        separation="rectified_poly",
+        similarity="sqeuclidean",
+        degree=n,
+        beta=beta,
+        epsilon=eps,
+    ).fit(Xi)
     d2 = ((Q[:, None, :] - Xi[None]) ** 2).sum(-1)
     kernel = np.maximum(1 - beta / 2 * d2, 0) ** n
     np.testing.assert_allclose(am.energy(Q), -np.log(eps + kernel.sum(1)) / beta)

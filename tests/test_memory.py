@@ -7,6 +7,7 @@ import pytest
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skam import DenseAM, HopfieldNetwork
+from skam.capacity import recall_fraction
 from skam.datasets import flip_bits
 
 
@@ -16,7 +17,7 @@ def test_predict_reports_mixtures_as_minus_one():
     assert list(am.predict(Xi)) == [-1, -1]
     am = DenseAM(beta=5.0).fit(Xi)
     assert list(am.predict(Xi + 0.3)) == [0, 1]
-    assert am.self_recall_ == 1.0
+    assert recall_fraction(am).fixed_points == 1.0
 
 
 def test_partial_fit_equals_fit(binary_patterns):
@@ -56,7 +57,7 @@ def test_integer_weight_equals_repetition():
 
 def test_scale_beta_makes_memories_fixed_points(binary_patterns):
     am = DenseAM().fit(binary_patterns)
-    assert am.beta_ > 0 and am.self_recall_ == 1.0
+    assert am.beta_ > 0 and recall_fraction(am).fixed_points == 1.0
     # the rule: 4 log K / median nearest squared distance
     d2 = ((binary_patterns[:, None] - binary_patterns[None]) ** 2).sum(-1)
     np.fill_diagonal(d2, np.inf)
@@ -196,7 +197,8 @@ def test_sample_weight_equivalence_with_float_beta():
     [
         ("lsr", "sqeuclidean", lambda r2, X: 2 / r2),
         ("rectified_poly", "sqeuclidean", lambda r2, X: 2 / r2),
-        ("poly", "dot", lambda r2, X: 1 / (X**2).sum(1).max()),
+        ("poly", "dot", lambda r2, X: X.shape[1] / (X**2).sum(1).max()),
+        ("rectified_poly", "dot", lambda r2, X: X.shape[1] / (X**2).sum(1).max()),
     ],
 )
 def test_scale_rules_of_other_separations(

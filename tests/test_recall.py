@@ -10,6 +10,7 @@
 import numpy as np
 import pytest
 
+from skam.capacity import recall_fraction
 from skam.datasets import flip_bits, load_binary_digits, load_mnist_t10k
 from skam.memory import DenseAM, HopfieldNetwork
 
@@ -87,7 +88,7 @@ def random_patterns():
 def test_hopfield_recalls_random_patterns_below_capacity(random_patterns, update):
     patterns = random_patterns[:10]  # K = 10 = 0.05 D
     net = HopfieldNetwork(update=update, random_state=0).fit(patterns)
-    assert net.self_recall_ >= 0.9
+    assert recall_fraction(net).fixed_points >= 0.9
     queries = flip_bits(patterns, 0.05, random_state=3)
     assert np.mean(net.predict(queries) == np.arange(10)) >= 0.9
     assert _exact(net.transform(queries), patterns).mean() >= 0.9
@@ -97,7 +98,7 @@ def test_hopfield_recalls_random_patterns_below_capacity(random_patterns, update
 def test_hopfield_fails_well_above_capacity(random_patterns, update):
     patterns = random_patterns  # K = 60 = 0.3 D, twice 0.14 D
     net = HopfieldNetwork(update=update, random_state=0).fit(patterns)
-    assert net.self_recall_ <= 0.5
+    assert recall_fraction(net).fixed_points <= 0.5
     queries = flip_bits(patterns, 0.05, random_state=3)
     assert _exact(net.transform(queries), patterns).mean() <= 0.5
 

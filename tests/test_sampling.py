@@ -113,7 +113,9 @@ def test_epanechnikov_samples_stay_inside_the_support(cloud):
 def test_rectified_poly_radius_distribution():
     # kernel (1 - r^2/R^2)^n in D dims: r^2/R^2 ~ Beta(D/2, n + 1)
     beta, n, D = 2.0, 3, 4
-    am = DenseAM(separation="rectified_poly", degree=n, beta=beta).fit(np.zeros((1, D)))
+    am = DenseAM(
+        separation="rectified_poly", similarity="sqeuclidean", degree=n, beta=beta
+    ).fit(np.zeros((1, D)))
     s = am.sample(3000, random_state=0)
     u = np.sum(s * s, axis=1) * beta / 2
     assert stats.kstest(u, stats.beta(D / 2, n + 1).cdf).pvalue > ALPHA
@@ -302,7 +304,9 @@ def test_sampling_errors(cloud):
     with pytest.raises(ValueError, match="beta_start"):
         am.sample(3, method="anneal", beta_start=5.0)
     with pytest.raises(ValueError, match="not a density"):
-        DenseAM(separation="poly", beta=1.0).fit(cloud).sample(3)
+        DenseAM(separation="poly", similarity="sqeuclidean", beta=1.0).fit(
+            cloud
+        ).sample(3)
     with pytest.raises(ValueError, match="normalisable"):
         DenseAM(similarity="dot", beta=1.0).fit(cloud).sample(3, method="langevin")
     with pytest.raises(ValueError, match="reverse diffusion"):

@@ -70,7 +70,7 @@ result = et.descend(X_occluded, n_steps=24, return_images=True)
 steps = [0, 1, 2, 4, 8, 12, 24]
 fig, axes = plt.subplots(5, len(steps) + 2, figsize=(1.2 * (len(steps) + 2), 6.5))
 for r in range(5):
-    row = [("original", X_test[r]), ("occluded", np.nan_to_num(X_occluded[r], 0.5))]
+    row = [("original", X_test[r]), ("occluded", np.nan_to_num(X_occluded[r], nan=0.5))]
     row += [(f"step {t}", result.images_trace[t, r]) for t in steps]
     for c, (title, image) in enumerate(row):
         axes[r, c].imshow(image.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)

@@ -19,12 +19,14 @@ classical network.
 # ----------------
 # :func:`skam.datasets.load_binary_digits` binarises scikit-learn's digits to
 # +-1 pixels (1750 unique patterns). ``DenseAM()`` uses ``beta="scale"``,
-# chosen from the distances between the stored patterns; ``self_recall_``
-# says how many stored patterns are fixed points.
+# chosen from the distances between the stored patterns;
+# :func:`skam.capacity.recall_fraction` says how many stored patterns are
+# fixed points.
 import matplotlib.pyplot as plt
 import numpy as np
 
 from skam import DenseAM, HopfieldNetwork
+from skam.capacity import recall_fraction
 from skam.datasets import flip_bits, load_binary_digits, occlude
 
 X, _ = load_binary_digits()
@@ -33,8 +35,10 @@ patterns = X[rng.choice(X.shape[0], 100, replace=False)]
 
 am = DenseAM().fit(patterns)
 hopfield = HopfieldNetwork(random_state=0).fit(patterns)
-print(f"DenseAM: beta_ = {am.beta_:.3f}, self_recall_ = {am.self_recall_:.2f}")
-print(f"HopfieldNetwork: self_recall_ = {hopfield.self_recall_:.2f}")
+print(
+    f"DenseAM: beta_ = {am.beta_:.3f}, fixed points {recall_fraction(am).fixed_points:.2f}"
+)
+print(f"HopfieldNetwork: fixed points {recall_fraction(hopfield).fixed_points:.2f}")
 
 
 def exact_recall(recalled):

@@ -389,9 +389,9 @@ def sharded_beta(beta, sharded, rule):
     """:func:`skam._validation.resolve_beta` on sharded memories."""
     if not isinstance(beta, str):
         return float(beta)
-    if rule == "overlap":
+    if rule == "overlap":  # resolve_beta's rule: the overlap counted in bits
         top = max(sharded.map(_shard_max_sqnorm))
-        return 1.0 / top if top > 0 else 1.0
+        return sharded.n_features / top if top > 0 else 1.0
     K = sharded.n_memories
     if K < 2:
         return 1.0
@@ -446,6 +446,7 @@ def _reset(estimator, X):
 def fit_dense_am(estimator, X, y=None, sample_weight=None):
     """DenseAM.fit on a dask array: sharded memories, exact ``beta="scale"``."""
     from skam._beta import rule_for as scale_rule
+    from skam.memory import _resolve_similarity
 
     X = _as_rows(X, estimator)
     w = _as_weights(sample_weight, X)
@@ -453,30 +454,25 @@ def fit_dense_am(estimator, X, y=None, sample_weight=None):
     _reset(estimator, X)
     sharded = shard(X, w)
     estimator._shards = sharded
-    rule = scale_rule(estimator.separation, estimator.similarity)
+    estimator.similarity_ = _resolve_similarity(
+        estimator.separation, estimator.similarity
+    )
+    if estimator.self_coupling is False:
+        raise ValueError(
+            "self_coupling=False is not available for a sharded (dask) fit; fit "
+            "the patterns locally."
+        )
+    # sharded memories keep the plain kernel sum (no self-coupling relaxation)
+    estimator.self_coupling_ = True
+    rule = scale_rule(estimator.separation, estimator.similarity_)
     estimator.beta_ = sharded_beta(estimator.beta, sharded, rule)
     estimator._distinct_masks = _distinct_rows(sharded)
-    estimator._box_cache = _box(estimator) if estimator.similarity == "dot" else None
-    _dense_am_self_recall(estimator)
+    estimator._box_cache = _box(estimator) if estimator.similarity_ == "dot" else None
     return estimator
 
 
-def _dense_am_self_recall(estimator):
-    from skam.memory import _N_SELF_RECALL, _evenly_spaced
-
-    sharded = estimator._shards
-    idx = _evenly_spaced(sharded.n_memories, _N_SELF_RECALL)
-    probe = sharded.take(idx)
-    result = _dense_am_descend(estimator, probe, None, compute_energy=False)
-    reached = _reached(estimator, result.states)
-    target = sharded.take(np.maximum(reached, 0))
-    same = (reached >= 0) & np.all(target == probe, axis=1)
-    estimator.self_recall_ = float(np.mean(same))
-    estimator.n_iter_ = max(1, int(np.max(result.n_iter)))
-
-
 def _box(estimator):
-    if estimator.similarity != "dot":
+    if estimator.similarity_ != "dot":
         return None
     boxes = [b for b in estimator._shards.map(_shard_box) if b is not None]
     return np.min([b[0] for b in boxes], axis=0), np.max([b[1] for b in boxes], axis=0)
@@ -499,7 +495,7 @@ def _dense_am_descend(
         step_size=estimator.step_size,
         max_iter=estimator.max_iter,
         tol=estimator.tol,
-        box=estimator._box_cache if estimator.similarity == "dot" else None,
+        box=estimator._box_cache if estimator.similarity_ == "dot" else None,
         lsr_fixed_point=True,
         return_trace=return_trace,
         compute_energy=compute_energy,
@@ -711,10 +707,10 @@ def _binarized(patterns):
 
 
 def _shard_hebbian(shard):
-    from skam.memory import _hebbian
+    from skam._discrete import hebbian_coupling
 
     memories, weights = shard
-    return _hebbian(memories.patterns, weights, np_xp)
+    return hebbian_coupling(memories.patterns, weights, np_xp)
 
 
 def _add(a, b):
@@ -744,9 +740,6 @@ def _shard_first_match(shard, S, offset):
 
 def fit_hopfield(estimator, X, y=None, sample_weight=None):
     """HopfieldNetwork.fit on a dask array: couplings as a tree sum of shards."""
-    from skam._backend import resolve_backend
-    from skam.memory import _N_SELF_RECALL, _evenly_spaced
-
     X = _as_rows(X, estimator)
     w = _as_weights(sample_weight, X)
     _check_finite(X, w)
@@ -757,11 +750,6 @@ def fit_hopfield(estimator, X, y=None, sample_weight=None):
     estimator._distinct_masks = []
     parts = [client.submit(_shard_hebbian, f, pure=False) for f in sharded.futures]
     estimator.coupling_ = _tree_sum(client, parts)
-    idx = _evenly_spaced(sharded.n_memories, _N_SELF_RECALL)
-    probe = sharded.take(idx)
-    states, n_sweeps = estimator._recall(resolve_backend(probe), probe)
-    estimator.self_recall_ = float(np.mean(np.all(states == probe, axis=1)))
-    estimator.n_iter_ = max(1, n_sweeps)
     return estimator
 
 
@@ -769,7 +757,7 @@ def _hopfield_predict(estimator, X, client=None):
     from skam._backend import resolve_backend
 
     client = client or _client()
-    S, _ = estimator._recall(resolve_backend(X), _binarized(X))
+    S = estimator._run(resolve_backend(X), X)[0]
     sharded = estimator._shards
     S_ref = client.scatter(S, hash=False)
     hits = client.gather(

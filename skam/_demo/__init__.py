@@ -11,7 +11,7 @@ import argparse
 import importlib
 import time
 
-SECTIONS = ["retrieval", "classification", "clustering", "random_features"]
+SECTIONS = ["retrieval", "capacity", "classification", "clustering", "random_features"]
 
 _DESCRIPTION = """\
 skam's main job: short, real comparisons of skam's estimators against
