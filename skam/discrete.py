@@ -2,7 +2,6 @@
 
 from numbers import Integral, Real
 
-import numpy as np
 from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 from sklearn.base import (
@@ -11,7 +10,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -30,6 +29,7 @@ from skam._docstrings import fill_doc
 from skam._validation import (
     BACKEND_CONSTRAINT,
     backend_for,
+    fit_seed,
     remember_namespace,
     validate_sample_weight,
     validate_X,
@@ -199,6 +199,7 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         )
         if self._separation() == "quadratic":
             self.coupling_ = hebbian_coupling(self.memories_, self.memory_weights_, xp)
+        self._update_seed = fit_seed(self.random_state)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -266,7 +267,11 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """Dynamics from validated X; (states, n_iter, converged), compute ns."""
         xp = backend.xp
         S = _binarize(backend.to_compute(X), xp)
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        # drawn once at fit (fit_seed): repeated calls on one model agree, also
+        # with random_state=None; a model without one (sharded fit) draws here
+        seed = getattr(self, "_update_seed", None)
+        if seed is None:
+            seed = fit_seed(self.random_state)
         return run_dynamics(
             S,
             self._field(backend, S.dtype),

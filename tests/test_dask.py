@@ -342,7 +342,8 @@ def test_sharded_classifier_and_regressor_match_in_memory(da, separation):
         else:
             _assert_states(sharded.predict(Qd).compute(), ref.predict(Q))
         sharded.to_local()
-        np.testing.assert_array_equal(sharded.memories_, ref.memories_)
+        # the same standardisation summed in another order: rounding only
+        np.testing.assert_allclose(sharded.memories_, ref.memories_, rtol=1e-12)
 
 
 def test_sharded_hopfield_couplings_are_the_sum_over_shards(da):

@@ -552,9 +552,11 @@ def _weighted_moments(X, w):
         var = centred.sum(axis=0) / n
     else:
         wf = w.astype(np.float64)
-        n = float(wf.sum().compute())
-        mean = (wf[:, None] * Xf).sum(axis=0) / n
-        var = (wf[:, None] * (Xf - mean) ** 2).sum(axis=0) / n
+        total = float(wf.sum().compute())
+        mean = (wf[:, None] * Xf).sum(axis=0) / total
+        var = (wf[:, None] * (Xf - mean) ** 2).sum(axis=0) / total
+        # Kish's effective number of samples, as skam._beta's "scott" rule
+        n = total**2 / float((wf * wf).sum().compute())
     return n, float(var.mean().compute())
 
 
