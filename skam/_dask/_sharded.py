@@ -371,7 +371,7 @@ def shard(X, w, coord_weights=None, transform=None):
 
 
 def _median_nearest(sharded, max_queries=1000):
-    """:func:`skam._validation.median_nearest_sq_distance`, shard by shard."""
+    """:func:`skam._beta.median_nearest_sq_distance`, shard by shard."""
     K = sharded.n_memories
     idx = np.unique(np.linspace(0, K - 1, min(K, max_queries)).astype(np.intp))
     probes = sharded.take(idx).astype(np.float64)
@@ -386,7 +386,7 @@ def _median_nearest(sharded, max_queries=1000):
 
 
 def sharded_beta(beta, sharded, rule):
-    """:func:`skam._validation.resolve_beta` on sharded memories."""
+    """:func:`skam._beta.resolve_beta` on sharded memories."""
     if not isinstance(beta, str):
         return float(beta)
     if rule == "overlap":  # resolve_beta's rule: the overlap counted in bits

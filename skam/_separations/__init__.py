@@ -5,7 +5,7 @@ value; skam's energy is ``-(1/beta) log(eps + sum_mu w_mu F(z_mu))``
 (:mod:`skam._energy`). Each object gives, in log space (so huge or tiny
 ``beta`` never overflows), ``log|F|``, ``log|F'|`` and ``log|F''|`` with their
 signs, and names the ``beta="scale"`` rule that fits it (the rule itself lives
-in one place, :func:`skam._validation.resolve_beta`). A new energy is one new
+in one place, :func:`skam._beta.resolve_beta`). A new energy is one new
 file here registered in :data:`SEPARATIONS`: the graph engine's memory synapse
 (:class:`skam._graph.synapses.Memory`) takes its first and second derivatives
 from these objects, so it gains the new energy's gradient, Hessian and
