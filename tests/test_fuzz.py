@@ -30,6 +30,10 @@ from skam import (
     DenseAM,
     DenseAMClassifier,
     DenseAMRegressor,
+    DiffusionAM,
+    DiscreteDenseAM,
+    HierarchicalAM,
+    HierarchicalAMClassifier,
     HopfieldNetwork,
     RandomFeatureAM,
     RandomFeatureAMClassifier,
@@ -927,10 +931,24 @@ def memory_cases():
     est = DenseAM(similarity="dot", separation="poly", max_iter=2).fit(X)
     cases.append(("DenseAM(poly, dot).transform", est, "transform", Q))
     for update in ("sync", "async"):
-        net = HopfieldNetwork(update=update, max_iter=2, random_state=0).fit(wide)
-        for method in ("transform", "predict", "energy"):
-            q = wide[:32] if update == "async" else np.repeat(wide, 4, axis=0)
-            cases.append((f"HopfieldNetwork({update}).{method}", net, method, q))
+        for cls in (HopfieldNetwork, DiscreteDenseAM):
+            net = cls(update=update, max_iter=2, random_state=0).fit(wide)
+            for method in ("transform", "predict", "energy"):
+                q = wide[:32] if update == "async" else np.repeat(wide, 4, axis=0)
+                label = f"{cls.__name__}({update}).{method}"
+                cases.append((label, net, method, q))
+    # graphs: (n, width) states of hidden layers, queries x8 to weigh them
+    Q8 = np.repeat(Q, 8, axis=0)
+    ham = HierarchicalAM(max_epochs=1, random_state=0).fit(X[:200])
+    for method in ("transform", "energy", "hidden_activations"):
+        cases.append((f"HierarchicalAM.{method}", ham, method, Q8))
+    hac = HierarchicalAMClassifier(max_epochs=1, random_state=0)
+    hac.fit(X[:200], labels[:200])
+    for method in ("predict_proba", "predict", "energy"):
+        cases.append((f"HierarchicalAMClassifier.{method}", hac, method, Q8))
+    diffusion = DiffusionAM(max_iter=2).fit(X)
+    for method in ("transform", "energy"):
+        cases.append((f"DiffusionAM.{method}", diffusion, method, Q))
     clf = DenseAMClassifier(max_iter=2).fit(X, labels)
     for method in ("predict_proba", "predict"):
         cases.append((f"DenseAMClassifier.{method}", clf, method, Q))
@@ -1262,29 +1280,6 @@ def chunked_methods():
     return memory_cases()
 
 
-# Known to exceed the budget, with the reason (the test fails if one of them
-# gets fixed, so that this list stays true).
-# Known gaps, each with the largest ratio measured (the test fails if a method
-# grows past it, or comes within budget and should be dropped from this list).
-_NON_LSE_REASON = (
-    "non-LSE kernel sums since the mergeable partial states (issue 13): the "
-    "descent's chunks are sized from kernel_sum_temporaries, but the measured "
-    "peak is about twice that budget; not yet traced"
-)
-MEMORY_KNOWN_OVER = {
-    f"DenseAM({sep}).{method}": (bound, _NON_LSE_REASON)
-    for sep, bound in (("lsr", 2.4), ("rectified_poly", 2.4), ("poly", 2.8))
-    for method in ("transform", "predict", "energy", "descend")
-}
-MEMORY_KNOWN_OVER["DenseAM(poly, dot).transform"] = (2.8, _NON_LSE_REASON)
-for _method in ("transform", "predict", "energy"):
-    MEMORY_KNOWN_OVER[f"HopfieldNetwork(sync).{_method}"] = (
-        6.0,
-        "the sync sweeps of skam._discrete hold whole (n, D) state and field "
-        "arrays: not yet chunked over queries",
-    )
-
-
 @pytest.mark.slow
 def test_peak_memory_within_working_memory(chunked_methods):
     """Every chunked method peaks at <= 1.25 x working_memory beyond its output."""
@@ -1293,11 +1288,4 @@ def test_peak_memory_within_working_memory(chunked_methods):
         ratio = peak_ratio(est, method, Q)
         if ratio > MEMORY_BUDGET:
             over[label] = round(ratio, 2)
-    unexpected = {
-        k: v
-        for k, v in over.items()
-        if k not in MEMORY_KNOWN_OVER or v > MEMORY_KNOWN_OVER[k][0]
-    }
-    assert not unexpected, f"peak / working_memory above {MEMORY_BUDGET}: {unexpected}"
-    fixed = set(MEMORY_KNOWN_OVER) - set(over)
-    assert not fixed, f"now within budget, drop from MEMORY_KNOWN_OVER: {fixed}"
+    assert not over, f"peak / working_memory above {MEMORY_BUDGET}: {over}"
