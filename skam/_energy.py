@@ -255,16 +255,16 @@ def kernel_sum_temporaries(spec, *, need_weights=True):
 
     Chunked callers size their chunks with it (``temporaries * K * itemsize``
     bytes per query); it is the partial state's own count
-    (:data:`skam._partial.TEMPORARIES_PER_PAIR`), measured with tracemalloc:
+    (:func:`skam._partial.block_temporaries`), measured with tracemalloc:
     LSE holds its logits, their exponential in place and (with the weights)
     the normalised softmax, peak 2.0; the power separations hold
     ``log|1 + z|``, one array of terms updated in place and (with the
     weights) nothing more, peak 2.2 (NumPy; namespaces without ``out=``
     allocate one transient more).
     """
-    from skam._partial import TEMPORARIES_PER_PAIR
+    from skam._partial import block_temporaries
 
-    return TEMPORARIES_PER_PAIR
+    return block_temporaries(spec)
 
 
 def energy_from_log_z(log_z, spec):
