@@ -74,7 +74,20 @@ def fit_memories(
                 grad = grad + g * (1.0 / rows.shape[0])
             (Xi,) = opt.step([grad])
         losses.append(total / n)
+        if not math.isfinite(losses[-1]):
+            _overflowed("loss", len(losses), X, beta_min, xp)
+    if not bool(xp.all(xp.isfinite(Xi))):
+        _overflowed("memories", len(losses), X, beta_min, xp)
     return Xi, losses
+
+
+def _overflowed(what, epoch, X, beta_min, xp):
+    raise ValueError(
+        f"The denoising score-matching {what} is not finite (epoch {epoch}): "
+        f"X spans scales (largest |X| = {float(xp.max(xp.abs(X))):.3g}) whose "
+        f"squared distances at beta_min={beta_min:.3g} overflow {X.dtype}. "
+        "Rescale X (e.g. with StandardScaler) or pass a larger beta_min."
+    )
 
 
 def _device(array):

@@ -426,7 +426,7 @@ class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
         rng = check_random_state(self.random_state)
         n, d = Xh.shape
         layers, synapses = self._parsed(d)
-        graph0 = initial_graph(layers, synapses, Xh, rng)
+        graph0 = initial_graph(layers, synapses, Xh, rng, dtype=_host_dtype(Xc))
         fill = Xh.mean(axis=0)
         self.fill_ = fill.astype(Xh.dtype if X.dtype == np.float64 else np.float32)
         fill_c = backend.to_compute(np.asarray(fill), Xc.dtype)
@@ -653,7 +653,7 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
         C = self.classes_.shape[0]
         extra = [(LABELS, Softmax(beta=1.0), C, "softmax")]
         layers, synapses = self._parsed(Xh.shape[1], extra)
-        graph0 = initial_graph(layers, synapses, Xh, rng)
+        graph0 = initial_graph(layers, synapses, Xh, rng, dtype=_host_dtype(Xc))
         onehot = (y_idx[:, None] == np.arange(C)[None, :]).astype(np.float64)
         Y = backend.to_compute(onehot, Xc.dtype)
         visible = layers[0][0]
@@ -724,3 +724,8 @@ def _log_softmax(x, xp):
 
 
 __all__ = ["EnergyGraph", "HierarchicalAM", "HierarchicalAMClassifier"]
+
+
+def _host_dtype(Xc):
+    """The NumPy dtype matching the compute dtype of ``Xc`` (float32 or float64)."""
+    return np.float32 if itemsize(Xc) == 4 else np.float64
