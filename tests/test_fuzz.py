@@ -1290,3 +1290,40 @@ def test_peak_memory_within_working_memory(chunked_methods):
         if ratio > MEMORY_BUDGET:
             over[label] = round(ratio, 2)
     assert not over, f"peak / working_memory above {MEMORY_BUDGET}: {over}"
+
+
+@pytest.mark.parametrize(
+    "make, supervised",
+    [
+        (lambda: DenseAM(beta="scale"), False),
+        (
+            lambda: RandomFeatureAM(n_components=64, beta="scale", random_state=0),
+            False,
+        ),
+        (
+            lambda: RandomFeatureAMClassifier(
+                n_components=64, beta="scale", random_state=0
+            ),
+            True,
+        ),
+        (lambda: DenseAMClassifier(beta="scale"), True),
+        (lambda: DenseAMRegressor(beta="scale"), True),
+    ],
+)
+def test_one_partial_fit_policy_for_beta_scale(make, supervised):
+    """beta='scale' is resolved by the first call and kept by partial_fit."""
+    X, labels = normal_data(60, 4)
+    X[30:] *= 3.0  # the second batch alone would give another beta
+    y = X[:, 0] if isinstance(make(), DenseAMRegressor) else labels
+    kw = {}
+    if supervised and not isinstance(make(), DenseAMRegressor):
+        kw = {"classes": np.unique(labels)}
+    args = (lambda sl: (X[sl], y[sl])) if supervised else (lambda sl: (X[sl],))
+    first = make().fit(*args(slice(0, 30)))
+    everything = make().fit(*args(slice(None)))
+    assert not np.isclose(first.beta_, everything.beta_)  # the test can fail
+    inc = make().partial_fit(*args(slice(0, 30)), **kw)
+    inc.partial_fit(*args(slice(30, None)))
+    assert inc.beta_ == pytest.approx(first.beta_, rel=1e-12)
+    after_fit = make().fit(*args(slice(0, 30))).partial_fit(*args(slice(30, None)))
+    assert after_fit.beta_ == pytest.approx(first.beta_, rel=1e-12)
