@@ -46,6 +46,7 @@ from skam._validation import (
     ENERGY_CONSTRAINTS,
     backend_for,
     check_beta_range,
+    check_query_range,
     make_spec,
     remember_namespace,
     validate_clamp_mask,
@@ -276,6 +277,14 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             )
         self._finish_storing()
         return self
+
+    def _check_query_range(self, X):
+        """Queries whose energy would overflow at ``beta_`` raise (validate_X)."""
+        if not hasattr(self, "beta_"):
+            return
+        xp = array_namespace(self.memories_)
+        memory_top = float(xp.max(xp.abs(self.memories_)))
+        check_query_range(self.beta_, X, memory_top)
 
     def _resolve_beta(self):
         backend = backend_for(self, self.memories_)

@@ -1327,3 +1327,19 @@ def test_one_partial_fit_policy_for_beta_scale(make, supervised):
     assert inc.beta_ == pytest.approx(first.beta_, rel=1e-12)
     after_fit = make().fit(*args(slice(0, 30))).partial_fit(*args(slice(30, None)))
     assert after_fit.beta_ == pytest.approx(first.beta_, rel=1e-12)
+
+
+@pytest.mark.parametrize("separation", ["lse", "lsr", "poly"])
+def test_far_queries_at_huge_beta_are_finite_or_raise(separation):
+    """Energies at predict time are finite, or X is named (beta * S overflows)."""
+    X, _ = normal_data(40, 4)
+    est = DenseAM(separation=separation, beta=1e300).fit(X)
+    near = est.energy(X + 10.0)
+    assert np.all(np.isfinite(near))
+    with pytest.raises(ValueError, match="X lies too far .* beta=1e"):
+        est.energy(X + 1e10)
+    with pytest.raises(ValueError, match="X lies too far"):
+        est.transform(X + 1e10)
+    # a moderate beta keeps far queries finite: energy ~ squared distance / 2
+    far = DenseAM(separation=separation, beta=1.0).fit(X).energy(X[:3] + 1e100)
+    assert np.all(np.isfinite(far))
