@@ -316,7 +316,9 @@ class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
     backend : {"numpy", "cupy"}, default="numpy"
         Where NumPy input is computed.
     random_state : int, RandomState instance or None, default=None
-        Seeds the starting memories, the masks and the batches.
+        Seeds the starting memories, the masks and the batches; pass an int for
+        reproducible fits. With None, NumPy's global generator is used (two
+        fits differ); inference draws nothing, so repeated calls agree.
     verbose : int, default=0
         Print the loss of every epoch.
 
@@ -564,7 +566,9 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
     backend : {"numpy", "cupy"}, default="numpy"
         Where NumPy input is computed.
     random_state : int, RandomState instance or None, default=None
-        Seeds the starting memories and the batches.
+        Seeds the starting memories and the batches; pass an int for
+        reproducible fits. With None, NumPy's global generator is used (two
+        fits differ); inference draws nothing, so repeated calls agree.
     verbose : int, default=0
         Print the loss of every epoch.
 

@@ -665,7 +665,8 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return_trajectory : bool, default=False
             Also return every state of ``"langevin"`` / ``"anneal"``.
         random_state : int, RandomState instance or None, default=None
-            Seed of the draws.
+            Seed of the draws; pass an int for reproducible samples. With
+            None, NumPy's global generator is used, so two calls differ.
 
         Returns
         -------

@@ -1343,3 +1343,38 @@ def test_far_queries_at_huge_beta_are_finite_or_raise(separation):
     # a moderate beta keeps far queries finite: energy ~ squared distance / 2
     far = DenseAM(separation=separation, beta=1.0).fit(X).energy(X[:3] + 1e100)
     assert np.all(np.isfinite(far))
+
+
+def _outputs(est, methods, X):
+    out = {}
+    for method in methods:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                value = getattr(est, method)(X)
+            except (ValueError, TypeError) as exc:  # e.g. score needs y
+                value = repr(exc)
+        out[method] = [np.asarray(a) for a in _arrays(value)] or [value]
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_fixed_random_state_is_deterministic_and_none_repeats(name):
+    """Two fits with random_state=0 agree bit for bit; with None, repeated
+    calls on one fitted model agree (draws after fit are seeded at fit)."""
+    make, task, methods = ESTIMATORS[name]
+    X, labels = normal_data()
+    y = targets(task, X, labels)
+    args = (X,) if y is None else (X, y)
+    a, b = make().fit(*args), make().fit(*args)
+    first, second = _outputs(a, methods, X), _outputs(b, methods, X)
+    for method in methods:
+        for u, v in zip(first[method], second[method], strict=True):
+            np.testing.assert_array_equal(u, v, err_msg=f"{name}.{method}")
+    if "random_state" in a.get_params():
+        c = make(random_state=None).fit(*args)
+        once, again = _outputs(c, methods, X), _outputs(c, methods, X)
+        for method in methods:
+            for u, v in zip(once[method], again[method], strict=True):
+                np.testing.assert_array_equal(u, v, err_msg=f"{name}.{method} (None)")
