@@ -19,7 +19,6 @@ What moves per descent step and query chunk of ``n`` rows: the states
 """
 
 import hashlib
-import math
 
 import dask
 import dask.array as da
@@ -29,6 +28,13 @@ from distributed import wait
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
+from skam._beta import tree_merge
+from skam._dask._blocks import (
+    DaskBlocks,
+    ShardedBlocks,
+    forwarding_warnings,
+    tree_reduce,
+)
 from skam._dask._post_fit import as_queries, default_client
 from skam._descent import descend, support_sums
 from skam._energy import Memories, energy_from_log_z, prepare_memories
@@ -50,6 +56,7 @@ def _prepare_shard(patterns, weights, coord_weights, transform=None):
     return memories, weights
 
 
+@forwarding_warnings
 def _shard_state(shard, V, spec, pull_from, need_direction):
     return reduce_blocks(
         _aligned(V),
@@ -65,12 +72,20 @@ def _shard_support(shard, V, spec):
     return support_sums(_aligned(V), shard[0], spec, np_xp)
 
 
+@forwarding_warnings
 def _worker_reduce(kind, V, args, *shards):
-    """The shards one worker holds, reduced on it (one reply per worker)."""
+    """The shards one worker holds, reduced on it (one result per worker)."""
     if kind == "state":
         return merge_all([_shard_state(s, V, *args) for s in shards], np_xp)
-    parts = [_shard_support(s, V, *args) for s in shards]
+    return _add_support(*[_shard_support(s, V, *args) for s in shards])
+
+
+def _add_support(*parts):
     return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+
+def _merge_states(a, b):
+    return merge_all([a, b], np_xp)
 
 
 def _aligned(V):
@@ -125,27 +140,6 @@ def _shard_weights(shard):
     )
 
 
-def _shard_nearest_other(shard, probes, probe_rows, offset):
-    """Per probe memory: squared distance to its nearest *other* memory here."""
-    from sklearn.metrics.pairwise import euclidean_distances
-
-    memories = shard[0]
-    if memories.n_memories == 0:
-        return np.full(probes.shape[0], np.inf)
-    patterns = memories.patterns.astype(np.float64, copy=False)
-    d = euclidean_distances(probes, patterns, squared=True)
-    local = probe_rows - offset
-    inside = (local >= 0) & (local < memories.n_memories)
-    d[np.flatnonzero(inside), local[inside]] = np.inf
-    d[d <= 0] = np.inf
-    return d.min(axis=1)
-
-
-def _shard_max_sqnorm(shard):
-    patterns = shard[0].patterns.astype(np.float64, copy=False)
-    return float(np.max(np.sum(patterns * patterns, axis=1), initial=0.0))
-
-
 def _shard_box(shard):
     patterns = shard[0].patterns
     if patterns.shape[0] == 0:
@@ -197,10 +191,12 @@ class ShardedMemories:
         return Memories(None, None, self.coord_weights, None)
 
     def reduce(self, kind, V, *args, client=None):
-        """One task per worker: ``kind`` over the shards it holds, reduced there.
+        """``kind`` over all shards: one task per worker, then a tree of merges.
 
         ``kind`` is ``"state"`` (partial states, merged) or ``"support"``
-        (support sums, added). Returns one result per worker holding shards.
+        (support sums, added). Each worker reduces the shards it holds; the
+        per-worker results are merged pairwise by tasks on the cluster, and
+        only the root comes back.
         """
         client = client or _client()
         if getattr(self, "_groups", None) is None:
@@ -226,7 +222,8 @@ class ShardedMemories:
             )
             for where, shards in self._groups.items()
         ]
-        return client.gather(jobs)
+        merge = _merge_states if kind == "state" else _add_support
+        return tree_reduce(client, jobs, merge).result()
 
     def map(self, func, *args, client=None):
         """``func(shard, *args)`` on every shard; the results, in shard order."""
@@ -289,10 +286,9 @@ class ShardedOracle:
         return 4 * self.sharded.n_features
 
     def _states(self, V, need_direction):
-        states = self.sharded.reduce(
+        return self.sharded.reduce(
             "state", V, self.spec, self.pull_from, need_direction, client=self.client
         )
-        return merge_all(states, np_xp)
 
     def energy_and_direction(self, V):
         state = self._states(V, True)
@@ -310,8 +306,7 @@ class ShardedOracle:
         return energy_from_log_z(log_z, self.spec)
 
     def support_sums(self, V):
-        parts = self.sharded.reduce("support", V, self.spec, client=self.client)
-        return sum(p[0] for p in parts), sum(p[1] for p in parts)
+        return self.sharded.reduce("support", V, self.spec, client=self.client)
 
 
 # ------------------------------------------------------------------ fitting
@@ -370,39 +365,12 @@ def shard(X, w, coord_weights=None, transform=None):
     )
 
 
-def _median_nearest(sharded, max_queries=1000):
-    """:func:`skam._beta.median_nearest_sq_distance`, shard by shard."""
-    K = sharded.n_memories
-    idx = np.unique(np.linspace(0, K - 1, min(K, max_queries)).astype(np.intp))
-    probes = sharded.take(idx).astype(np.float64)
-    client = _client()
-    futures = [
-        client.submit(_shard_nearest_other, f, probes, idx, int(o), pure=False)
-        for f, o in zip(sharded.futures, sharded.offsets, strict=True)
-    ]
-    nearest = np.min(np.stack(client.gather(futures)), axis=0)
-    nearest = nearest[np.isfinite(nearest)]
-    return float(np.median(nearest)) if nearest.size else 0.0
-
-
 def sharded_beta(beta, sharded, rule):
-    """:func:`skam._beta.resolve_beta` on sharded memories."""
-    if not isinstance(beta, str):
-        return float(beta)
-    if rule == "overlap":  # resolve_beta's rule: the overlap counted in bits
-        top = max(sharded.map(_shard_max_sqnorm))
-        return sharded.n_features / top if top > 0 else 1.0
-    K = sharded.n_memories
-    if K < 2:
-        return 1.0
-    r2 = _median_nearest(sharded)
-    if not r2 > 0:
-        return 1.0
-    if rule == "support":
-        return 2.0 / r2
-    if rule == "separation":
-        return 4.0 * math.log(K) / r2
-    raise ValueError(f"beta='scale' rule {rule!r} has no sharded version")
+    """:func:`skam._beta.resolve_beta` on sharded memories (unweighted, as
+    DenseAM's rules): the same per-block statistics, merged as a tree."""
+    from skam._beta import resolve_beta_blocks
+
+    return resolve_beta_blocks(beta, ShardedBlocks(sharded, weighted=False), rule=rule)
 
 
 def _distinct_rows(sharded):
@@ -542,31 +510,13 @@ def _host_labels(y, estimator):
     return host_y(y)
 
 
-def _weighted_moments(X, w):
-    """Weighted mean over rows and mean per-feature variance (two passes)."""
-    Xf = X.astype(np.float64)
-    if w is None:
-        n = float(X.shape[0])
-        mean = Xf.sum(axis=0) / n
-        centred = (Xf - mean) ** 2
-        var = centred.sum(axis=0) / n
-    else:
-        wf = w.astype(np.float64)
-        total = float(wf.sum().compute())
-        mean = (wf[:, None] * Xf).sum(axis=0) / total
-        var = (wf[:, None] * (Xf - mean) ** 2).sum(axis=0) / total
-        # Kish's effective number of samples, as skam._beta's "scott" rule
-        n = total**2 / float((wf * wf).sum().compute())
-    return n, float(var.mean().compute())
-
-
 def _scott_beta(estimator, X, w):
-    """:func:`skam._supervised_base.scott_beta` on sharded features, / lam."""
+    """:func:`skam._supervised_base.scott_beta` on the dask features, / lam."""
+    from skam._beta import resolve_beta_blocks
+
     if not isinstance(estimator.beta, str):
         return float(estimator.beta)
-    n, var = _weighted_moments(X, w)
-    beta_lam = float(n ** (2.0 / (X.shape[1] + 4)) / var) if var > 0 else 1.0
-    return beta_lam / estimator.lam
+    return resolve_beta_blocks("scale", DaskBlocks(X, w), rule="scott") / estimator.lam
 
 
 def fit_supervised(estimator, X, y, sample_weight=None):
@@ -719,17 +669,6 @@ def _add(a, b):
     return a + b
 
 
-def _tree_sum(client, futures):
-    """Sum of the results of ``futures`` by a tree of additions on the cluster."""
-    while len(futures) > 1:
-        paired = [
-            client.submit(_add, futures[i], futures[i + 1], pure=False)
-            for i in range(0, len(futures) - 1, 2)
-        ]
-        futures = paired + ([futures[-1]] if len(futures) % 2 else [])
-    return futures[0].result()
-
-
 def _shard_first_match(shard, S, offset):
     """Global row of the first stored pattern equal to each state, or -1."""
     patterns = shard[0].patterns
@@ -751,7 +690,7 @@ def fit_hopfield(estimator, X, y=None, sample_weight=None):
     estimator._shards = sharded
     estimator._distinct_masks = []
     parts = [client.submit(_shard_hebbian, f, pure=False) for f in sharded.futures]
-    estimator.coupling_ = _tree_sum(client, parts)
+    estimator.coupling_ = tree_reduce(client, parts, _add).result()
     return estimator
 
 
@@ -829,22 +768,12 @@ def _energy_graph(estimator, X, negate):
     parts = []
     for block, n in zip(X.to_delayed()[:, 0], X.chunks[0], strict=True):
         states = [state(f, block, spec, 0, False) for f in sharded.futures]
-        while len(states) > 1:  # a tree of merges over the shards
-            states = [
-                dask.delayed(_merge_two, pure=True)(states[i], states[i + 1])
-                if i + 1 < len(states)
-                else states[i]
-                for i in range(0, len(states), 2)
-            ]
+        merged = tree_merge(states, dask.delayed(_merge_states, pure=True))
         out = dask.delayed(_finish_energy, pure=True)(
-            states[0], block, sharded.meta(), spec, negate
+            merged, block, sharded.meta(), spec, negate
         )
         parts.append(da.from_delayed(out, shape=(n,), dtype=X.dtype))
     return da.concatenate(parts) if len(parts) > 1 else parts[0]
-
-
-def _merge_two(a, b):
-    return merge_all([a, b], np_xp)
 
 
 def _finish_energy(state, V, meta, spec, negate):
@@ -903,6 +832,7 @@ def _pad(trace, rows):
     return np.concatenate([trace, np.repeat(trace[-1:], rows - trace.shape[0], axis=0)])
 
 
+@forwarding_warnings
 def _descend_task(estimator, method, block, args, kwargs):
     """One query block on a worker: run the descent, shards via worker_client."""
     from distributed import Future, worker_client
