@@ -310,6 +310,61 @@ def test_every_post_fit_method_dask_in_lazy_dask_out(da):
     assert checked >= 20
 
 
+@pytest.mark.parametrize("feature_map", ["sincos", "positive"])
+def test_random_feature_memory_fit_on_dask_is_the_in_memory_fit(da, feature_map):
+    """T as a tree sum over uneven chunks (a zero-weight chunk), beta='scale'."""
+    M, w, Q = _data(seed=12)
+    est = RandomFeatureAM(
+        n_components=256, beta="scale", feature_map=feature_map, random_state=0
+    )
+    ref = clone(est).fit(M, sample_weight=w)
+    got = clone(est).fit(
+        da.from_array(M, chunks=(CHUNKS, -1)),
+        sample_weight=da.from_array(w, chunks=(CHUNKS,)),
+    )
+    assert not isinstance(got.distributed_memory_, da.Array)
+    np.testing.assert_allclose(got.beta_, ref.beta_, rtol=1e-12)
+    np.testing.assert_array_equal(got.random_weights_, ref.random_weights_)
+    np.testing.assert_allclose(
+        got.distributed_memory_, ref.distributed_memory_, rtol=1e-12, atol=1e-12
+    )
+    if feature_map == "positive":
+        np.testing.assert_allclose(got.center_, ref.center_, rtol=1e-12)
+    for name in ("n_stored_", "n_iter_", "self_recall_"):
+        assert getattr(got, name) == getattr(ref, name), name
+    _assert_states(got.transform(Q), ref.transform(Q))
+    _assert_energy(got.energy(Q), ref.energy(Q))
+    # the pattern moments (the starts of sample) and the weight bookkeeping
+    _assert_states(got.sample(5, random_state=1), ref.sample(5, random_state=1))
+    got.partial_fit(Q, sample_weight=np.full(len(Q), 2.0))
+    ref.partial_fit(Q, sample_weight=np.full(len(Q), 2.0))
+    _assert_states(got.transform(Q), ref.transform(Q))
+    pickle.loads(pickle.dumps(got))  # held in memory: pickles as it is
+
+
+def test_worker_warnings_reach_the_client(da):
+    """A warning raised on a worker is re-emitted on the client."""
+    import time
+    import warnings
+
+    from skam import KernelSumClippedWarning
+
+    rng = np.random.default_rng(13)
+    am = RandomFeatureAM(n_components=16, beta=50.0, random_state=0).fit(
+        rng.normal(size=(20, 3))
+    )
+    far = da.from_array(rng.normal(size=(40, 3)) + 30.0, chunks=(20, -1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        am.energy(far).compute()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(
+            issubclass(c.category, KernelSumClippedWarning) for c in caught
+        ):
+            time.sleep(0.05)  # forwarded warnings arrive with the events
+    assert any(issubclass(c.category, KernelSumClippedWarning) for c in caught)
+
+
 def test_fit_on_dask_without_a_sharded_version_says_what_to_do(da):
     X = da.from_array(np.random.default_rng(8).normal(size=(40, 3)), chunks=(20, -1))
     with pytest.raises(TypeError, match=r"X\.compute\(\)"):

@@ -171,22 +171,27 @@ def _wrap_method(cls, name, wrap):
         raw.fn = wrap(inner)
 
 
-def dask_dispatch(sharded_fit=None):
+def dask_dispatch(sharded_fit=None, dask_fit=None):
     """Class decorator: route dask input (and sharded models) to skam._dask.
 
     Parameters
     ----------
     sharded_fit : str or None
         Name of the function of :mod:`skam._dask._sharded` that fits this
-        class on a dask array keeping the memories sharded; None makes
-        ``fit`` on a dask array a ``TypeError``.
+        class on a dask array keeping the memories sharded (the class gains
+        ``to_local()``).
+    dask_fit : str or None
+        Name of a fit on a dask array whose fitted model is small and held in
+        memory (the data-sized passes run on the workers, e.g. the
+        random-feature memory's ``T`` as a tree sum). With neither, ``fit``
+        on a dask array is a ``TypeError``.
     """
 
     def decorate(cls):
         own_score = ("score",) if "score" in vars(cls) else ()
         for names, wrap in (
             (POST_FIT_METHODS, _post_fit),
-            (FIT_METHODS, lambda m: _fit(m, sharded_fit)),
+            (FIT_METHODS, lambda m: _fit(m, sharded_fit or dask_fit)),
             (UNSHARDED_METHODS + own_score, _needs_local),
         ):
             for name in names:

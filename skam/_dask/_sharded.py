@@ -400,6 +400,10 @@ def fit_sharded(estimator, method, how, X, *args, **kwargs):
             "supported; fit all the data at once with fit(dask_array)."
         )
     estimator._validate_params()
+    if how not in _FITS:
+        from skam._dask import _fits
+
+        return getattr(_fits, f"fit_{how}")(estimator, X, *args, **kwargs)
     return _FITS[how](estimator, X, *args, **kwargs)
 
 
