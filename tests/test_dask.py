@@ -365,10 +365,99 @@ def test_worker_warnings_reach_the_client(da):
     assert any(issubclass(c.category, KernelSumClippedWarning) for c in caught)
 
 
+CLUSTERING = dict(n_clusters=3, n_init=1, max_epochs=4, n_polish=3, random_state=0)
+
+
+def _blobs(seed=14, n=240):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
+    X = centres[rng.integers(0, 3, n)] + rng.normal(scale=0.8, size=(n, 2))
+    w = rng.uniform(0.5, 2.0, n)
+    w[60:71] = 0.0
+    return X, w
+
+
+def test_clustering_fit_on_dask_is_the_in_memory_fit(da):
+    """n <= max_samples_per_epoch: the same fit; labels_ a lazy dask array."""
+    X, w = _blobs()
+    ref = AMClustering(**CLUSTERING).fit(X, sample_weight=w)
+    got = AMClustering(**CLUSTERING).fit(
+        da.from_array(X, chunks=((50, 10, 1, 79, 100), -1)),
+        sample_weight=da.from_array(w, chunks=((50, 10, 1, 79, 100),)),
+    )
+    _assert_states(got.cluster_centers_, ref.cluster_centers_)
+    assert got.cluster_centers_.dtype == ref.cluster_centers_.dtype
+    assert isinstance(got.labels_, da.Array)
+    np.testing.assert_array_equal(got.labels_.compute(), ref.labels_)
+    np.testing.assert_allclose(got.inertia_, ref.inertia_, rtol=1e-12)
+    assert got.n_iter_ == ref.n_iter_ and got.beta_ == ref.beta_
+    np.testing.assert_allclose(got.loss_curve_, ref.loss_curve_, rtol=1e-12)
+
+
+def test_clustering_fit_on_dask_trains_on_a_sample_then_polishes_on_all(da):
+    """n > max_samples_per_epoch: the in-memory fit of the documented sample,
+    then the polish, assignment and inertia over all rows (a NumPy oracle)."""
+    X, w = _blobs(seed=15, n=300)
+    params = dict(CLUSTERING, max_samples_per_epoch=80)
+    got = AMClustering(**params).fit(
+        da.from_array(X, chunks=(70, -1)), sample_weight=da.from_array(w, chunks=70)
+    )
+    rng = np.random.RandomState(0)
+    rows = np.sort(rng.choice(300, size=80, replace=False))
+    sub = AMClustering(
+        **dict(params, max_samples_per_epoch=None, random_state=rng)
+    ).fit(X[rows], sample_weight=w[rows])
+    # the polish written out: basin means of the assignment under predict
+    centres, labels = sub.cluster_centers_, sub.predict(X)
+    trained = centres.copy()
+    for _ in range(3):
+        new = centres.copy()
+        for k in range(3):
+            inside = (labels == k) & (w > 0)
+            if inside.any():
+                new[k] = np.average(X[inside], axis=0, weights=w[inside])
+        sub.cluster_centers_ = new
+        new_labels = sub.predict(X)
+        centres, changed = new, (new_labels != labels).any()
+        labels = new_labels
+        if not changed:
+            break
+    assert np.abs(centres - trained).max() > 1e-3  # the polish moved them
+    _assert_states(got.cluster_centers_, centres)
+    np.testing.assert_array_equal(got.labels_.compute(), labels)
+    inertia = np.sum(w * np.sum((X - centres[labels]) ** 2, axis=1))
+    np.testing.assert_allclose(got.inertia_, inertia, rtol=1e-12)
+
+
+def test_clustering_relocation_of_empty_clusters_over_chunks(da):
+    """The distributed donor search equals AMClustering._relocate_empty."""
+    from skam._backend import resolve_backend
+    from skam._dask._fits import _lazy_labels, relocate_empty
+
+    X, w = _blobs(seed=16)
+    est = AMClustering(**CLUSTERING).fit(X)
+    centres = np.array([[0.0, 0.0], [4.0, 0.0], [50.0, 50.0], [60.0, 0.0]])
+    wn = w / w.mean()
+    Xd = da.from_array(X, chunks=(45, -1))
+    labels = _lazy_labels(Xd, est, centres)
+    assert set(np.unique(labels.compute())) == {0, 1}  # two empty clusters
+    got, got_labels = relocate_empty(
+        Xd, da.from_array(wn, chunks=45), est, centres, labels
+    )
+    want, want_labels = est._relocate_empty(
+        resolve_backend(X), X, wn, centres, est._assign(resolve_backend(X), X, centres)
+    )
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_labels.compute(), want_labels)
+
+
 def test_fit_on_dask_without_a_sharded_version_says_what_to_do(da):
     X = da.from_array(np.random.default_rng(8).normal(size=(40, 3)), chunks=(20, -1))
     with pytest.raises(TypeError, match=r"X\.compute\(\)"):
-        AMClustering(n_clusters=2).fit(X)
+        DiffusionAM(n_memories=4).fit(X)
+    y = da.from_array(np.arange(40) % 2, chunks=20)
+    with pytest.raises(TypeError, match=r"X\.compute\(\)"):
+        DenseAMClassifier(mode="parametric").fit(X, y)
 
 
 @pytest.mark.parametrize("separation", ["lse", "rectified_poly"])

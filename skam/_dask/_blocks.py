@@ -84,10 +84,10 @@ def _shard_stat(shard, stat, index, args, weighted):
 
 
 @forwarding_warnings
-def _block_stat(X, w, stat, index, args):
+def _block_stat(X, w, stat, index, args, *extra):
     if not X.flags.aligned:
         X = np.array(X)
-    return stat(X, w, index, *args.values)
+    return stat(X, w, index, *extra, *args.values)
 
 
 class ShardedBlocks:
@@ -125,23 +125,28 @@ class DaskBlocks:
 
     Each statistic is one task per chunk and the merges a tree of tasks, run
     by the current scheduler (the distributed client if there is one).
+    ``extra`` are 1-D dask arrays aligned with the rows (labels, ...); their
+    blocks are passed to the statistic after the block index.
     """
 
     xp = np
 
-    def __init__(self, X, w=None):
+    def __init__(self, X, w=None, extra=()):
         self.X = X.rechunk({1: -1})
-        self.w = None if w is None else w.rechunk((self.X.chunks[0],))
+        rows = (self.X.chunks[0],)
+        self.w = None if w is None else w.rechunk(rows)
+        self.extra = [e.rechunk(rows) for e in extra]
         self.n_features = int(X.shape[1])
         self.dtype = X.dtype
 
     def reduce(self, stat, merge, *args):
         blocks = list(self.X.to_delayed()[:, 0])
         weights = [None] * len(blocks) if self.w is None else list(self.w.to_delayed())
+        extra = [list(e.to_delayed()) for e in self.extra]
         ref = dask.delayed(_Args(args), pure=False, traverse=False)
         run = dask.delayed(_block_stat, pure=True)
         parts = [
-            run(b, wb, stat, i, ref)
+            run(b, wb, stat, i, ref, *[e[i] for e in extra])
             for i, (b, wb) in enumerate(zip(blocks, weights, strict=True))
         ]
         root = tree_merge(parts, dask.delayed(merge, pure=True))
