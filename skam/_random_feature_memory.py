@@ -564,6 +564,7 @@ class RandomFeatureAM(
         metropolis=True,
         return_trajectory=False,
         random_state=None,
+        chunks=None,
     ):
         """Draw samples from ``p(v) ~ exp(-beta E(v))`` by Langevin dynamics.
 
@@ -602,6 +603,10 @@ class RandomFeatureAM(
             Also return every state.
         random_state : int, RandomState instance or None, default=None
             Seed of the draws (the frequencies keep ``self.random_state``).
+        chunks : int or None, default=None
+            Dask: draw ``n_samples`` rows in blocks of ``chunks`` rows on the
+            workers and return a lazy dask array (as does a dask ``X``); see
+            :ref:`dask`. None returns NumPy for NumPy input.
 
         Returns
         -------

@@ -603,6 +603,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         metropolis=True,
         return_trajectory=False,
         random_state=None,
+        chunks=None,
     ):
         """Draw samples from the density ``p(v) ~ exp(-beta E(v))``.
 
@@ -656,6 +657,11 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             Also return every state of ``"langevin"`` / ``"anneal"``.
         random_state : int, RandomState instance or None, default=None
             Seed of the draws.
+        chunks : int or None, default=None
+            Dask: draw ``n_samples`` rows in blocks of ``chunks`` rows on the
+            workers and return a lazy dask array (as does a dask ``X``, or a
+            model fitted on a dask array); see :ref:`dask`. None returns
+            NumPy for NumPy input.
 
         Returns
         -------

@@ -510,11 +510,60 @@ def test_sharded_hopfield_couplings_are_the_sum_over_shards(da):
         pickle.dumps(sharded)
 
 
-def test_sample_on_a_sharded_model_says_what_to_do(da):
-    M, _, _ = _data(seed=11)
-    am = DenseAM(beta=2.0).fit(da.from_array(M, chunks=(CHUNKS, -1)))
+def test_sample_of_sharded_memories_is_exact_and_lazy(da):
+    """method='exact' shard by shard: a lazy dask array, the kernel mixture."""
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    M = np.repeat(centres, [30, 10, 40, 20], axis=0)
+    w = np.ones(len(M))
+    w[40:80] = 0.0  # every copy of the third centre (a shard of its own)
+    am = DenseAM(beta=25.0).fit(
+        da.from_array(M, chunks=((30, 10, 40, 20), -1)),
+        sample_weight=da.from_array(w, chunks=((30, 10, 40, 20),)),
+    )
+    S = am.sample(6000, random_state=0, chunks=2500)
+    assert isinstance(S, da.Array) and S.chunks[0] == (2500, 2500, 1000)
+    S = S.compute()
+    assert S.dtype == M.dtype
+    np.testing.assert_array_equal(S, am.sample(6000, random_state=0, chunks=2500))
+    nearest = np.argmin(((S[:, None, :] - centres) ** 2).sum(axis=2), axis=1)
+    share = np.bincount(nearest, minlength=4) / len(S)
+    want = np.array([30, 10, 0, 20]) / 60
+    assert np.all(
+        np.abs(share - want) < 4 * np.sqrt(want * (1 - want) / len(S)) + 1e-12
+    )
+    noise = S - centres[nearest]
+    np.testing.assert_allclose(noise.std(axis=0), 1 / np.sqrt(25.0), rtol=0.05)
+    # draws are shuffled within a block: no run of one memory
+    assert len(np.unique(nearest[:50])) > 1
     with pytest.raises(TypeError, match="to_local"):
-        am.sample(3)
+        am.sample(3, method="langevin")
+
+
+def test_sample_with_chunks_or_dask_starts_is_lazy_and_seeded_per_block(da):
+    M, _, Q = _data(seed=11)
+    am = DenseAM(beta=2.0).fit(M)
+    lazy = am.sample(25, chunks=10, random_state=3)
+    assert isinstance(lazy, da.Array) and lazy.chunks[0] == (10, 10, 5)
+    seeds = np.random.RandomState(3).randint(0, 2**31 - 1, size=3)
+    want = np.concatenate(
+        [am.sample(n, random_state=int(s)) for n, s in zip((10, 10, 5), seeds)]
+    )
+    _assert_states(lazy.compute(), want)  # the same draws (rounding of the worker)
+    assert isinstance(am.sample(5, random_state=0), np.ndarray)  # NumPy stays NumPy
+    rf = RandomFeatureAM(n_components=64, random_state=0).fit(M)
+    Qd = da.from_array(Q, chunks=(12, -1))
+    mask = np.array([True, False, False, False, True])
+    lazy = rf.sample(None, X=Qd, clamp_mask=mask, n_steps=5, random_state=4)
+    assert isinstance(lazy, da.Array)
+    seeds = np.random.RandomState(4).randint(0, 2**31 - 1, size=3)
+    want = np.concatenate(
+        [
+            rf.sample(None, X=Q[a:b], clamp_mask=mask, n_steps=5, random_state=int(s))
+            for (a, b), s in zip(((0, 12), (12, 24), (24, 30)), seeds)
+        ]
+    )
+    _assert_states(lazy.compute(), want)  # the same draws (rounding of the worker)
+    np.testing.assert_array_equal(want[:, mask], Q[:, mask])
 
 
 def test_dask_extra_has_floors_and_no_upper_pin():
