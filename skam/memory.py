@@ -728,12 +728,16 @@ def _resolve_similarity(separation, similarity):
     return "dot" if separation in ("poly", "rectified_poly") else "sqeuclidean"
 
 
-def _resolve_self_coupling(am, memories):
-    """``self_coupling_``: False only for polynomials with the dot product."""
+def _resolve_self_coupling(am, memories, two_valued=None):
+    """``self_coupling_``: False only for polynomials with the dot product.
+
+    ``two_valued`` (a function of ``memories``) replaces :func:`_two_valued`
+    (the sharded fit passes its per-shard test).
+    """
     polynomial = am.separation in ("poly", "rectified_poly") and am.similarity_ == "dot"
     choice = getattr(am, "self_coupling", "auto")  # subclasses may not expose it
     if choice == "auto":
-        return not (polynomial and _two_valued(memories))
+        return not (polynomial and (two_valued or _two_valued)(memories))
     if not choice and not polynomial:
         raise ValueError(
             "self_coupling=False applies to separation='poly' or 'rectified_poly' "

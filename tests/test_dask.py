@@ -127,6 +127,43 @@ def test_sharded_dense_am_matches_in_memory(da, params):
     _assert_energy(got.energy.compute(), want.energy)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(separation="poly", degree=4, beta="scale"),  # "auto" on binary data
+        dict(separation="rectified_poly", degree=3, beta=0.05),
+        dict(separation="poly", degree=3, beta=0.02, self_coupling=False, real=True),
+    ],
+    ids=["poly4-auto", "rectified3-auto", "poly3-false-real"],
+)
+def test_sharded_fit_removes_the_self_coupling_as_in_memory(da, params):
+    """Binary patterns: the self-coupling-free kernel, merged shard by shard."""
+    params = dict(params)
+    M, w, _ = _data(seed=17, d=24)
+    if not params.pop("real", False):
+        M = np.where(M > 0, 1.0, -1.0)
+    rng = np.random.default_rng(18)
+    Q = M[:20] * np.where(rng.random((20, M.shape[1])) < 0.15, -1.0, 1.0)
+    est = DenseAM(max_iter=10, **params)
+    ref = clone(est).fit(M, sample_weight=w)
+    sharded = clone(est).fit(
+        da.from_array(M, chunks=(CHUNKS, -1)),
+        sample_weight=da.from_array(w, chunks=(CHUNKS,)),
+    )
+    assert ref.self_coupling_ is False and sharded.self_coupling_ is False
+    np.testing.assert_allclose(sharded.beta_, ref.beta_, rtol=1e-12)
+    Qd = da.from_array(Q, chunks=(7, -1))
+    want = ref.descend(Q)
+    assert want.n_iter.max() > 1
+    got = sharded.descend(Qd)
+    _assert_states(got.states.compute(), want.states)
+    _assert_energy(got.energy.compute(), want.energy)
+    _assert_states(sharded.transform(Q), want.states)
+    _assert_energy(sharded.energy(Qd).compute(), ref.energy(Q))
+    _assert_energy(sharded.score_samples(Q), ref.score_samples(Q))
+    np.testing.assert_array_equal(sharded.predict(Q), ref.predict(Q))
+
+
 def test_sharded_clamp_masks_and_multi_step_descent(da):
     M, w, Q = _data(seed=1)
     est = DenseAM(beta=3.0, max_iter=12, tol=1e-9)
@@ -546,7 +583,10 @@ def test_sample_with_chunks_or_dask_starts_is_lazy_and_seeded_per_block(da):
     assert isinstance(lazy, da.Array) and lazy.chunks[0] == (10, 10, 5)
     seeds = np.random.RandomState(3).randint(0, 2**31 - 1, size=3)
     want = np.concatenate(
-        [am.sample(n, random_state=int(s)) for n, s in zip((10, 10, 5), seeds)]
+        [
+            am.sample(n, random_state=int(s))
+            for n, s in zip((10, 10, 5), seeds, strict=True)
+        ]
     )
     _assert_states(lazy.compute(), want)  # the same draws (rounding of the worker)
     assert isinstance(am.sample(5, random_state=0), np.ndarray)  # NumPy stays NumPy
@@ -559,7 +599,7 @@ def test_sample_with_chunks_or_dask_starts_is_lazy_and_seeded_per_block(da):
     want = np.concatenate(
         [
             rf.sample(None, X=Q[a:b], clamp_mask=mask, n_steps=5, random_state=int(s))
-            for (a, b), s in zip(((0, 12), (12, 24), (24, 30)), seeds)
+            for (a, b), s in zip(((0, 12), (12, 24), (24, 30)), seeds, strict=True)
         ]
     )
     _assert_states(lazy.compute(), want)  # the same draws (rounding of the worker)

@@ -72,11 +72,37 @@ def _shard_support(shard, V, spec):
     return support_sums(_aligned(V), shard[0], spec, np_xp)
 
 
+def _shard_relaxed(shard, V, spec, box, need_direction):
+    """Partial state of the self-coupling-free kernel (skam._binary_relaxation)."""
+    from skam._binary_relaxation import SelfCouplingFreeOracle
+
+    memories = shard[0]
+    if memories.n_memories == 0:
+        return None  # the identity of merge_partials
+    oracle = SelfCouplingFreeOracle(memories, spec, box, np_xp)
+    return oracle.partial(_aligned(V), need_direction)
+
+
+def _merge_relaxed(a, b):
+    from skam._binary_relaxation import merge_partials
+
+    if a is None or b is None:
+        return b if a is None else a
+    degree = a["degree"]
+    a, b = ({k: v for k, v in x.items() if k != "degree"} for x in (a, b))
+    return {**merge_partials(a, b, degree, np_xp), "degree": degree}
+
+
 @forwarding_warnings
 def _worker_reduce(kind, V, args, *shards):
     """The shards one worker holds, reduced on it (one result per worker)."""
     if kind == "state":
         return merge_all([_shard_state(s, V, *args) for s in shards], np_xp)
+    if kind == "relaxed":
+        spec = args[0]
+        parts = [_shard_relaxed(s, V, *args) for s in shards]
+        parts = [None if p is None else {**p, "degree": spec.degree} for p in parts]
+        return tree_merge(parts, _merge_relaxed)
     return _add_support(*[_shard_support(s, V, *args) for s in shards])
 
 
@@ -222,7 +248,9 @@ class ShardedMemories:
             )
             for where, shards in self._groups.items()
         ]
-        merge = _merge_states if kind == "state" else _add_support
+        merge = {"state": _merge_states, "relaxed": _merge_relaxed}.get(
+            kind, _add_support
+        )
         return tree_reduce(client, jobs, merge).result()
 
     def map(self, func, *args, client=None):
@@ -307,6 +335,50 @@ class ShardedOracle:
 
     def support_sums(self, V):
         return self.sharded.reduce("support", V, self.spec, client=self.client)
+
+
+class ShardedSelfCouplingFreeOracle:
+    """:class:`skam._binary_relaxation.SelfCouplingFreeOracle` on shards.
+
+    Each shard returns its partial state (kernel sum, pull, spread gradient,
+    step norm at its own scale), the states are merged as a tree (rescaled to
+    the larger scale) and finished once: the in-memory oracle's functions.
+    """
+
+    splits_memories = False
+
+    def __init__(self, sharded, spec, box, *, client=None):
+        self.sharded, self.spec, self.box, self.client = sharded, spec, box, client
+        self.xp = np_xp
+
+    @property
+    def n_columns(self):
+        return 4 * self.sharded.n_features
+
+    def _state(self, V, need_direction):
+        state = self.sharded.reduce(
+            "relaxed", V, self.spec, self.box, need_direction, client=self.client
+        )
+        return {k: v for k, v in state.items() if k != "degree"}
+
+    def energy_and_direction(self, V):
+        from skam._binary_relaxation import finish_direction
+
+        return finish_direction(self._state(V, True), V, self.box, self.spec, np_xp)
+
+    def energy(self, V):
+        from skam._binary_relaxation import finish_energy
+
+        return finish_energy(self._state(V, False), self.spec, np_xp)
+
+
+def _oracle(estimator, spec, client=None):
+    """The sharded oracle of a DenseAM: plain kernel sum or self-coupling-free."""
+    if getattr(estimator, "self_coupling_", True):
+        return ShardedOracle(estimator._shards, spec, client=client)
+    return ShardedSelfCouplingFreeOracle(
+        estimator._shards, spec, estimator._box_cache, client=client
+    )
 
 
 # ------------------------------------------------------------------ fitting
@@ -418,7 +490,7 @@ def _reset(estimator, X):
 def fit_dense_am(estimator, X, y=None, sample_weight=None):
     """DenseAM.fit on a dask array: sharded memories, exact ``beta="scale"``."""
     from skam._beta import rule_for as scale_rule
-    from skam.memory import _resolve_similarity
+    from skam.memory import _resolve_self_coupling, _resolve_similarity
 
     X = _as_rows(X, estimator)
     w = _as_weights(sample_weight, X)
@@ -429,18 +501,32 @@ def fit_dense_am(estimator, X, y=None, sample_weight=None):
     estimator.similarity_ = _resolve_similarity(
         estimator.separation, estimator.similarity
     )
-    if estimator.self_coupling is False:
-        raise ValueError(
-            "self_coupling=False is not available for a sharded (dask) fit; fit "
-            "the patterns locally."
-        )
-    # sharded memories keep the plain kernel sum (no self-coupling relaxation)
-    estimator.self_coupling_ = True
+    # the same rule as in memory; two-valued features tested shard by shard
+    estimator.self_coupling_ = _resolve_self_coupling(
+        estimator, sharded, two_valued=_sharded_two_valued
+    )
     rule = scale_rule(estimator.separation, estimator.similarity_)
     estimator.beta_ = sharded_beta(estimator.beta, sharded, rule)
     estimator._distinct_masks = _distinct_rows(sharded)
     estimator._box_cache = _box(estimator) if estimator.similarity_ == "dot" else None
     return estimator
+
+
+def _two_valued_stat(X, w, index, lo, hi):
+    return bool(np.all((X == lo[None, :]) | (X == hi[None, :])))
+
+
+def _both(a, b):
+    return a and b
+
+
+def _sharded_two_valued(sharded):
+    """``skam.memory._two_valued`` over the shards (min/max, then a test)."""
+    from skam._beta import extent_stat, merge_extent
+
+    blocks = ShardedBlocks(sharded, weighted=False)
+    ext = blocks.reduce(extent_stat, merge_extent)
+    return blocks.reduce(_two_valued_stat, _both, ext["lo"], ext["hi"])
 
 
 def _box(estimator):
@@ -456,7 +542,7 @@ def _dense_am_descend(
     from skam._validation import make_spec
 
     spec = make_spec(estimator, estimator.beta_)
-    oracle = ShardedOracle(estimator._shards, spec, client=client)
+    oracle = _oracle(estimator, spec, client)
     mask = None if clamp_mask is None else np.asarray(clamp_mask, dtype=bool)
     return descend(
         X,
@@ -471,6 +557,7 @@ def _dense_am_descend(
         lsr_fixed_point=True,
         return_trace=return_trace,
         compute_energy=compute_energy,
+        monotone=estimator.separation in ("poly", "rectified_poly"),
     )
 
 
@@ -796,7 +883,7 @@ def _run(estimator, method, X, args, kwargs, client):
         from skam._validation import make_spec
 
         spec = make_spec(estimator, estimator.beta_)
-        energy = ShardedOracle(estimator._shards, spec, client=client).energy(X)
+        energy = _oracle(estimator, spec, client).energy(X)
         return -energy if method == "score_samples" else energy
     clamp_mask = kwargs.pop("clamp_mask", args[0] if args else None)
     trace = kwargs.pop("return_energy_trace", False)
@@ -858,7 +945,8 @@ def _descend_task(estimator, method, block, args, kwargs):
 def _lazy(estimator, method, X, args, kwargs):
     if hasattr(estimator, "_label_code"):
         return _lazy_supervised(estimator, method, X, args, kwargs)
-    if method in ("energy", "score_samples"):
+    energy = method in ("energy", "score_samples")
+    if energy and getattr(estimator, "self_coupling_", True):
         return _energy_graph(estimator, X, method == "score_samples")
     from skam._dask._post_fit import _assemble, _row_aligned, send_once
 
@@ -881,9 +969,10 @@ def _lazy(estimator, method, X, args, kwargs):
         if kwargs.get("return_energy_trace"):
             fields["energy_trace"] = np.zeros((trace_rows, 1), X.dtype)
         return _assemble(results, X.chunks[0], Bunch(**fields), (), trace_rows)
-    example = (
-        np.zeros((1, D), X.dtype) if method == "transform" else np.zeros(1, np.int64)
-    )
+    if method == "transform":
+        example = np.zeros((1, D), X.dtype)
+    else:
+        example = np.zeros(1, X.dtype if energy else np.int64)
     return _assemble(results, X.chunks[0], example, (), None)
 
 
