@@ -539,6 +539,7 @@ def _box(estimator):
 def _dense_am_descend(
     estimator, X, clamp_mask, *, compute_energy, return_trace=False, client=None
 ):
+    from skam._separations import get_separation
     from skam._validation import make_spec
 
     spec = make_spec(estimator, estimator.beta_)
@@ -557,7 +558,7 @@ def _dense_am_descend(
         lsr_fixed_point=True,
         return_trace=return_trace,
         compute_energy=compute_energy,
-        monotone=estimator.separation in ("poly", "rectified_poly"),
+        monotone=get_separation(estimator.separation).can_overshoot,
     )
 
 
