@@ -197,6 +197,7 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.memory_weights_ = validate_sample_weight(
             sample_weight, X, backend_for(self, X)
         )
+        _check_weight_total(self.memory_weights_, X.shape[1])
         if self._separation() == "quadratic":
             self.coupling_ = hebbian_coupling(self.memories_, self.memory_weights_, xp)
         self._update_seed = fit_seed(self.random_state)
@@ -230,6 +231,7 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if old_w is not None or sw is not None:
             old_w = _ones(xp, self.memories_) if old_w is None else old_w
             sw = _ones(xp, new) if sw is None else xp.astype(sw, old_w.dtype)
+            _check_weight_total(xp.concat([old_w, sw], axis=0), X.shape[1])
             self.memory_weights_ = xp.concat([old_w, sw], axis=0)
         if self._separation() == "quadratic":
             self.coupling_ = self.coupling_ + xp.astype(
@@ -526,6 +528,25 @@ class HopfieldNetwork(DiscreteDenseAM):
 
     def _separation(self):
         return "quadratic"
+
+
+def _check_weight_total(weights, n_features):
+    """Raise if the energy's bound, ``n_features * sum(w)``, overflows.
+
+    Every energy of a binary memory is at most ``n_features * sum(w)`` in
+    magnitude; only relative weights matter for the dynamics.
+    """
+    if weights is None:
+        return
+    xp = array_namespace(weights)
+    total = float(xp.sum(weights))
+    limit = float(xp.finfo(weights.dtype).max) / (4.0 * n_features)
+    if not total <= limit:
+        raise ValueError(
+            f"sample_weight sums to {total:.3g}: the energy (up to n_features * "
+            f"sum(sample_weight)) overflows {weights.dtype} above {limit:.3g}. "
+            "Rescale sample_weight: only relative weights change the dynamics."
+        )
 
 
 def _binarize(X, xp):

@@ -280,8 +280,8 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def _check_query_range(self, X):
         """Queries whose energy would overflow at ``beta_`` raise (validate_X)."""
-        if not hasattr(self, "beta_"):
-            return
+        if not hasattr(self, "beta_") or not hasattr(self, "memories_"):
+            return  # a sharded memory (Dask) checks nothing here
         xp = array_namespace(self.memories_)
         memory_top = float(xp.max(xp.abs(self.memories_)))
         check_query_range(self.beta_, X, memory_top)
