@@ -360,6 +360,7 @@ def test_completion_beats_mean_fill_and_loss_falls(digits):
         n_memories=32,
         max_epochs=6,
         learning_rate=1e-2,
+        learning_rate_schedule="constant",
         random_state=0,
     ).fit(X[:1200])
     assert et.loss_curve_[-1] < et.loss_curve_[0]
@@ -606,3 +607,43 @@ def test_load_published_full_size_layout(tmp_path):
     X[0, : 3 * 224 * 16 * 2] = np.nan
     out = et.transform(X)
     assert out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def test_learning_rate_schedule():
+    et = EnergyTransformer(learning_rate_schedule="cosine")
+    # linear warm-up over the first 5 %, then a half cosine down to zero
+    assert et._schedule(0.0) < 0.03
+    np.testing.assert_allclose(et._schedule(0.025), 0.5, atol=0.02)
+    np.testing.assert_allclose(et._schedule(0.05), 1.0)
+    np.testing.assert_allclose(et._schedule(0.525), 0.5)
+    np.testing.assert_allclose(et._schedule(1.0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(et._schedule(2.0), 0.0, atol=1e-12)
+    factors = [et._schedule(p) for p in np.linspace(0.05, 1, 50)]
+    assert np.all(np.diff(factors) < 0)
+    const = EnergyTransformer(learning_rate_schedule="constant")
+    assert const._schedule(0.0) == const._schedule(0.7) == 1.0
+
+
+def test_learning_rate_schedule_reaches_adam(digits, capsys):
+    kw = dict(
+        image_shape=(8, 8),
+        patch_shape=(4, 4),
+        token_dim=8,
+        n_heads=1,
+        head_dim=4,
+        n_memories=8,
+        n_steps=2,
+        max_epochs=3,
+        batch_size=100,
+        random_state=0,
+        verbose=1,
+    )
+    X = digits[:300]
+    a = EnergyTransformer(learning_rate_schedule="cosine", **kw).fit(X)
+    lines = capsys.readouterr().out.strip().splitlines()
+    lrs = [float(line.split("lr ")[1].split()[0]) for line in lines]
+    # the last minibatch of epoch e runs at progress (3e + 2) / 9
+    expected = [1e-3 * a._schedule((3 * e + 2) / 9) for e in range(3)]
+    np.testing.assert_allclose(lrs, expected, rtol=0.01)
+    b = EnergyTransformer(learning_rate_schedule="constant", **kw).fit(X)
+    assert not np.allclose(a.weights_["Xi"], b.weights_["Xi"])
