@@ -26,6 +26,7 @@ import html
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,7 +71,7 @@ def build(outdir):
     return subprocess.run(cmd, env=env, cwd=ROOT).returncode
 
 
-def _chromium(browser, profile, *args, timeout=90):
+def _chromium(browser, profile, *args, timeout=60):
     flags = [
         "--headless",
         "--no-sandbox",
@@ -86,9 +87,24 @@ def _chromium(browser, profile, *args, timeout=90):
         "--virtual-time-budget=15000",
         "--run-all-compositor-stages-before-draw",
     ]
-    return subprocess.run(
-        [browser, *flags, *args], capture_output=True, text=True, timeout=timeout
-    )
+    # Chromium forks helpers: run it in its own session so that a hung
+    # browser is ended with all its processes, then try once more.
+    for attempt in (1, 2):
+        proc = subprocess.Popen(
+            [browser, *flags, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            out, err = proc.communicate(timeout=timeout)
+            return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            print(f"     (Chromium timed out after {timeout} s, attempt {attempt})")
+    return subprocess.CompletedProcess(proc.args, -9, "", "timed out")
 
 
 def check_page(browser, profile, page, html_dir, shots):
@@ -122,13 +138,15 @@ def check_page(browser, profile, page, html_dir, shots):
     if probe.get("raw-tex", "0") not in ("", "0"):
         problems.append(f"math left untypeset by MathJax: {probe['raw-tex']}")
     name = page.relative_to(html_dir).with_suffix(".png").as_posix().replace("/", "__")
-    _chromium(
+    shot = _chromium(
         browser,
         profile,
         f"--screenshot={shots / name}",
         "--window-size=1366,2200",
         url,
     )
+    if shot.returncode != 0 or not (shots / name).is_file():
+        problems.append("Chromium took no screenshot")
     return problems
 
 

@@ -25,7 +25,7 @@ Intro with `code`s and **bold** (target: at least 2x). Target: ratio <= 1.3 at d
 | am `beta=1` | 0.96 |
 
 - first point (baselines.md 5.4)
-- second point
+- second point -- memories_; inertia_ and `cluster_centers_`
 
 ![accuracy against beta](figure.png)
 
@@ -53,6 +53,8 @@ def test_markdown_results_become_rst_tables_rubrics_and_images():
     assert "* first point" in rst and "baselines.md" not in rst
     assert "(target" not in rst and "NOT met" not in rst and "Targets" not in rst
     assert "Kept." in rst
+    # fitted attributes are text, not reST references
+    assert "memories\\_; inertia\\_ and ``cluster_centers_``" in rst
     assert "|" not in rst.replace("\\|", "")
 
 
@@ -63,6 +65,7 @@ def test_rendered_rst_parses_without_warnings():
         rst, writer="html", settings_overrides={"report_level": 2, "halt_level": 2}
     ).decode()
     assert "<table" in html and "0.96" in html
+    assert "memories_; inertia_" in html
 
 
 def test_offline_inventories_resolve_real_names(tmp_path):
