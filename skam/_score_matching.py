@@ -24,6 +24,7 @@ the compute namespace.
 import math
 
 import numpy as np
+from sklearn.utils import gen_batches
 
 from skam._training import Adam, unrolled_backward, unrolled_forward
 
@@ -42,12 +43,24 @@ def dsm_loss_and_grad(X0, noise, Xi, xp, *, beta_t, beta, with_grad=True):
 
 
 def fit_memories(
-    X, Xi0, xp, *, beta, beta_min, n_levels, learning_rate, max_epochs, batch_size, rng
+    X,
+    Xi0,
+    xp,
+    *,
+    beta,
+    beta_min,
+    n_levels,
+    learning_rate,
+    max_epochs,
+    batch_size,
+    rng,
+    progress=None,
 ):
     """Minibatch Adam on the DSM loss; returns (memories, epoch losses).
 
     ``X`` (n, D) and ``Xi0`` (K, D) live in ``xp``; ``rng`` is a NumPy
-    ``RandomState``.
+    ``RandomState``; ``progress`` (a :class:`skam._progress.Progress`)
+    reports every epoch.
     """
     n = X.shape[0]
     dev = _device(X)
@@ -58,8 +71,8 @@ def fit_memories(
     for _ in range(max_epochs):
         order = rng.permutation(n)
         total = 0.0
-        for start in range(0, n, batch_size):
-            rows = order[start : start + batch_size]
+        for sl in gen_batches(n, batch_size):
+            rows = order[sl]
             level_of = rng.randint(n_levels, size=rows.shape[0])
             z = rng.standard_normal((rows.shape[0], X.shape[1]))
             grad = xp.zeros_like(Xi)
@@ -74,6 +87,10 @@ def fit_memories(
                 grad = grad + g * (1.0 / rows.shape[0])
             (Xi,) = opt.step([grad])
         losses.append(total / n)
+        if progress is not None:
+            progress.step(loss=losses[-1])
+    if progress is not None:
+        progress.close()
     return Xi, losses
 
 

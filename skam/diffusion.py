@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import Interval
 from skam._backend import to_numpy
 from skam._dask import dask_dispatch
 from skam._docstrings import fill_doc
+from skam._progress import Progress
 from skam._sampling import broad_beta
 from skam._score_matching import fit_memories
 from skam._validation import (
@@ -84,6 +85,7 @@ class DiffusionAM(DenseAM):
     %(step_size)s
     %(max_iter)s
     %(tol)s
+    %(verbose)s
     %(random_state)s
     %(backend)s
 
@@ -158,6 +160,7 @@ class DiffusionAM(DenseAM):
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         **DESCENT_CONSTRAINTS,
+        "verbose": ["verbose"],
         "random_state": ["random_state"],
         "backend": BACKEND_CONSTRAINT,
     }
@@ -175,6 +178,7 @@ class DiffusionAM(DenseAM):
         step_size=1.0,
         max_iter=100,
         tol=1e-6,
+        verbose=0,
         random_state=None,
         backend="numpy",
     ):
@@ -188,6 +192,7 @@ class DiffusionAM(DenseAM):
         self.step_size = step_size
         self.max_iter = max_iter
         self.tol = tol
+        self.verbose = verbose
         self.random_state = random_state
         self.backend = backend
 
@@ -230,6 +235,9 @@ class DiffusionAM(DenseAM):
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
             rng=rng,
+            progress=Progress(
+                type(self).__name__, self.max_epochs, self.verbose, upper_bound=False
+            ),
         )
         self.memories_ = backend.to_output(Xi)
         self.memory_weights_ = None

@@ -16,17 +16,19 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch, check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
 from skam._dask import dask_dispatch
+from skam._docstrings import fill_doc
 from skam._graph.dynamics import descend_graph
 from skam._graph.graph import EnergyGraph
 from skam._graph.lagrangians import Softmax
 from skam._graph.specs import initial_graph, parse_layers, parse_synapses
 from skam._graph.training import GraphTrainer
+from skam._progress import Progress
 from skam._targets import (
     decode_classes,
     encode_classes,
@@ -133,18 +135,18 @@ class _HierarchicalBase(BaseEstimator):
         n = Xc.shape[0]
         batch = int(min(self.batch_size, n))
         self.loss_curve_ = []
-        for epoch in range(int(self.max_epochs)):
+        progress = Progress(
+            type(self).__name__, int(self.max_epochs), self.verbose, upper_bound=False
+        )
+        for _ in range(int(self.max_epochs)):
             order = rng.permutation(n)
             losses = []
-            for start in range(0, n, batch):
-                rows = order[start : start + batch]
-                x0, clamp, loss_fn = batch_loss(trainer.graph, rows, rng)
+            for sl in gen_batches(n, batch):
+                x0, clamp, loss_fn = batch_loss(trainer.graph, order[sl], rng)
                 losses.append(trainer.step(x0, clamp, loss_fn))
             self.loss_curve_.append(float(np.mean(losses)))
-            if self.verbose:
-                print(
-                    f"{type(self).__name__}: epoch {epoch + 1}, loss {self.loss_curve_[-1]:.6f}"
-                )
+            progress.step(loss=self.loss_curve_[-1])
+        progress.close()
         self.n_iter_ = int(self.max_epochs)
         return trainer.graph
 
@@ -239,6 +241,7 @@ def _dev(array):
 
 
 @dask_dispatch()
+@fill_doc
 class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
     """A memory built from layers of neurons and synapses, fitted on masked reconstruction.
 
@@ -296,8 +299,7 @@ class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
         Where NumPy input is computed.
     random_state : int, RandomState instance or None, default=None
         Seeds the starting memories, the masks and the batches.
-    verbose : int, default=0
-        Print the loss of every epoch.
+    %(verbose)s
 
     Attributes
     ----------
@@ -507,6 +509,7 @@ def _draw_masks(n, d, n_masked, rng):
 
 
 @dask_dispatch()
+@fill_doc
 class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
     """A layered memory with a label layer, trained to complete the label.
 
@@ -543,8 +546,7 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
         Where NumPy input is computed.
     random_state : int, RandomState instance or None, default=None
         Seeds the starting memories and the batches.
-    verbose : int, default=0
-        Print the loss of every epoch.
+    %(verbose)s
 
     Attributes
     ----------

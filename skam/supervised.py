@@ -245,12 +245,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
     %(n_iter_no_change)s
     %(backend)s
     %(random_state)s
-    verbose : int, default=0
-        Progress of the training (parametric mode): 0 is silent; 1 prints
-        the epoch, the losses, the elapsed time and an estimate of the time
-        left at most every 2 seconds, and why training stopped; 2 prints
-        every epoch. With tqdm installed and a terminal attached, a
-        progress bar replaces the epoch lines.
+    %(verbose)s
 
     Attributes
     ----------
@@ -615,12 +610,7 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
     %(n_iter_no_change)s
     %(backend)s
     %(random_state)s
-    verbose : int, default=0
-        Progress of the training (parametric mode): 0 is silent; 1 prints
-        the epoch, the losses, the elapsed time and an estimate of the time
-        left at most every 2 seconds, and why training stopped; 2 prints
-        every epoch. With tqdm installed and a terminal attached, a
-        progress bar replaces the epoch lines.
+    %(verbose)s
 
     Attributes
     ----------
