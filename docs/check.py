@@ -47,6 +47,11 @@ _MATH = re.compile(
 _RAW_TEX = re.compile(r"\\\(|\\\[|\$\$|\\begin\{")
 _IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _SRC = re.compile(r'\bsrc="([^"]+)"')
+# a citation whose text docutils parsed as an enumerated list ("H. Ramsauer")
+_CITATION_LIST = re.compile(
+    r'role="doc-biblioentry">\s*<span class="label"><span class="fn-bracket">'
+    r'\[</span>(\w+)<span class="fn-bracket">\]</span></span>\s*<ol'
+)
 _PROBE = re.compile(r'data-skam-(\w+(?:-\w+)*)="([^"]*)"')
 
 
@@ -132,6 +137,10 @@ def check_page(browser, profile, page, html_dir, shots):
                 path = Path(unquote(target.path))
             if not path.is_file():
                 problems.append(f"missing image file: {src.group(1)}")
+    for label in _CITATION_LIST.findall(dom):
+        problems.append(
+            f"reference [{label}] rendered as a list (initial read as a letter)"
+        )
     probe = dict(_PROBE.findall(dom))
     if probe.get("broken-images", "0") not in ("", "0"):
         problems.append(f"images not loaded by the browser: {probe['broken-images']}")
