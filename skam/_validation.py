@@ -279,6 +279,27 @@ def validate_sample_weight(sample_weight, X, backend):
     return host.astype(X.dtype, copy=False)
 
 
+def append_sample_weight(stored, stored_weight, new, new_weight, xp):
+    """Weights of the ``stored`` rows followed by those of the ``new`` rows.
+
+    The one rule of every ``partial_fit`` that appends rows: None means
+    "all ones" on that side, and the result is None when neither side is
+    weighted (the fit stays unweighted). Otherwise an array in the dtype of
+    ``stored_weight`` (of ``stored`` when that is None), on ``stored``'s
+    device.
+    """
+    if stored_weight is None and new_weight is None:
+        return None
+    dtype = stored.dtype if stored_weight is None else stored_weight.dtype
+
+    def ones(rows):
+        return xp.ones((rows.shape[0],), dtype=dtype, device=array_device(stored))
+
+    stored_weight = ones(stored) if stored_weight is None else stored_weight
+    new_weight = ones(new) if new_weight is None else xp.astype(new_weight, dtype)
+    return xp.concat([stored_weight, new_weight], axis=0)
+
+
 def weight_unit(sample_weight):
     """The unit of the weights of an accumulating estimator: 1.0 or their mean.
 

@@ -3,7 +3,6 @@
 from numbers import Integral, Real
 
 from array_api_compat import array_namespace
-from array_api_compat import device as array_device
 from sklearn.base import (
     BaseEstimator,
     OneToOneFeatureMixin,
@@ -28,6 +27,7 @@ from skam._discrete import (
 from skam._docstrings import fill_doc
 from skam._validation import (
     BACKEND_CONSTRAINT,
+    append_sample_weight,
     backend_for,
     fit_seed,
     remember_namespace,
@@ -226,11 +226,9 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         xp = array_namespace(X)
         new = xp.astype(_binarize(X, xp), self.memories_.dtype)
         sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
-        old_w = self.memory_weights_
-        if old_w is not None or sw is not None:
-            old_w = _ones(xp, self.memories_) if old_w is None else old_w
-            sw = _ones(xp, new) if sw is None else xp.astype(sw, old_w.dtype)
-            self.memory_weights_ = xp.concat([old_w, sw], axis=0)
+        self.memory_weights_ = append_sample_weight(
+            self.memories_, self.memory_weights_, new, sw, xp
+        )
         if self._separation() == "quadratic":
             self.coupling_ = self.coupling_ + xp.astype(
                 hebbian_coupling(new, sw, xp), self.coupling_.dtype
@@ -512,7 +510,3 @@ class HopfieldNetwork(DiscreteDenseAM):
 def _binarize(X, xp):
     one = xp.ones_like(X)
     return xp.where(X > 0, one, -one)
-
-
-def _ones(xp, like):
-    return xp.ones((like.shape[0],), dtype=like.dtype, device=array_device(like))

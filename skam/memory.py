@@ -44,6 +44,7 @@ from skam._validation import (
     BACKEND_CONSTRAINT,
     DESCENT_CONSTRAINTS,
     ENERGY_CONSTRAINTS,
+    append_sample_weight,
     backend_for,
     check_beta_range,
     make_spec,
@@ -264,13 +265,9 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             self._resolve_beta()
         else:
             xp = array_namespace(self.memories_)
-            old_w = self.memory_weights_
-            if old_w is not None or sw is not None:
-                old_w = _ones(xp, self.memories_) if old_w is None else old_w
-                sw = _ones(xp, X) if sw is None else sw
-                self.memory_weights_ = xp.concat(
-                    [old_w, xp.astype(sw, old_w.dtype)], axis=0
-                )
+            self.memory_weights_ = append_sample_weight(
+                self.memories_, self.memory_weights_, X, sw, xp
+            )
             self.memories_ = xp.concat(
                 [self.memories_, xp.astype(X, self.memories_.dtype)], axis=0
             )
@@ -753,10 +750,6 @@ def _two_valued(memories):
     host = to_numpy(memories)
     low, high = host.min(axis=0), host.max(axis=0)
     return bool(np.all((host == low) | (host == high)))
-
-
-def _ones(xp, like):
-    return xp.ones((like.shape[0],), dtype=like.dtype, device=_dev(like))
 
 
 def _dev(array):

@@ -36,6 +36,7 @@ from skam._targets import (
     validate_class_labels,
 )
 from skam._validation import (
+    append_sample_weight,
     backend_for,
     check_beta_range,
     make_spec,
@@ -72,16 +73,8 @@ def _stored_and_new(estimator, X, sample_weight):
     d = estimator.n_features_in_
     old = estimator.memories_[:, :d]
     X_all = xp.concat([old, xp.astype(X, old.dtype)], axis=0)
-    old_w = estimator.memory_weights_
-    if old_w is None and sw is None:
-        return X_all, None, old.shape[0]
-
-    def ones(n):
-        return xp.ones(n, dtype=old.dtype, device=array_device(old))
-
-    old_w = ones(old.shape[0]) if old_w is None else old_w
-    sw = ones(X.shape[0]) if sw is None else xp.astype(sw, old.dtype)
-    return X_all, xp.concat([old_w, sw], axis=0), old.shape[0]
+    sw_all = append_sample_weight(old, estimator.memory_weights_, X, sw, xp)
+    return X_all, sw_all, old.shape[0]
 
 
 class _SupervisedAM(LabelNeuronAM):
