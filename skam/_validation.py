@@ -13,7 +13,7 @@ from array_api_compat import device as array_device
 from sklearn import config_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skam._backend import is_non_numpy_array, resolve_backend, to_numpy
 from skam._energy import SIMILARITIES, EnergySpec
@@ -209,6 +209,29 @@ def _namespace_name(X):
 def remember_namespace(estimator, X):
     """Record, privately, the namespace of the data seen by ``fit``."""
     estimator._fit_namespace = _namespace_name(X)
+
+
+def validate_fit_input(estimator, X, **check_params):
+    """The preamble of ``fit``: ``(X, backend)``.
+
+    :func:`validate_X` with ``reset=True`` (``check_params`` passed on), the
+    namespace of ``X`` recorded (:func:`remember_namespace`) and the
+    :class:`~skam._backend.Backend` of the computation.
+    """
+    X = validate_X(estimator, X, reset=True, method="fit", **check_params)
+    remember_namespace(estimator, X)
+    return X, backend_for(estimator, X)
+
+
+def validate_fitted_input(estimator, X, method, **check_params):
+    """The preamble of a method of a fitted estimator: ``(X, backend)``.
+
+    ``check_is_fitted``, then :func:`validate_X` without reset (errors name
+    ``method``) and the :class:`~skam._backend.Backend` of the computation.
+    """
+    check_is_fitted(estimator)
+    X = validate_X(estimator, X, reset=False, method=method, **check_params)
+    return X, backend_for(estimator, X)
 
 
 def validate_sample_weight(sample_weight, X, backend):

@@ -18,10 +18,8 @@ from skam._score_matching import fit_memories
 from skam._validation import (
     BACKEND_CONSTRAINT,
     DESCENT_CONSTRAINTS,
-    backend_for,
     check_beta_range,
-    remember_namespace,
-    validate_X,
+    validate_fit_input,
 )
 from skam.memory import DenseAM
 
@@ -253,9 +251,7 @@ class DiffusionAM(DenseAM):
         self : object
             The fitted memory.
         """
-        X = validate_X(self, X, reset=True, method="fit")
-        remember_namespace(self, X)
-        backend = backend_for(self, X)
+        X, backend = validate_fit_input(self, X)
         xp = backend.xp
         rng = check_random_state(self.random_state)
         host = to_numpy(X).astype(np.float64)

@@ -31,6 +31,7 @@ from skam._validation import (
     backend_for,
     fit_seed,
     remember_namespace,
+    validate_fitted_input,
     validate_sample_weight,
     validate_X,
 )
@@ -320,9 +321,7 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             converged), ``converged`` (n_samples,) and ``energy`` (n_samples,)
             of the final states.
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="descend")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "descend")
         S, n_iter, converged = self._run(backend, X)
         return Bunch(
             states=backend.to_output(S),
@@ -344,9 +343,7 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         X_new : ndarray of shape (n_samples, n_features)
             Final ``+-1`` states, in the floating dtype of ``X``.
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="transform")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "transform")
         return backend.to_output(self._run(backend, X)[0])
 
     def predict(self, X):
@@ -363,9 +360,7 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             First row of ``memories_`` (of positive weight) equal to the
             recalled state, or -1 (spurious or inverted states).
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="predict")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "predict")
         S = self._run(backend, X)[0]
         return backend.to_output(self._reached(backend, S))
 

@@ -39,8 +39,8 @@ from skam._training import Adam
 from skam._validation import (
     BACKEND_CONSTRAINT,
     backend_for,
-    remember_namespace,
     validate_clamp_mask,
+    validate_fit_input,
     validate_X,
 )
 
@@ -336,9 +336,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self : object
             The trained model.
         """
-        X = validate_X(self, X, reset=True, method="fit", ensure_all_finite="allow-nan")
-        remember_namespace(self, X)
-        backend = backend_for(self, X)
+        X, backend = validate_fit_input(self, X, ensure_all_finite="allow-nan")
         xp = backend.xp
         Xc = backend.to_compute(X)
         self.image_shape_, self.patch_shape_ = _resolve_shapes(

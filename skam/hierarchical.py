@@ -40,6 +40,8 @@ from skam._validation import (
     backend_for,
     remember_namespace,
     validate_clamp_mask,
+    validate_fit_input,
+    validate_fitted_input,
     validate_X,
 )
 
@@ -188,9 +190,7 @@ class _HierarchicalBase(BaseEstimator):
         return backend.to_output(g)
 
     def _settled(self, X, method, **kwargs):
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method=method)
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, method)
         Xc = backend.to_compute(X)
         graph, out = self._run(backend, Xc, {self._layer_names()[0]: True}, **kwargs)
         return backend, graph, out
@@ -398,9 +398,7 @@ class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
         self : object
             The fitted memory.
         """
-        X = validate_X(self, X, reset=True, method="fit")
-        remember_namespace(self, X)
-        backend = backend_for(self, X)
+        X, backend = validate_fit_input(self, X)
         xp = backend.xp
         Xc = backend.to_compute(X)
         Xh = np.asarray(to_numpy(X), dtype=np.float64)
@@ -469,9 +467,7 @@ class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
             asked, ``energy_trace`` (n_steps + 1, n_samples) and
             ``energy_terms_trace`` (a dict of such arrays, one per part).
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="descend")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "descend")
         Xc = backend.to_compute(X)
         mask = validate_clamp_mask(clamp_mask, Xc, backend)
         visible = self._layer_names()[0]

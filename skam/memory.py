@@ -50,6 +50,8 @@ from skam._validation import (
     make_spec,
     remember_namespace,
     validate_clamp_mask,
+    validate_fit_input,
+    validate_fitted_input,
     validate_sample_weight,
     validate_X,
 )
@@ -228,9 +230,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self : object
             The fitted memory.
         """
-        X = validate_X(self, X, reset=True, method="fit")
-        remember_namespace(self, X)
-        backend = backend_for(self, X)
+        X, backend = validate_fit_input(self, X)
         self.memories_ = X
         self.memory_weights_ = validate_sample_weight(sample_weight, X, backend)
         self._resolve_beta()
@@ -389,9 +389,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             ``converged`` (n_samples,), ``energy`` (n_samples,) of the final
             states and, if asked, ``energy_trace`` (n_steps + 1, n_samples).
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="descend")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "descend")
         r = self._descend(
             backend,
             X,
@@ -425,9 +423,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         X_new : ndarray of shape (n_samples, n_features)
             Retrieved states, in the dtype of ``X`` (float32 stays float32).
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="transform")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "transform")
         states = self._descend(backend, X, clamp_mask, return_trace=False).states
         return backend.to_output(states)
 
@@ -450,9 +446,7 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         index : ndarray of shape (n_samples,), dtype=int64
             Row of ``memories_`` reached by each query, or -1.
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="predict")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "predict")
         states = self._descend(backend, X, clamp_mask, return_trace=False).states
         return backend.to_output(self._reached(backend, states))
 

@@ -9,7 +9,7 @@ from array_api_compat import device as array_device
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
-from sklearn.utils.validation import _check_y, check_consistent_length, check_is_fitted
+from sklearn.utils.validation import _check_y, check_consistent_length
 
 from skam._backend import to_numpy
 from skam._dask import dask_dispatch
@@ -41,6 +41,7 @@ from skam._validation import (
     check_beta_range,
     make_spec,
     remember_namespace,
+    validate_fitted_input,
     validate_sample_weight,
     validate_X,
 )
@@ -482,9 +483,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
             The label neurons after the descent, clipped at 0 and renormalised
             (columns follow ``classes_``).
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="predict_proba")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "predict_proba")
         return backend.to_output(self._proba(backend, X))
 
     def predict_log_proba(self, X):
@@ -502,9 +501,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
             float32 probabilities one ulp apart keep their order); ``-inf``
             where a class's label neuron ends at (or is clipped to) zero.
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="predict_log_proba")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "predict_log_proba")
         xp = backend.xp
         # float64: logarithms of float32 probabilities one ulp apart would tie
         proba = xp.astype(self._proba(backend, X), xp.float64)
@@ -528,9 +525,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
             (positive means ``classes_[1]``). Otherwise the class
             probabilities of :meth:`predict_proba`.
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="decision_function")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "decision_function")
         proba = self._proba(backend, X)
         if proba.shape[1] == 2:
             proba = proba[:, 1] - proba[:, 0]
@@ -549,9 +544,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         y_pred : ndarray of shape (n_samples,)
             Predicted classes (from ``classes_``).
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="predict")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "predict")
         index = backend.xp.argmax(self._proba(backend, X), axis=1)
         return decode_classes(self.classes_, index, backend)
 
@@ -819,9 +812,7 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
             ``target_mean_ + target_scale_ * v``, with ``v`` the label
             neurons after the descent (divided by ``label_scale``).
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="predict")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "predict")
         R = self._label_neurons(backend, X)
         dtype = R.dtype
         mean = backend.to_compute(self.target_mean_, dtype)
