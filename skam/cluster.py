@@ -15,17 +15,15 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.metrics import silhouette_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from skam._backend import to_numpy
 from skam._beta import median_nearest_sq_distance, resolve_beta
-from skam._chunking import chunk_slices, itemsize, map_chunks
-from skam._cluster_training import (
-    TrainingSetup,
-    train_restart,
-)
+from skam._chunking import chunk_slices, itemsize, map_chunks, rows_per_chunk
+from skam._cluster_training import TrainingSetup, polish, train
 from skam._dask import dask_dispatch
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
@@ -47,19 +45,19 @@ from skam._validation import (
 
 # Resolved n_steps above this are rejected: the training keeps every step.
 _MAX_STEPS = 10_000
-# batch_size="auto": about this many minibatches per epoch ...
-_AUTO_BATCHES_PER_EPOCH = 16
-# ... with batches of this many samples at least and at most.
-_AUTO_BATCH_RANGE = (8, 256)
+# batch_size="auto": minibatches of this many samples at most (fewer when
+# the tape of the unrolled steps would not fit working_memory).
+_AUTO_BATCH_MAX = 1024
 # init="lloyd": k-means++ seedings drawn (as KMeans's n_init) and Lloyd
 # iterations (at most) refining each.
 _LLOYD_CANDIDATES = 10
 # When the evaluation set is a subsample, the kept restart gets at most this
 # many more polish rounds on all samples (each costs one full assignment).
 _FULL_DATA_POLISH_ROUNDS = 5
-# With several restarts, each first trains for at most this many epochs; the
-# best one then trains to the end of the schedule.
-_SCREEN_EPOCHS = 20
+# beta="silhouette": the candidates, as multiples of the "scale" rule, and
+# the samples (at most) the silhouette of each is computed on.
+_SILHOUETTE_GRID = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
+_SILHOUETTE_SAMPLES = 2000
 _LLOYD_MAX_ITER = 100
 
 
@@ -253,7 +251,7 @@ class AMClustering(
 
     _parameter_constraints: dict = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
-        "beta": [StrOptions({"scale"}), POSITIVE],
+        "beta": [StrOptions({"scale", "silhouette"}), POSITIVE],
         "step_size": [STABLE_STEP],
         "n_steps": [
             Bounded(
@@ -270,7 +268,7 @@ class AMClustering(
             StrOptions({"auto"}),
             Interval(Integral, 1, None, closed="left"),
         ],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 0, None, closed="left")],
         "max_samples_per_epoch": [Interval(Integral, 1, None, closed="left"), None],
         "mask_prob": [Interval(Real, 0, 1, closed="left")],
         "mask_value": [StrOptions({"mean", "min", "max"})],
@@ -296,16 +294,16 @@ class AMClustering(
         learning_rate=0.01,
         batch_size="auto",
         max_epochs=200,
-        max_samples_per_epoch=10000,
+        max_samples_per_epoch=4096,
         mask_prob=0.2,
         mask_value="mean",
         mask_cycle=3,
         init="lloyd",
-        n_init=3,
+        n_init=1,
         n_polish=20,
         lr_decay=0.8,
-        patience=5,
-        tol=1e-3,
+        patience=2,
+        tol=1e-2,
         verbose=0,
         random_state=None,
         backend="numpy",
@@ -375,62 +373,92 @@ class AMClustering(
         sw_host = None if sw is None else to_numpy(sw)
         inits = self._initial_centres(X_host, sw_host, rng)
         first = backend.to_compute(xp.asarray(inits[0], device=backend.device), dtype)
-        self.beta_ = resolve_beta(self.beta, first, rule="spacing")
-        check_beta_range(self.beta_, Xc)
+        betas = self._candidate_betas(first)
+        for beta in betas:
+            check_beta_range(beta, Xc)
         self.n_steps_ = self._resolved_n_steps()
-        setup = self._setup(Xc, weights, backend, lr_scale=_centre_spacing(first))
+        # every (beta, restart) pair is one slice of the batched training
+        n_init = len(inits)
+        starts = backend.to_compute(
+            xp.asarray(np.stack(inits * len(betas)), device=backend.device), dtype
+        )
+        row_betas = np.repeat(np.asarray(betas, dtype=np.float64), n_init)
+        setup = self._setup(
+            Xc, weights, backend, beta=row_betas, lr_scale=_centre_spacing(first)
+        )
+        progress = Progress(type(self).__name__, setup.max_epochs, self.verbose)
+        setup = replace(setup, progress=progress)
+        result = train(Xc, weights, starts, rng, setup)
         # restarts are polished and compared on one fixed subset
         X_eval, w_eval = _evaluation_set(Xc, weights, rng, setup)
-        # screening: every restart trains for a short budget; the best one
-        # (lowest k-means objective of its polished basins) trains on
-        screen = setup
-        if len(inits) > 1:
-            screen = replace(setup, max_epochs=min(setup.max_epochs, _SCREEN_EPOCHS))
-        budget = len(inits) * screen.max_epochs + setup.max_epochs - screen.max_epochs
-        progress = Progress(type(self).__name__, budget, self.verbose)
-        setup = replace(setup, progress=progress)
-        screen = replace(screen, progress=progress)
-        best = None
-        for i, init_host in enumerate(inits):
-            start = backend.to_compute(
-                xp.asarray(init_host, device=backend.device), dtype
-            )
-            loss, result = self._train_and_score(
-                backend, Xc, weights, start, rng, screen, (X_eval, w_eval)
-            )
-            self._report(
-                progress, f"restart {i + 1}/{len(inits)}", loss, result, X_eval
-            )
-            if best is None or loss < best[0]:
-                best = (loss, result)
-        if screen.max_epochs < setup.max_epochs:
-            loss, more = self._train_and_score(
-                backend, Xc, weights, best[1].centres, rng, setup, (X_eval, w_eval)
-            )
-            more.loss_curve = best[1].loss_curve + more.loss_curve
-            more.n_epochs += best[1].n_epochs
-            self._report(progress, "best restart, trained on", loss, more, X_eval)
-            if loss <= best[0]:
-                best = (loss, more)
-        _, result = best
-        centres = result.centres
-        if self.n_polish and X_eval.shape[0] < n:
+        kw = dict(step_size=setup.step_size, n_steps=self.n_steps_)
+        centres, labels = polish(
+            X_eval, w_eval, result.centres, row_betas, xp, rounds=self.n_polish, **kw
+        )
+        objectives = [
+            float(_inertia(X_eval, centres[r, ...], labels[r, ...], w_eval, xp))
+            for r in range(centres.shape[0])
+        ]
+        best = self._select(objectives, labels, X_eval, betas, n_init, rng)
+        for r in range(len(objectives)):
+            what = f"restart {r % n_init + 1}/{n_init}"
+            if len(betas) > 1:
+                what += f" (beta {row_betas[r]:.4g})"
+            self._report(progress, what, objectives[r], result, r, X_eval)
+        self.beta_ = float(row_betas[best])
+        centres = centres[best, ...]
+        if X_eval.shape[0] < n:
             rounds = min(self.n_polish, _FULL_DATA_POLISH_ROUNDS)
-            centres = self._polish(backend, Xc, weights, centres, rounds)
-        labels = self._assign(backend, Xc, centres)
+            centres, labels = self._polish(backend, Xc, weights, centres, rounds)
+        else:  # the evaluation set is the data: its basins are the labels
+            labels = labels[best, ...]
         centres, labels = self._relocate_empty(backend, Xc, weights, centres, labels)
         self.cluster_centers_ = backend.to_output(centres)
         self.labels_ = backend.to_output(labels)
         raw_weights = None if sw is None else backend.to_compute(sw, dtype)
         self.inertia_ = float(_inertia(Xc, centres, labels, raw_weights, xp))
-        self.n_iter_ = result.n_epochs
-        self.loss_curve_ = list(result.loss_curve)
+        self.n_iter_ = result.n_epochs[best]
+        self.loss_curve_ = list(result.loss_curves[best])
         self._n_features_out = self.n_clusters
         progress.close(
             f"done: inertia_ {self.inertia_:.6g} on all {n} samples, "
             f"{self.n_iter_} epochs in the kept restart"
         )
         return self
+
+    def _candidate_betas(self, first):
+        """The inverse temperatures to train: one, or the silhouette grid."""
+        if self.beta == "silhouette":
+            scale = resolve_beta("scale", first, rule="spacing")
+            return [scale * m for m in _SILHOUETTE_GRID]
+        return [resolve_beta(self.beta, first, rule="spacing")]
+
+    def _select(self, objectives, labels, X_eval, betas, n_init, rng):
+        """Row of the kept (beta, restart): lowest objective, then silhouette."""
+        objectives = np.asarray(objectives).reshape(len(betas), n_init)
+        rows = np.arange(objectives.size).reshape(len(betas), n_init)
+        kept = rows[np.arange(len(betas)), np.argmin(objectives, axis=1)]
+        if len(betas) == 1:
+            self.beta_candidates_ = None
+            self.silhouette_scores_ = None
+            return int(kept[0])
+        X_host = np.asarray(to_numpy(X_eval), dtype=np.float64)
+        size = min(X_host.shape[0], _SILHOUETTE_SAMPLES)
+        seed = rng.randint(np.iinfo(np.int32).max)
+        scores = []
+        for r in kept:
+            lab = np.asarray(to_numpy(labels[int(r), ...]))
+            if not 1 < np.unique(lab).size < X_host.shape[0]:
+                scores.append(-1.0)
+                continue
+            scores.append(
+                float(
+                    silhouette_score(X_host, lab, sample_size=size, random_state=seed)
+                )
+            )
+        self.beta_candidates_ = np.asarray(betas, dtype=np.float64)
+        self.silhouette_scores_ = np.asarray(scores)
+        return int(kept[int(np.argmax(scores))])
 
     def _resolved_n_steps(self):
         if self.n_steps is not None:
@@ -490,53 +518,51 @@ class AMClustering(
             inits.append(np.asarray(centres, dtype=np.float64))
         return inits
 
-    def _train_and_score(self, backend, Xc, weights, start, rng, setup, evaluation):
-        """Train one restart, polish it; k-means objective on the eval set."""
-        xp = backend.xp
-        X_eval, w_eval = evaluation
-        result = train_restart(Xc, weights, start, rng, setup)
-        if self.n_polish:
-            result.centres = self._polish(backend, X_eval, w_eval, result.centres)
-        labels = self._assign(backend, X_eval, result.centres)
-        return float(_inertia(X_eval, result.centres, labels, w_eval, xp)), result
-
-    def _report(self, progress, what, loss, result, X_eval):
-        reseeded = (
-            f", {result.n_reseeded} centres re-seeded" if result.n_reseeded else ""
-        )
+    def _report(self, progress, what, objective, result, r, X_eval):
+        reseeded = result.n_reseeded[r]
+        reseeded = f", {reseeded} centres re-seeded" if reseeded else ""
         progress.note(
-            f"{what}: k-means objective {loss:.6g} on the {X_eval.shape[0]} "
-            f"evaluation samples after {result.n_epochs} epochs{reseeded}"
+            f"{what}: k-means objective {objective:.6g} on the {X_eval.shape[0]} "
+            f"evaluation samples after {result.n_epochs[r]} epochs{reseeded}"
         )
 
-    def _polish(self, backend, Xc, weights, centres, rounds=None):
-        """Fixed-point polish: each centre moves to the mean of its basin."""
+    def _polish(self, backend, Xc, weights, centres, rounds):
+        """Fixed-point polish on all samples: centres move to their basin means.
+
+        Returns the centres and the basin labels of those centres.
+        """
         xp = backend.xp
         labels = self._assign(backend, Xc, centres)
-        for _ in range(self.n_polish if rounds is None else rounds):
+        for _ in range(rounds):
             centres = _basin_means(Xc, labels, weights, centres, xp)
             new_labels = self._assign(backend, Xc, centres)
-            if bool(xp.all(new_labels == labels)):
-                break
+            converged = bool(xp.all(new_labels == labels))
             labels = new_labels
-        return centres
+            if converged:
+                break
+        return centres, labels
 
-    def _setup(self, Xc, weights, backend, *, lr_scale):
+    def _setup(self, Xc, weights, backend, *, beta, lr_scale):
         xp = backend.xp
         n, d = Xc.shape
         epoch_size = n
         if self.max_samples_per_epoch is not None:
             epoch_size = min(n, self.max_samples_per_epoch)
         if self.batch_size == "auto":
-            low, high = _AUTO_BATCH_RANGE
-            batch_size = min(high, max(low, epoch_size // _AUTO_BATCHES_PER_EPOCH))
+            # the training keeps, per row and restart, the states, pulled
+            # means and softmax weights of every step
+            R, T, K = len(beta), self.n_steps_, self.n_clusters
+            row_bytes = R * (T + 3) * (2 * d + K) * itemsize(Xc)
+            batch_size = rows_per_chunk(
+                epoch_size, row_bytes, max_rows=_AUTO_BATCH_MAX, min_rows=1
+            )
         else:
             batch_size = self.batch_size
         n_masked = min(d - 1, int(self.mask_prob * d))
         return TrainingSetup(
             xp=xp,
             device=array_device(Xc),
-            beta=self.beta_,
+            beta=beta,
             step_size=float(self.step_size),
             n_steps=self.n_steps_,
             learning_rate=float(self.learning_rate) * lr_scale,
@@ -779,6 +805,15 @@ def _lloyd_candidates(X, sw, K, n_keep, max_samples, rng):
         sw = None if sw is None else sw[idx]
     X = np.asarray(X, dtype=np.float64)
     sw = None if sw is None else np.asarray(sw, dtype=np.float64)
+    if n_keep == 1:  # the best of the seedings is KMeans's own selection
+        best = KMeans(
+            K,
+            n_init=_LLOYD_CANDIDATES,
+            max_iter=_LLOYD_MAX_ITER,
+            tol=0.0,
+            random_state=rng,
+        ).fit(X, sample_weight=sw)
+        return [best.cluster_centers_]
     found = []
     for _ in range(max(n_keep, _LLOYD_CANDIDATES)):
         centres, _ = kmeans_plusplus(X, K, sample_weight=sw, random_state=rng)
