@@ -277,6 +277,7 @@ class TrainingSetup:
     patience: int
     tol: float
     progress: object = None  # skam._progress.Progress of the whole fit, or None
+    reseed_last: bool = False  # also re-seed dead centres after the last epoch
 
 
 @dataclass
@@ -287,6 +288,7 @@ class TrainingResult:
     loss_curves: list = field(default_factory=list)  # one list per restart
     n_epochs: list = field(default_factory=list)  # epochs run, per restart
     n_reseeded: list = field(default_factory=list)  # per restart
+    optimizer: tuple = None  # Adam's (m, v, t) at the end, to continue from
 
 
 def _to_device(host_array, setup):
@@ -299,7 +301,7 @@ def _masked_input(Xb, mask, fill, xp):
     return xp.where(mask, fill[None, :], Xb)
 
 
-def train(X, weights, centres, rng, setup):
+def train(X, weights, centres, rng, setup, optimizer=None):
     """Minibatch Adam on the masked loss, all restarts at once.
 
     Parameters
@@ -313,6 +315,9 @@ def train(X, weights, centres, rng, setup):
     rng : numpy.random.RandomState
         Host generator for batches, masks and re-seeding.
     setup : TrainingSetup
+    optimizer : tuple (m, v, t) or None, default=None
+        Adam's moments and step count to continue from (``partial_fit``);
+        None starts afresh.
 
     Returns
     -------
@@ -340,8 +345,10 @@ def train(X, weights, centres, rng, setup):
     rates = np.full(R, setup.learning_rate)
     running = np.ones(R, dtype=bool)
     opt = Adam([centres], xp, learning_rate=_rates(rates, centres, xp))
+    if optimizer is not None:
+        opt.m[0], opt.v[0], opt.t = optimizer
     schedules = [_Plateau(setup) for _ in range(R)]
-    monitor = _Monitor(X, weights, rng, setup)
+    monitor = _Monitor(X, weights, rng, setup) if setup.max_epochs > 1 else None
     result = TrainingResult(
         centres=centres,
         loss_curves=[[] for _ in range(R)],
@@ -349,6 +356,7 @@ def train(X, weights, centres, rng, setup):
         n_reseeded=[0] * R,
     )
     if setup.max_epochs == 0:
+        result.optimizer = (opt.m[0], opt.v[0], opt.t)
         return result
     for epoch in range(setup.max_epochs):
         shared = setup.mask_cycle > 0 and (epoch + 1) % setup.mask_cycle == 0
@@ -391,7 +399,8 @@ def train(X, weights, centres, rng, setup):
         for r in np.flatnonzero(running):
             result.loss_curves[r].append(float(epoch_loss[r]))
             result.n_epochs[r] = epoch + 1
-        if n_dead.any() and epoch + 1 < setup.max_epochs:
+        last = epoch + 1 == setup.max_epochs
+        if n_dead.any() and (setup.reseed_last or not last):
             _reseed(opt, dead_host, X, rng, setup)
             for r in np.flatnonzero(n_dead):
                 result.n_reseeded[r] += int(n_dead[r])
@@ -401,6 +410,8 @@ def train(X, weights, centres, rng, setup):
             if n_dead.any():
                 metrics["reseeded"] = int(n_dead.sum())
             setup.progress.step(**metrics)
+        if last:
+            break
         watched = monitor.losses(opt.params[0], beta)
         for r in np.flatnonzero(running):
             rates[r] = schedules[r].update(float(watched[r]), rates[r])
@@ -411,6 +422,7 @@ def train(X, weights, centres, rng, setup):
             break
         opt.learning_rate = _rates(rates, centres, xp)
     result.centres = opt.params[0]
+    result.optimizer = (opt.m[0], opt.v[0], opt.t)
     return result
 
 

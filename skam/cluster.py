@@ -78,7 +78,9 @@ class AMClustering(
     each sample's coordinates, let only those evolve under the descent (the
     visible ones are clamped), and score the squared error of the completed
     coordinates. The gradients through the unrolled descent are exact
-    (closed form).
+    (closed form). The restarts (and the candidate ``beta`` of
+    ``beta="silhouette"``) train together, as one batched array, on large
+    minibatches, and stop at the first plateau of the loss.
 
     Read more in the :ref:`User Guide <clustering>`.
 
@@ -86,7 +88,7 @@ class AMClustering(
     ----------
     n_clusters : int, default=8
         Number of clusters (memories).
-    beta : float or "scale", default="scale"
+    beta : float, "scale" or "silhouette", default="scale"
         Inverse temperature of the energy: the kernel bandwidth is
         ``1/sqrt(beta)`` in data units. Larger values make the basins of
         attraction closer to the Voronoi cells of the centres (k-means);
@@ -97,7 +99,13 @@ class AMClustering(
         rival then weighs ``exp(-16)`` of it in the softmax, and the soft zone
         between two centres is about ``r / 16`` wide. The rule follows the
         number of clusters and the scale of the data; ClAM's grid 1.1-2.4 is
-        for standardised data with few clusters.
+        for standardised data with few clusters. ``"silhouette"``: the ClAM
+        paper's model selection, which needs no labels: the candidates
+        ``"scale"`` times 1/16, 1/8, 1/4, 1/2 and 1 train together (with
+        every restart), and the one whose basins have the highest
+        :func:`~sklearn.metrics.silhouette_score` on the evaluation set (at
+        most 2 000 samples of it) is kept; see ``beta_candidates_`` and
+        ``silhouette_scores_``.
     step_size : float, default=0.1
         Step size of the descent.
     n_steps : int or None, default=None
@@ -110,11 +118,16 @@ class AMClustering(
         the same value suits 3 clusters of standardised data and 100 small
         clusters.
     batch_size : int or "auto", default="auto"
-        Samples per minibatch. ``"auto"`` gives about 16 minibatches per
-        epoch, of 8 to 256 samples (ClAM uses 8).
+        Samples per minibatch. ``"auto"``: 1 024 samples at most (one
+        minibatch per epoch for smaller data sets), fewer when the states
+        the training keeps of every unrolled step would not fit scikit-learn's
+        ``working_memory``. (ClAM uses 8: far more Adam steps, each of which
+        costs about as much Python overhead as a large one.)
     max_epochs : int, default=200
-        Maximum number of epochs of each restart.
-    max_samples_per_epoch : int or None, default=10000
+        Maximum number of epochs of each restart. 0 skips the ClAM training:
+        the centres are then the Lloyd start (``init``) after the basin
+        polish.
+    max_samples_per_epoch : int or None, default=4096
         Samples visited per epoch: when the data set is larger, each epoch
         draws a fresh random subset of this size, so that the cost of fitting
         grows with the number of clusters and features but hardly with the
@@ -138,16 +151,19 @@ class AMClustering(
         :class:`~sklearn.cluster.KMeans` draws by default; ``n_init`` if more),
         each refined by Lloyd iterations on at most ``max_samples_per_epoch``
         samples; the ``n_init`` restarts start from those of lowest k-means
-        objective. ``"k-means++"``: one k-means++ seeding per restart.
+        objective (with ``n_init=1``, one
+        ``KMeans(n_init=10, tol=0)`` fit). ``"k-means++"``: one k-means++
+        seeding per restart.
         ``"random"``: random samples. Given centres are used for a single
         restart (``n_init`` is then ignored).
-    n_init : int, default=3
-        Number of restarts from different initial centres. With more than
-        one, each restart first trains for at most 20 epochs and is polished
-        (``n_polish``); the one whose descent basins have the lowest k-means
-        objective on one fixed evaluation set (at most
-        ``max_samples_per_epoch`` samples) then trains to the end of the
-        schedule and is polished again (kept if that lowers the objective).
+    n_init : int, default=1
+        Number of restarts from different initial centres. They train
+        together (one batched array: the same minibatches and masks, one
+        learning-rate schedule each) and are polished (``n_polish``); the
+        one whose descent basins have the lowest k-means objective on one
+        fixed evaluation set (at most ``max_samples_per_epoch`` samples) is
+        kept. The default ``init="lloyd"`` already picks the best of 10
+        k-means++ seedings, as :class:`~sklearn.cluster.KMeans` does.
     n_polish : int, default=20
         Fixed-point polish after training: at most this many rounds of
         "assign every sample of the evaluation set to its descent basin, move
@@ -158,15 +174,17 @@ class AMClustering(
         the kept restart is then polished on all samples for at most
         ``min(n_polish, 5)`` more rounds. 0 keeps the trained centres.
     lr_decay : float, default=0.8
-        Factor applied to the learning rate on a loss plateau.
-    patience : int, default=5
-        A plateau is ``patience`` epochs in a row in which the moving average
-        of the last 10 epoch losses did not improve on its best value by a
-        relative ``tol``. Training stops early once the learning rate has
-        decayed below a tenth of its initial value (about 11 plateaus at the
-        default decay), or at ``max_epochs``.
-    tol : float, default=1e-3
-        Relative improvement of the averaged loss that counts as progress.
+        Factor applied to the learning rate on a loss plateau. A restart
+        stops once its learning rate has decayed below 0.9 of its initial
+        value: at the first plateau with the default (early stopping).
+    patience : int, default=2
+        A plateau is ``patience`` epochs in a row in which the monitored loss
+        did not improve on its best value by a relative ``tol``. The
+        monitored loss is the masked loss of at most 512 fixed samples with
+        fixed masks, after each epoch: it has none of the noise of the
+        random masks and minibatches. Training also stops at ``max_epochs``.
+    tol : float, default=1e-2
+        Relative improvement of the monitored loss that counts as progress.
     verbose : int, default=0
         0 is silent; 1 prints a progress line (epochs done of the budget,
         loss, learning rate, elapsed time, an upper estimate of the time
@@ -192,10 +210,17 @@ class AMClustering(
     n_steps_ : int
         The number of descent steps used (``n_steps`` resolved).
     n_iter_ : int
-        Epochs run by the kept restart.
+        Epochs run by the kept restart (``partial_fit``: the number of
+        calls).
     loss_curve_ : list of float
         Training loss of each epoch of the kept restart (mean squared error
         per coordinate of the hidden coordinates, sample-weighted).
+    beta_candidates_ : ndarray of shape (5,) or None
+        With ``beta="silhouette"``: the candidate inverse temperatures.
+        None otherwise.
+    silhouette_scores_ : ndarray of shape (5,) or None
+        With ``beta="silhouette"``: the silhouette of each candidate's
+        basins (its best restart) on the evaluation set. None otherwise.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -213,8 +238,10 @@ class AMClustering(
     distance to its nearest centre: a scaled k-means objective, relaxed near
     the boundaries between clusters. Smaller ``beta`` and the masked loss give
     smoother, non-Voronoi basins. The cost of an epoch is
-    ``O(epoch_size * n_clusters * n_features * n_steps)``; ``predict`` costs
-    ``n_steps`` descent steps per sample. Empty clusters
+    ``O(n_init * epoch_size * n_clusters * n_features * n_steps)``; with the
+    Lloyd start, training usually stops after a few epochs (the k-means start
+    is close to a minimum of the loss). ``predict`` costs ``n_steps``
+    descent steps per sample. Empty clusters
     are handled twice: during training a centre that attracts (almost) no
     softmax weight for a whole epoch is moved to a sample far from every
     centre (drawn as in k-means++), and after training a centre left without
@@ -420,10 +447,127 @@ class AMClustering(
         self.n_iter_ = result.n_epochs[best]
         self.loss_curve_ = list(result.loss_curves[best])
         self._n_features_out = self.n_clusters
+        # what a later partial_fit continues from
+        m, v, t = result.optimizer
+        self._partial_adam = (
+            backend.to_output(m[best, ...]),
+            backend.to_output(v[best, ...]),
+            t,
+        )
+        self._partial_lr_scale = setup.learning_rate / float(self.learning_rate)
+        self._partial_stats = _FillStats(d)
+        self._partial_stats.update(
+            np.asarray(X_host, dtype=np.float64),
+            None if sw_host is None else np.asarray(sw_host, dtype=np.float64),
+        )
+        self._partial_rng = rng
         progress.close(
             f"done: inertia_ {self.inertia_:.6g} on all {n} samples, "
             f"{self.n_iter_} epochs in the kept restart"
         )
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the centres with one epoch of ClAM training on a batch.
+
+        The first call initialises the model from this batch as ``fit``
+        would (``init``; one restart, so ``n_init`` is ignored; ``beta`` and
+        the step count resolved); each call then runs one epoch of minibatch
+        Adam on the batch's masked loss, continuing the optimiser's moments
+        and step count of the previous calls. The fill values of the hidden
+        coordinates are running statistics of all batches seen. There is no
+        basin polish and no early stopping (each call is one epoch):
+        ``labels_`` and ``inertia_`` are those of the last batch, as in
+        :class:`~sklearn.cluster.MiniBatchKMeans`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A batch of training samples; the first one needs at least
+            ``n_clusters`` samples, and every later one the features (and
+            feature names) of the first.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the seeding, the loss, the fill values
+            and ``inertia_``.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        first = not hasattr(self, "cluster_centers_")
+        X = validate_X(self, X, reset=first, method="partial_fit")
+        if first:
+            remember_namespace(self, X)
+        n, d = X.shape
+        self._check_schedule()
+        backend = backend_for(self, X)
+        xp = backend.xp
+        sw = validate_sample_weight(sample_weight, X, backend)
+        Xc = backend.to_compute(X)
+        dtype = Xc.dtype
+        weights = None if sw is None else backend.to_compute(sw, dtype)
+        if weights is not None:
+            weights = weights / xp.mean(weights)
+        rng = getattr(self, "_partial_rng", None)
+        if rng is None:
+            rng = self._partial_rng = check_random_state(self.random_state)
+        X_host = np.asarray(to_numpy(X), dtype=np.float64)
+        sw_host = None if sw is None else np.asarray(to_numpy(sw), dtype=np.float64)
+        if first:
+            if self.beta == "silhouette":
+                raise ValueError(
+                    "beta='silhouette' selects beta on the whole training set; "
+                    "partial_fit needs a fixed beta (a float or 'scale')."
+                )
+            if n < self.n_clusters:
+                raise ValueError(
+                    f"The first batch has {n} samples, fewer than "
+                    f"n_clusters={self.n_clusters}."
+                )
+            init = self._initial_centres(X_host, sw_host, rng)[0]
+            centres = backend.to_compute(xp.asarray(init, device=backend.device), dtype)
+            self.beta_ = resolve_beta(self.beta, centres, rule="spacing")
+            self.n_steps_ = self._resolved_n_steps()
+            self._partial_lr_scale = _centre_spacing(centres)
+            self._partial_stats = _FillStats(d)
+            self._partial_adam = None
+            self.n_iter_ = 0
+            self.loss_curve_ = []
+            self.beta_candidates_ = self.silhouette_scores_ = None
+        else:
+            centres = self._fitted_centres(backend, dtype)
+        check_beta_range(self.beta_, Xc)
+        self._partial_stats.update(X_host, sw_host)
+        setup = self._setup(
+            Xc, weights, backend, beta=[self.beta_], lr_scale=self._partial_lr_scale
+        )
+        fill = self._partial_stats.fill(self.mask_value)
+        setup = replace(
+            setup,
+            max_epochs=1,
+            reseed_last=True,
+            fill=backend.to_compute(xp.asarray(fill, device=backend.device), dtype),
+        )
+        state = None
+        if self._partial_adam is not None:
+            m, v, t = self._partial_adam
+            state = (backend.to_compute(m, dtype), backend.to_compute(v, dtype), t)
+        result = train(Xc, weights, centres[None, ...], rng, setup, optimizer=state)
+        m, v, t = result.optimizer
+        self._partial_adam = (backend.to_output(m), backend.to_output(v), t)
+        centres = result.centres[0, ...]
+        labels = self._assign(backend, Xc, centres)
+        self.cluster_centers_ = backend.to_output(centres)
+        self.labels_ = backend.to_output(labels)
+        raw_weights = None if sw is None else backend.to_compute(sw, dtype)
+        self.inertia_ = float(_inertia(Xc, centres, labels, raw_weights, xp))
+        self.n_iter_ += 1
+        self.loss_curve_.append(result.loss_curves[0][0])
+        self._n_features_out = self.n_clusters
         return self
 
     def _candidate_betas(self, first):
@@ -758,6 +902,30 @@ def _evaluation_set(Xc, weights, rng, setup):
         Xc = xp.take(Xc, idx, axis=0)
         weights = None if weights is None else xp.take(weights, idx, axis=0)
     return Xc, weights
+
+
+class _FillStats:
+    """Running (weighted) mean, minimum and maximum of the batches seen."""
+
+    def __init__(self, d):
+        self.total = np.zeros(d)
+        self.weight = 0.0
+        self.low = np.full(d, np.inf)
+        self.high = np.full(d, -np.inf)
+
+    def update(self, X, sw):
+        w = np.ones(X.shape[0]) if sw is None else sw
+        self.total = self.total + w @ X
+        self.weight += float(w.sum())
+        self.low = np.minimum(self.low, X.min(axis=0))
+        self.high = np.maximum(self.high, X.max(axis=0))
+
+    def fill(self, mask_value):
+        if mask_value == "min":
+            return self.low
+        if mask_value == "max":
+            return self.high
+        return self.total / self.weight if self.weight > 0 else self.total
 
 
 def _fill_values(Xc, weights, mask_value, xp):
