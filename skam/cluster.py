@@ -172,7 +172,10 @@ class AMClustering(
         basins of the memory; the polish removes the small bias of the
         stochastic, masked training. When the evaluation set is a subsample,
         the kept restart is then polished on all samples for at most
-        ``min(n_polish, 5)`` more rounds. 0 keeps the trained centres.
+        ``min(n_polish, 5)`` more rounds. Each start, polished the same way
+        without the training, competes with its trained restart (see
+        ``training_kept_``): the training is kept only where it lowers the
+        k-means objective. 0 keeps the trained centres.
     lr_decay : float, default=0.8
         Factor applied to the learning rate on a loss plateau. A restart
         stops once its learning rate has decayed below 0.9 of its initial
@@ -215,6 +218,12 @@ class AMClustering(
     loss_curve_ : list of float
         Training loss of each epoch of the kept restart (mean squared error
         per coordinate of the hidden coordinates, sample-weighted).
+    training_kept_ : bool
+        Whether the kept centres are the trained ones. With ``n_polish > 0``
+        (and ``max_epochs > 0``), each restart's start, polished but not
+        trained, competes with the trained restart on the evaluation set's
+        k-means objective; False when the start won (the training did not
+        lower the objective).
     beta_candidates_ : ndarray of shape (5,) or None
         With ``beta="silhouette"``: the candidate inverse temperatures.
         None otherwise.
@@ -419,26 +428,36 @@ class AMClustering(
         # restarts are polished and compared on one fixed subset
         X_eval, w_eval = _evaluation_set(Xc, weights, rng, setup)
         kw = dict(step_size=setup.step_size, n_steps=self.n_steps_)
+        candidates, cand_betas = result.centres, row_betas
+        guard = self.n_polish > 0 and self.max_epochs > 0
+        if guard:  # the polished starts compete with the trained restarts
+            candidates = xp.concat([result.centres, starts], axis=0)
+            cand_betas = np.concatenate([row_betas, row_betas])
         centres, labels = polish(
-            X_eval, w_eval, result.centres, row_betas, xp, rounds=self.n_polish, **kw
+            X_eval, w_eval, candidates, cand_betas, xp, rounds=self.n_polish, **kw
         )
         objectives = [
             float(_inertia(X_eval, centres[r, ...], labels[r, ...], w_eval, xp))
             for r in range(centres.shape[0])
         ]
-        best = self._select(objectives, labels, X_eval, betas, n_init, rng)
+        groups = np.tile(np.repeat(np.arange(len(betas)), n_init), 1 + guard)
+        best = self._select(objectives, groups, labels, X_eval, betas, rng)
+        R = starts.shape[0]
         for r in range(len(objectives)):
             what = f"restart {r % n_init + 1}/{n_init}"
             if len(betas) > 1:
-                what += f" (beta {row_betas[r]:.4g})"
-            self._report(progress, what, objectives[r], result, r, X_eval)
-        self.beta_ = float(row_betas[best])
-        centres = centres[best, ...]
+                what += f" (beta {cand_betas[r]:.4g})"
+            if r >= R:
+                what += ", its start untrained"
+            self._report(progress, what, objectives[r], result, r % R, X_eval)
+        self.training_kept_ = bool(best < R) and self.max_epochs > 0
+        self.beta_ = float(cand_betas[best])
+        centres, labels = centres[best, ...], labels[best, ...]
+        best = best % R  # the restart of the kept candidate
         if X_eval.shape[0] < n:
             rounds = min(self.n_polish, _FULL_DATA_POLISH_ROUNDS)
             centres, labels = self._polish(backend, Xc, weights, centres, rounds)
-        else:  # the evaluation set is the data: its basins are the labels
-            labels = labels[best, ...]
+        # else the evaluation set is the data: its basins are the labels
         centres, labels = self._relocate_empty(backend, Xc, weights, centres, labels)
         self.cluster_centers_ = backend.to_output(centres)
         self.labels_ = backend.to_output(labels)
@@ -538,6 +557,7 @@ class AMClustering(
             self.n_iter_ = 0
             self.loss_curve_ = []
             self.beta_candidates_ = self.silhouette_scores_ = None
+            self.training_kept_ = True
         else:
             centres = self._fitted_centres(backend, dtype)
         check_beta_range(self.beta_, Xc)
@@ -577,11 +597,13 @@ class AMClustering(
             return [scale * m for m in _SILHOUETTE_GRID]
         return [resolve_beta(self.beta, first, rule="spacing")]
 
-    def _select(self, objectives, labels, X_eval, betas, n_init, rng):
-        """Row of the kept (beta, restart): lowest objective, then silhouette."""
-        objectives = np.asarray(objectives).reshape(len(betas), n_init)
-        rows = np.arange(objectives.size).reshape(len(betas), n_init)
-        kept = rows[np.arange(len(betas)), np.argmin(objectives, axis=1)]
+    def _select(self, objectives, groups, labels, X_eval, betas, rng):
+        """Row of the kept candidate: lowest objective per beta, then silhouette."""
+        objectives = np.asarray(objectives)
+        kept = []
+        for g in range(len(betas)):
+            rows = np.flatnonzero(groups == g)
+            kept.append(int(rows[np.argmin(objectives[rows])]))
         if len(betas) == 1:
             self.beta_candidates_ = None
             self.silhouette_scores_ = None
@@ -665,9 +687,10 @@ class AMClustering(
     def _report(self, progress, what, objective, result, r, X_eval):
         reseeded = result.n_reseeded[r]
         reseeded = f", {reseeded} centres re-seeded" if reseeded else ""
+        epochs = "" if "untrained" in what else f" after {result.n_epochs[r]} epochs"
         progress.note(
             f"{what}: k-means objective {objective:.6g} on the {X_eval.shape[0]} "
-            f"evaluation samples after {result.n_epochs[r]} epochs{reseeded}"
+            f"evaluation samples{epochs}{reseeded}"
         )
 
     def _polish(self, backend, Xc, weights, centres, rounds):

@@ -436,10 +436,13 @@ def test_restart_with_lowest_inertia_is_kept(blobs, capsys):
         for line in lines
         if line.startswith("[AMClustering] restart")
     ]
-    assert len(printed) == 3
-    # the evaluation subset is all samples here, so the kept restart's
+    # three trained restarts, then their three starts polished untrained
+    assert len(printed) == 6
+    assert sum("untrained" in line for line in lines) == 3
+    # the evaluation subset is all samples here, so the kept candidate's
     # objective is inertia_, which the last line reports on all samples
     assert am.inertia_ == pytest.approx(min(printed), rel=1e-5)
+    assert am.training_kept_ == (int(np.argmin(printed)) < 3)
     (done,) = [line for line in lines if "done: inertia_" in line]
     assert float(done.split("inertia_ ")[1].split()[0]) == pytest.approx(
         am.inertia_, rel=1e-5
@@ -524,7 +527,7 @@ def test_restarts_train_together_each_with_its_schedule(blobs):
 def test_max_epochs_zero_is_the_polished_lloyd_start(blobs):
     X, _ = blobs
     am = AMClustering(n_clusters=4, max_epochs=0, random_state=0).fit(X)
-    assert am.n_iter_ == 0 and am.loss_curve_ == []
+    assert am.n_iter_ == 0 and am.loss_curve_ == [] and not am.training_kept_
     km = KMeans(4, n_init=10, random_state=0).fit(X)
     assert adjusted_rand_score(km.labels_, am.labels_) == pytest.approx(1.0)
     means = np.array([X[am.labels_ == k].mean(axis=0) for k in range(4)])
