@@ -395,15 +395,8 @@ class AMClustering(
             raise ValueError(
                 f"X has {n} samples, fewer than n_clusters={self.n_clusters}."
             )
-        self._check_schedule()
-        backend = backend_for(self, X)
-        xp = backend.xp
-        sw = validate_sample_weight(sample_weight, X, backend)
-        Xc = backend.to_compute(X)
-        dtype = Xc.dtype
-        weights = None if sw is None else backend.to_compute(sw, dtype)
-        if weights is not None:
-            weights = weights / xp.mean(weights)
+        backend, sw, Xc, weights = self._training_data(X, sample_weight)
+        xp, dtype = backend.xp, Xc.dtype
         rng = check_random_state(self.random_state)
         X_host = to_numpy(X)
         sw_host = None if sw is None else to_numpy(sw)
@@ -522,15 +515,8 @@ class AMClustering(
         if first:
             remember_namespace(self, X)
         n, d = X.shape
-        self._check_schedule()
-        backend = backend_for(self, X)
-        xp = backend.xp
-        sw = validate_sample_weight(sample_weight, X, backend)
-        Xc = backend.to_compute(X)
-        dtype = Xc.dtype
-        weights = None if sw is None else backend.to_compute(sw, dtype)
-        if weights is not None:
-            weights = weights / xp.mean(weights)
+        backend, sw, Xc, weights = self._training_data(X, sample_weight)
+        xp, dtype = backend.xp, Xc.dtype
         rng = getattr(self, "_partial_rng", None)
         if rng is None:
             rng = self._partial_rng = check_random_state(self.random_state)
@@ -589,6 +575,17 @@ class AMClustering(
         self.loss_curve_.append(result.loss_curves[0][0])
         self._n_features_out = self.n_clusters
         return self
+
+    def _training_data(self, X, sample_weight):
+        """Backend, validated weights, compute-namespace data, normalised weights."""
+        self._check_schedule()
+        backend = backend_for(self, X)
+        sw = validate_sample_weight(sample_weight, X, backend)
+        Xc = backend.to_compute(X)
+        weights = None if sw is None else backend.to_compute(sw, Xc.dtype)
+        if weights is not None:  # mean one
+            weights = weights / backend.xp.mean(weights)
+        return backend, sw, Xc, weights
 
     def _candidate_betas(self, first):
         """The inverse temperatures to train: one, or the silhouette grid."""
