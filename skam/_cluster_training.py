@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from array_api_compat import device as array_device
+from array_api_compat import is_numpy_array
 from sklearn.utils import gen_batches
 
 from skam._backend import to_numpy
@@ -66,12 +67,24 @@ def _mT(a, xp):
 # for K = 10).
 
 
+def _exp_(a, xp):
+    """``exp(a)``, in place for NumPy (``a`` is a temporary)."""
+    if is_numpy_array(a):
+        return np.exp(a, out=a)
+    return xp.exp(a)
+
+
 def _softmax_mean(VT, C_beta, half_beta_sq, CT, xp):
-    """``P^T`` (R, K, b) of the LSE step at ``V^T`` and the pulled means ``(P C)^T``."""
-    logits = C_beta @ VT - half_beta_sq
-    logits = logits - xp.max(logits, axis=-2, keepdims=True)
-    P = xp.exp(logits)
-    P = P / xp.sum(P, axis=-2, keepdims=True)
+    """``P^T`` (R, K, b) of the LSE step at ``V^T`` and the pulled means ``(P C)^T``.
+
+    The (R, K, b) temporaries are updated in place (a fresh product each
+    step): allocating each of them anew costs more than the arithmetic.
+    """
+    P = C_beta @ VT
+    P -= half_beta_sq
+    P -= xp.max(P, axis=-2, keepdims=True)
+    P = _exp_(P, xp)
+    P /= xp.sum(P, axis=-2, keepdims=True)
     return P, CT @ P
 
 
@@ -203,15 +216,22 @@ def batched_loss_and_grad(
     for t in range(n_steps - 1, -1, -1):
         VT, P, MT = states[t], Ps[t], Ms[t]
         u = aT * g
-        A = P * (C @ u - xp.sum(u * MT, axis=-2, keepdims=True))
+        A = C @ u  # then, in place: P * (u C^T - sum(u * P C))
+        A -= xp.sum(u * MT, axis=-2, keepdims=True)
+        A *= P
         V = V0 if t == 0 else _mT(VT, xp)
-        grad = grad + P @ _mT(u, xp) + beta * (A @ V)
-        A_cols = A_cols + xp.sum(A, axis=-1, keepdims=True)
+        grad += P @ _mT(u, xp)
+        pull = A @ V
+        pull *= beta
+        grad += pull
+        A_cols += xp.sum(A, axis=-1, keepdims=True)
         if t > 0:
-            g = (1.0 - aT) * g - beta * (
-                VT * xp.sum(A, axis=-2, keepdims=True) - CT @ A
-            )
-    grad = grad - beta * (A_cols * C)
+            back = CT @ A  # beta (A C - v sum(A)) in place
+            back -= VT * xp.sum(A, axis=-2, keepdims=True)
+            back *= beta
+            g = (1.0 - aT) * g
+            g += back
+    grad -= beta * (A_cols * C)
     return sample_losses, grad, mass
 
 

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from skam._backend import to_numpy
 from skam._beta import median_nearest_sq_distance, resolve_beta
 from skam._chunking import chunk_slices, itemsize, map_chunks, rows_per_chunk
-from skam._cluster_training import TrainingSetup, polish, train
+from skam._cluster_training import TrainingSetup, basin_labels, polish, train
 from skam._dask import dask_dispatch
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
@@ -759,8 +759,22 @@ class AMClustering(
         ).states
 
     def _assign(self, backend, Xc, centres):
-        """Nearest centre to the contracted point of each sample."""
-        return _nearest(self._contract(backend, Xc, centres), centres, backend.xp)
+        """Nearest centre to the contracted point of each sample.
+
+        The batched descent of the training (one restart), chunked within
+        ``working_memory``: the same labels as the engine's descent
+        (:meth:`contract`) followed by the nearest centre, without the
+        energies the engine also computes.
+        """
+        labels = basin_labels(
+            Xc,
+            centres[None, ...],
+            self.beta_,
+            backend.xp,
+            step_size=float(self.step_size),
+            n_steps=self.n_steps_,
+        )
+        return labels[0, ...]
 
     def _relocate_empty(self, backend, Xc, weights, centres, labels):
         """Move centres without samples onto far samples (KMeans-style)."""
@@ -956,19 +970,6 @@ def _fill_values(Xc, weights, mask_value, xp):
     if weights is None:
         return xp.mean(Xc, axis=0)
     return xp.sum(Xc * weights[:, None], axis=0) / xp.sum(weights)
-
-
-def _nearest(states, centres, xp):
-    """Index of the nearest centre of each state (chunked), int64."""
-    memories = prepare_memories(centres, xp)
-    return map_chunks(
-        lambda sl: xp.astype(
-            xp.argmin(half_sq_distances(states[sl, :], memories, xp), axis=1), xp.int64
-        ),
-        states.shape[0],
-        4 * centres.shape[0] * itemsize(states),  # GEMM, norms, clip, argmin
-        xp,
-    )
 
 
 def _bincount(labels, K, xp):
