@@ -121,8 +121,8 @@ class AMClustering(
         Samples per minibatch. ``"auto"``: 1 024 samples at most (one
         minibatch per epoch for smaller data sets), fewer when the states
         the training keeps of every unrolled step would not fit scikit-learn's
-        ``working_memory``. (ClAM uses 8: far more Adam steps, each of which
-        costs about as much Python overhead as a large one.)
+        ``working_memory``. ClAM uses 8: far more Adam steps, each of which
+        costs about as much Python overhead as a large one.
     max_epochs : int, default=200
         Maximum number of epochs of each restart. 0 skips the ClAM training:
         the centres are then the Lloyd start (``init``) after the basin
