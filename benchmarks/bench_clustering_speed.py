@@ -90,11 +90,17 @@ def slope(sizes, times):
     return float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
 
 
-def fit_rows(quick=False, rounds=3):
-    """The rows of the AMClustering/KMeans table (dicts, see module doc)."""
+def fit_rows(quick=False, rounds=3, max_n=None):
+    """The rows of the AMClustering/KMeans table (dicts, see module doc).
+
+    ``max_n`` leaves out the cells (and growth sizes) of more samples.
+    """
     shapes = QUICK_SHAPES if quick else SHAPES
     sizes = QUICK_SIZES if quick else SIZES
     growth = QUICK_SIZES if quick else GROWTH
+    if max_n is not None:
+        sizes = [n for n in sizes if n <= max_n]
+        growth = [n for n in growth if n <= max_n]
     rows, measured = [], {}
     for d, k in shapes:
         for n in sizes:
@@ -143,11 +149,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--max-n", type=int, help="leave out larger cells (a loaded machine)"
+    )
     args = parser.parse_args()
     start_load, start = os.getloadavg()[0], time.perf_counter()
-    print(f"load average at start: {os.getloadavg()}")
+    print(f"load average at start: {os.getloadavg()}", flush=True)
     with threadpool_limits(1):
-        rows = fit_rows(args.quick, args.rounds)
+        rows = fit_rows(args.quick, args.rounds, args.max_n)
     header = (
         f"`python benchmarks/bench_clustering_speed.py`: {platform.machine()}, "
         f"{os.cpu_count()} cores shared with other jobs, one BLAS thread, NumPy "
