@@ -22,7 +22,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
@@ -146,7 +146,13 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         and the CLS token move). False lets every token move, as the published
         model was trained.
     learning_rate : float, default=1e-3
-        Adam learning rate.
+        Peak Adam learning rate.
+    learning_rate_schedule : {"cosine", "constant"}, default="cosine"
+        ``"cosine"`` warms the learning rate up linearly over the first 5 %
+        of the training and then decays it along a half cosine to zero at
+        its end; the end is ``max_epochs`` or ``max_time``, whichever comes
+        first (the progress is the larger of the two fractions, so a time
+        budget gets a full schedule). ``"constant"`` keeps it fixed.
     batch_size : int, default=64
         Images per minibatch.
     max_epochs : int, default=20
@@ -164,10 +170,11 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     tol : float, default=1e-4
         Smallest relative improvement of the validation loss that counts.
     max_time : float, default=None
-        Stop training after this many seconds (checked after every
-        minibatch); None trains for ``max_epochs``.
+        Stop training after this many seconds of wall-clock time (checked
+        after every minibatch); None trains for ``max_epochs``.
     verbose : int, default=0
-        Print the losses and the elapsed time after every epoch.
+        Print the losses and the elapsed wall-clock and CPU time after every
+        epoch.
     %(random_state)s
     %(backend)s
 
@@ -252,6 +259,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "self_attention": ["boolean"],
         "clamp_visible": ["boolean"],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_schedule": [StrOptions({"cosine", "constant"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "mask_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -280,6 +288,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self_attention=False,
         clamp_visible=True,
         learning_rate=1e-3,
+        learning_rate_schedule="cosine",
         batch_size=64,
         max_epochs=20,
         mask_fraction=0.5,
@@ -304,6 +313,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.self_attention = self_attention
         self.clamp_visible = clamp_visible
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.mask_fraction = mask_fraction
@@ -414,6 +424,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def _loss_and_grads(
         self, params, config, patches, observed, token_mask, xp, *, need_grads=True
     ):
+        graph = et_unrolled.build_graph(params, config, memo=need_grads)
         result = et_unrolled.forward(
             params,
             config,
@@ -422,9 +433,10 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             xp,
             clamp_visible=self.clamp_visible,
             record=need_grads,
+            graph=graph,
         )
         x_T = result.states[et_unrolled.LAYER]
-        out = et_unrolled.decode(params, config, x_T, patches.shape[1], xp)
+        out = et_unrolled.decode(params, config, x_T, patches.shape[1], xp, graph)
         weight = xp.astype(
             xp.logical_and(observed, token_mask[:, :, None]), patches.dtype
         )
@@ -436,7 +448,14 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if not need_grads:
             return loss, None
         grads = et_unrolled.backward(
-            params, config, patches, token_mask, result, (2.0 / count) * resid, xp
+            params,
+            config,
+            patches,
+            token_mask,
+            result,
+            (2.0 / count) * resid,
+            xp,
+            graph,
         )
         return loss, grads
 
@@ -474,13 +493,20 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             [] if val_idx is not None else None,
         )
         best, best_params, stall = np.inf, params, 0
-        start = time.perf_counter()
+        start, cpu_start = self._clock(), time.process_time()
         out_of_time = False
         self.n_iter_ = 0
+        n_updates = self.max_epochs * math.ceil(len(idx) / batch)
+        done = 0
         for epoch in range(self.max_epochs):
             order = rng.permutation(idx)
             total, seen = 0.0, 0
             for lo in range(0, len(order), batch):
+                progress = done / n_updates
+                if self.max_time is not None:
+                    progress = max(progress, (self._clock() - start) / self.max_time)
+                adam.learning_rate = self.learning_rate * self._schedule(progress)
+                done += 1
                 take = xp.asarray(order[lo : lo + batch], device=_device(patches))
                 P = xp.take(patches, take, axis=0)
                 obs = xp.take(observed, take, axis=0)
@@ -500,7 +526,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 total += loss * P.shape[0]
                 seen += P.shape[0]
                 if self.max_time is not None and (
-                    time.perf_counter() - start > self.max_time
+                    self._clock() - start > self.max_time
                 ):
                     out_of_time = True
                     break
@@ -524,13 +550,31 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             else:
                 best, best_params = train_loss, params
             if self.verbose:
-                print(f"{message}  {time.perf_counter() - start:.1f} s", flush=True)
+                print(
+                    f"{message}  lr {adam.learning_rate:.2e}  "
+                    f"{self._clock() - start:.1f} s  "
+                    f"(CPU {time.process_time() - cpu_start:.1f} s)",
+                    flush=True,
+                )
             if out_of_time or (val_idx is not None and stall >= self.n_iter_no_change):
                 break
         self.best_loss_ = float(best)
         return best_params
 
     # -------------------------------------------------------------- helpers
+    #: The clock of ``max_time`` (a subclass may count CPU time instead).
+    _clock = staticmethod(time.perf_counter)
+
+    def _schedule(self, progress):
+        """Learning-rate factor at ``progress`` in [0, 1] of the training."""
+        if self.learning_rate_schedule == "constant":
+            return 1.0
+        warmup = 0.05
+        if progress < warmup:
+            return (progress + 1e-3) / (warmup + 1e-3)
+        p = min(1.0, (progress - warmup) / (1.0 - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * p))
+
     def _compute_params(self, backend, dtype):
         return {k: backend.to_compute(v, dtype) for k, v in self.weights_.items()}
 

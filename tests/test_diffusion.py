@@ -171,6 +171,20 @@ def test_bandwidth_by_dsm_alone_learns_prototypes_on_the_circle():
     assert ovl.bandwidth_ >= 0.5 * np.median(nearest) * 0.99
 
 
+@pytest.mark.parametrize("bandwidth", ["learn", "overlap"])
+def test_float32_and_array_api_strict_agree_with_numpy(bandwidth):
+    X = _circle(200).astype(np.float32)
+    kw = dict(n_memories=8, bandwidth=bandwidth, max_epochs=20, random_state=0)
+    ref = DiffusionAM(**kw).fit(X)
+    assert ref.memories_.dtype == np.float32
+    assert ref.sample(5, method="anneal", random_state=0).dtype == np.float32
+    strict = DiffusionAM(backend="array_api_strict", **kw).fit(X)
+    np.testing.assert_allclose(
+        np.asarray(strict.memories_), ref.memories_, rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(strict.bandwidth_, ref.bandwidth_, rtol=1e-4)
+
+
 def test_no_partial_fit():
     assert not hasattr(DiffusionAM(), "partial_fit")
     assert hasattr(DenseAM(), "partial_fit")

@@ -18,8 +18,10 @@ See :ref:`energy_transformer` for the energy and its gradient.
 # ---------------------------
 # ``fit`` masks ``mask_fraction`` of the patches of every image, descends
 # ``n_steps`` steps and minimises the squared error on the masked pixels by
-# backpropagation through the steps (Adam). A small model and eight epochs keep
-# this example fast; ``max_time`` would bound the training in seconds.
+# backpropagation through the steps (Adam; the learning rate warms up and then
+# decays along a half cosine to zero at the last epoch). A small model and eight
+# epochs keep this example fast; ``max_time`` would bound the training in
+# seconds (and the schedule would then run to the end of that budget).
 import time
 
 import matplotlib.pyplot as plt
