@@ -24,14 +24,22 @@ Methods, all fitted on the same training images:
 Usage::
 
     python benchmarks/bench_energy_transformer.py --dataset digits
-    python benchmarks/bench_energy_transformer.py --dataset mnist --max-time 900 \
-        --save-model /tmp/et_mnist.npz
+    python benchmarks/bench_energy_transformer.py --dataset mnist --max-time 900
+    # on a loaded machine: the fit alone, with a wall-clock deadline, and the
+    # baselines in another process; then the table from both
+    python benchmarks/bench_energy_transformer.py --dataset mnist --fit-only \
+        --max-time 450 --wall-limit 2700 --save-model /tmp/et_mnist.npz
     python benchmarks/bench_energy_transformer.py --dataset mnist \
-        --load-model /tmp/et_mnist.npz --fit-seconds 900   # table without refitting
+        --baselines-only --save-baselines /tmp/mnist_baselines.json
+    python benchmarks/bench_energy_transformer.py --dataset mnist --max-time 450 \
+        --load-model /tmp/et_mnist.npz --baselines /tmp/mnist_baselines.json
+
+The fit budget ``--max-time`` is counted in CPU seconds of this process
+(training runs on one BLAS thread).
 
 Writes ``benchmarks/results/energy_transformer_<dataset>.md`` and the figures
-``energy_transformer_<dataset>_steps.png``. Timings are wall-clock on a shared
-machine; the load average is printed with them.
+``energy_transformer_<dataset>_steps.png``. Timings are given in CPU seconds
+and in wall-clock seconds on the shared machine, with the load average.
 """
 
 import argparse

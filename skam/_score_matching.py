@@ -90,12 +90,14 @@ def fit_memories(
     bandwidth0=0.0,
     learn_bandwidth=True,
     overlap=False,
+    progress=None,
 ):
     """Minibatch Adam on the DSM loss; returns (memories, bandwidth, epoch losses).
 
     ``X`` (n, D) and ``Xi0`` (K, D) live in ``xp``; ``rng`` is a NumPy
     ``RandomState``. The bandwidth stays at ``bandwidth0`` unless
-    ``learn_bandwidth``.
+    ``learn_bandwidth``; ``progress`` (a :class:`skam._progress.Progress`)
+    reports every epoch.
     """
     n = X.shape[0]
     dev = _device(X)
@@ -148,6 +150,10 @@ def fit_memories(
             _overflowed("loss", len(losses), X, beta_min, xp)
     if not bool(xp.all(xp.isfinite(Xi))):
         _overflowed("memories", len(losses), X, beta_min, xp)
+        if progress is not None:
+            progress.step(loss=losses[-1])
+    if progress is not None:
+        progress.close()
     return Xi, abs(float(p[0])), losses
 
 

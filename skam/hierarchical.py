@@ -16,18 +16,20 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch, check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
 from skam._chunking import itemsize, map_chunks
 from skam._dask import dask_dispatch
+from skam._docstrings import fill_doc
 from skam._graph.dynamics import descend_graph
 from skam._graph.graph import EnergyGraph
 from skam._graph.lagrangians import Softmax
 from skam._graph.specs import initial_graph, parse_layers, parse_synapses
 from skam._graph.training import GraphTrainer
+from skam._progress import Progress
 from skam._targets import (
     decode_classes,
     encode_classes,
@@ -39,6 +41,8 @@ from skam._validation import (
     backend_for,
     remember_namespace,
     validate_clamp_mask,
+    validate_fit_input,
+    validate_fitted_input,
     validate_X,
 )
 
@@ -142,18 +146,18 @@ class _HierarchicalBase(BaseEstimator):
         n = Xc.shape[0]
         batch = int(min(self.batch_size, n))
         self.loss_curve_ = []
-        for epoch in range(int(self.max_epochs)):
+        progress = Progress(
+            type(self).__name__, int(self.max_epochs), self.verbose, upper_bound=False
+        )
+        for _ in range(int(self.max_epochs)):
             order = rng.permutation(n)
             losses = []
-            for start in range(0, n, batch):
-                rows = order[start : start + batch]
-                x0, clamp, loss_fn = batch_loss(trainer.graph, rows, rng)
+            for sl in gen_batches(n, batch):
+                x0, clamp, loss_fn = batch_loss(trainer.graph, order[sl], rng)
                 losses.append(trainer.step(x0, clamp, loss_fn))
             self.loss_curve_.append(float(np.mean(losses)))
-            if self.verbose:
-                print(
-                    f"{type(self).__name__}: epoch {epoch + 1}, loss {self.loss_curve_[-1]:.6f}"
-                )
+            progress.step(loss=self.loss_curve_[-1])
+        progress.close()
         self.n_iter_ = int(self.max_epochs)
         return trainer.graph
 
@@ -207,9 +211,7 @@ class _HierarchicalBase(BaseEstimator):
         return backend.to_output(map_chunks(activations, Xc.shape[0], per_row, xp))
 
     def _settled(self, X, method, **kwargs):
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method=method)
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, method)
         Xc = backend.to_compute(X)
         graph, out = self._run(backend, Xc, {self._layer_names()[0]: True}, **kwargs)
         return backend, graph, out
@@ -260,6 +262,7 @@ def _dev(array):
 
 
 @dask_dispatch()
+@fill_doc
 class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
     """A memory built from layers of neurons and synapses, fitted on masked reconstruction.
 
@@ -319,8 +322,7 @@ class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
         Seeds the starting memories, the masks and the batches; pass an int for
         reproducible fits. With None, NumPy's global generator is used (two
         fits differ); inference draws nothing, so repeated calls agree.
-    verbose : int, default=0
-        Print the loss of every epoch.
+    %(verbose)s
 
     Attributes
     ----------
@@ -419,9 +421,7 @@ class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
         self : object
             The fitted memory.
         """
-        X = validate_X(self, X, reset=True, method="fit")
-        remember_namespace(self, X)
-        backend = backend_for(self, X)
+        X, backend = validate_fit_input(self, X)
         xp = backend.xp
         Xc = backend.to_compute(X)
         Xh = np.asarray(to_numpy(X), dtype=np.float64)
@@ -490,9 +490,7 @@ class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
             asked, ``energy_trace`` (n_steps + 1, n_samples) and
             ``energy_terms_trace`` (a dict of such arrays, one per part).
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="descend")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "descend")
         Xc = backend.to_compute(X)
         mask = validate_clamp_mask(clamp_mask, Xc, backend)
         visible = self._layer_names()[0]
@@ -531,6 +529,7 @@ def _draw_masks(n, d, n_masked, rng):
 
 
 @dask_dispatch()
+@fill_doc
 class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
     """A layered memory with a label layer, trained to complete the label.
 
@@ -569,8 +568,7 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
         Seeds the starting memories and the batches; pass an int for
         reproducible fits. With None, NumPy's global generator is used (two
         fits differ); inference draws nothing, so repeated calls agree.
-    verbose : int, default=0
-        Print the loss of every epoch.
+    %(verbose)s
 
     Attributes
     ----------

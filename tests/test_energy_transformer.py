@@ -3,11 +3,14 @@ differences, the descent's guarantees, imputation, and checkpoint I/O."""
 
 import math
 import pickle
+import re
+import warnings
 
 import numpy as np
 import pytest
 from array_api_compat import numpy as xp
 from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
@@ -441,22 +444,59 @@ def test_float32_stays_float32(digits):
 
 
 def test_early_stopping_and_verbose(digits, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # stopped early: none
+        et = EnergyTransformer(
+            image_shape=(8, 8),
+            patch_shape=(2, 2),
+            **TINY,
+            max_epochs=40,
+            early_stopping=True,
+            n_iter_no_change=2,
+            tol=0.5,
+            verbose=2,
+            random_state=0,
+        ).fit(digits[:200])
+    assert et.n_iter_ < 40  # tol=0.5 asks for halving the loss every 2 epochs
+    assert len(et.validation_scores_) == et.n_iter_
+    assert et.best_loss_ == pytest.approx(min(et.validation_scores_))
+    # skam's one progress format: one line per epoch at verbose=2, then a note
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == et.n_iter_ + 1
+    for k, line in enumerate(lines[:-1], start=1):
+        assert line.startswith(f"[EnergyTransformer] epoch {k}/40 (")
+        val = float(re.search(r"val_loss=(\S+)", line).group(1))
+        assert val == pytest.approx(et.validation_scores_[k - 1], rel=1e-3)
+        assert re.search(r"\| \d+\.\d s, ETA <= ", line)
+    best = int(np.argmin(et.validation_scores_)) + 1
+    assert lines[-1].startswith(
+        f"[EnergyTransformer] stopped early at epoch {et.n_iter_}: "
+    )
+    assert f"kept epoch {best} (validation loss" in lines[-1]
+
+
+def test_max_epochs_without_early_stop_warns_with_the_facts(digits):
     et = EnergyTransformer(
         image_shape=(8, 8),
         patch_shape=(2, 2),
         **TINY,
-        max_epochs=40,
+        max_epochs=3,
         early_stopping=True,
-        n_iter_no_change=2,
-        tol=0.5,
-        verbose=1,
+        n_iter_no_change=5,
         random_state=0,
-    ).fit(digits[:200])
-    assert et.n_iter_ < 40  # tol=0.5 asks for halving the loss every 2 epochs
-    assert len(et.validation_scores_) == et.n_iter_
-    assert et.best_loss_ == pytest.approx(min(et.validation_scores_))
-    out = capsys.readouterr().out
-    assert "validation" in out and " s" in out
+    )
+    with pytest.warns(ConvergenceWarning) as record:
+        et.fit(digits[:200])
+    (message,) = [str(w.message) for w in record]
+    scores = et.validation_scores_
+    best = int(np.argmin(scores)) + 1
+    assert f"lowest at epoch {best} ({min(scores):.4g})" in message
+    assert f"is {scores[-1]:.4g} at the last epoch" in message
+    assert "weights of epoch" in message
+    # without early stopping, max_epochs is the plan: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        et.set_params(early_stopping=False).fit(digits[:200])
 
 
 def test_max_time_stops_training(digits):
@@ -468,7 +508,8 @@ def test_max_time_stops_training(digits):
         max_time=1e-6,
         random_state=0,
     )
-    et.fit(digits[:200])
+    with pytest.warns(ConvergenceWarning, match="stopped by max_time=1e-06 s"):
+        et.fit(digits[:200])
     assert et.n_iter_ == 1
 
 
@@ -664,12 +705,13 @@ def test_learning_rate_schedule_reaches_adam(digits, capsys):
         max_epochs=3,
         batch_size=100,
         random_state=0,
-        verbose=1,
+        verbose=2,
     )
     X = digits[:300]
     a = EnergyTransformer(learning_rate_schedule="cosine", **kw).fit(X)
     lines = capsys.readouterr().out.strip().splitlines()
-    lrs = [float(line.split("lr ")[1].split()[0]) for line in lines]
+    lines = [line for line in lines if "] epoch " in line]  # not the final note
+    lrs = [float(line.split("lr=")[1].split()[0]) for line in lines]
     # the last minibatch of epoch e runs at progress (3e + 2) / 9
     expected = [1e-3 * a._schedule((3 * e + 2) / 9) for e in range(3)]
     np.testing.assert_allclose(lrs, expected, rtol=0.01)
