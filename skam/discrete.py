@@ -228,10 +228,11 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         xp = array_namespace(X)
         new = xp.astype(_binarize(X, xp), self.memories_.dtype)
         sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
-        self.memory_weights_ = append_sample_weight(
+        weights = append_sample_weight(
             self.memories_, self.memory_weights_, new, sw, xp
         )
-        _check_weight_total(self.memory_weights_, X.shape[1])
+        _check_weight_total(weights, X.shape[1])  # before anything changes
+        self.memory_weights_ = weights
         if self._separation() == "quadratic":
             self.coupling_ = self.coupling_ + xp.astype(
                 hebbian_coupling(new, sw, xp), self.coupling_.dtype
