@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from skam._chunking import chunk_slices, concat, itemsize
 from skam._energy import (
+    descent_direction,
     energy_from_log_z,
     half_sq_distances,
     kernel_sum_temporaries,
@@ -80,6 +81,10 @@ class KernelSumOracle:
             V, self.memories, self.spec, self.xp, need_weights=False
         )
         return energy_from_log_z(log_z, self.spec)
+
+    def direction(self, V):
+        """The descent direction alone (optional member of an oracle)."""
+        return descent_direction(V, self.memories, self.spec, self.xp)
 
     def support_sums(self, V):
         return support_sums(V, self.memories, self.spec, self.xp)
@@ -357,7 +362,10 @@ def _one_step_chunk(
     that stop early (a dozen small array calls, which weigh on one-row
     calls).
     """
-    _, direction = oracle.energy_and_direction(V)
+    if hasattr(oracle, "direction"):  # no energy asked: skip log_z
+        direction = oracle.direction(V)
+    else:
+        _, direction = oracle.energy_and_direction(V)
     step = step_size * direction
     if free is not None:
         step = xp.where(free, step, xp.zeros_like(step))

@@ -21,6 +21,7 @@ from skam._beta import resolve_beta
 from skam._chunking import itemsize, rows_per_chunk
 from skam._descent import TEMPORARIES_PER_COLUMN, descend
 from skam._energy import (
+    descent_direction,
     energy_from_log_z,
     log_kernel_sum,
     log_z_and_direction,
@@ -227,6 +228,12 @@ class LabelNeuronOracle:
             V, self.memories, self.spec, self.xp, need_weights=False
         )
         return energy_from_log_z(log_z, self.spec)
+
+    def direction(self, V):
+        xp, d = self.xp, self.n_features
+        direction = descent_direction(V, self.memories, self.spec, xp, pull_from=d)
+        frozen = xp.zeros((V.shape[0], d), dtype=V.dtype, device=array_device(V))
+        return xp.concat([frozen, direction], axis=1)
 
 
 class LabelNeuronAM(PreparedCacheMixin, BaseEstimator):

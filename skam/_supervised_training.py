@@ -129,6 +129,7 @@ class LabelNeuronModel:
             n_steps=self.n_steps,
             update_mask=self.update_mask,
             coord_weights=self.coord_weights,
+            pull_from=self.n_features,  # features are clamped
         )
 
     def readout(self, tape):

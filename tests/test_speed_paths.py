@@ -166,3 +166,38 @@ def test_plain_input_validation_matches_validate_data(digits):
         warnings.simplefilter("always")
         named.predict(X[:2])  # fitted with names, called without
     assert any("feature names" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("with_c", [False, True])
+def test_unrolled_pull_from_gives_the_full_width_gradients(with_c):
+    """Clamped leading coordinates: the narrow products give the same numbers."""
+    from skam._training import unrolled_backward, unrolled_forward
+
+    rng = np.random.RandomState(3)
+    n, K, D, p = 7, 6, 5, 3
+    V0, Xi, target = rng.randn(n, D), rng.randn(K, D), rng.randn(n, D)
+    mask = np.arange(D) >= p  # True = free
+    c = rng.uniform(0.5, 1.5, D) if with_c else None
+    grads = []
+    for pull_from in (0, p):
+        tape = unrolled_forward(
+            V0,
+            Xi,
+            np_compat,
+            beta=1.3,
+            step_size=0.6,
+            n_steps=3,
+            update_mask=mask,
+            coord_weights=c,
+            pull_from=pull_from,
+        )
+        g = tape.states[-1] - target
+        grads.append(
+            (tape.states[-1],)
+            + unrolled_backward(tape, Xi, g, np_compat, beta=1.3, coord_weights=c)
+        )
+    (out0, dXi0, dV0, dw0), (out1, dXi1, dV1, dw1) = grads
+    np.testing.assert_allclose(out1, out0, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(dXi1, dXi0, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(dV1, dV0[:, p:], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(dw1, dw0, rtol=1e-12, atol=1e-13)
