@@ -175,9 +175,11 @@ def unrolled_backward(tape, patterns, grad_out, xp, *, beta, coord_weights=None)
     c_free = c[p:] if p and coord_weights is not None else c
     Xi = patterns[:, p:] if p else patterns
     g = grad_out[:, p:] if p else grad_out
-    grad_pulled = xp.zeros_like(Xi)  # the P.T @ u terms, on coordinates p:
-    grad_patterns = xp.zeros_like(patterns)
-    grad_log_w = xp.zeros_like(patterns[:, 0])
+    # sums over the steps; the first step starts them (no zero arrays of
+    # the memories' size to add to: the backward is memory-bound there)
+    grad_pulled = None  # the P.T @ u terms, on coordinates p:
+    grad_patterns = None
+    grad_log_w = None
     for t in range(len(tape.weights) - 1, -1, -1):
         V, P = tape.states[t], tape.weights[t]
         V_free = V[:, p:] if p else V
@@ -188,12 +190,19 @@ def unrolled_backward(tape, patterns, grad_out, xp, *, beta, coord_weights=None)
         A_rows = xp.sum(A, axis=1, keepdims=True)
         A_cols = xp.sum(A, axis=0)
         g_prev = (1.0 - a) * g - beta * c_free * (V_free * A_rows - A @ Xi)
-        grad_pulled = grad_pulled + P.T @ u
-        grad_patterns = grad_patterns + beta * c * (
-            A.T @ V - A_cols[:, None] * patterns
-        )
-        grad_log_w = grad_log_w + A_cols
+        step_pulled = P.T @ u
+        step_patterns = (A.T @ V - A_cols[:, None] * patterns) * (beta * c)
+        if grad_patterns is None:
+            grad_pulled, grad_patterns, grad_log_w = step_pulled, step_patterns, A_cols
+        else:
+            grad_pulled = grad_pulled + step_pulled
+            grad_patterns = grad_patterns + step_patterns
+            grad_log_w = grad_log_w + A_cols
         g = g_prev
+    if grad_patterns is None:  # no steps
+        grad_pulled = xp.zeros_like(Xi)
+        grad_patterns = xp.zeros_like(patterns)
+        grad_log_w = xp.zeros_like(patterns[:, 0])
     if p:
         grad_patterns = xp.concat(
             [grad_patterns[:, :p], grad_patterns[:, p:] + grad_pulled], axis=1
