@@ -66,12 +66,10 @@ MAX_QUERIES = 1000
 
 
 def rule_for(separation, similarity):
-    """The ``beta="scale"`` rule of a DenseAM energy."""
-    if separation == "lse":
-        return "separation"
-    if separation in ("poly", "rectified_poly") and similarity == "dot":
-        return "overlap"
-    return "support"
+    """The ``beta="scale"`` rule of a DenseAM energy (the separation object names it)."""
+    from skam._separations import get_separation
+
+    return get_separation(separation).beta_rule(similarity)
 
 
 def resolve_beta(beta, X, *, rule, sample_weight=None):

@@ -322,7 +322,7 @@ def _descend_chunk(
         active = xp.logical_not(xp.take(converged, order))
     free = free_full
     spec = getattr(oracle, "spec", None)
-    if lsr_fixed_point and spec is not None and spec.separation == "lsr":
+    if lsr_fixed_point and spec is not None and spec.function.constant_slope:
         V = lsr_fixed_point_iteration(V, oracle, xp, free=free)
     energy = None
     if compute_energy or return_trace:
@@ -375,7 +375,7 @@ def _one_step_chunk(
         step = V - V_new
     moved_sq = xp.sum(step * step, axis=1)
     spec = getattr(oracle, "spec", None)
-    if lsr_fixed_point and spec is not None and spec.separation == "lsr":
+    if lsr_fixed_point and spec is not None and spec.function.constant_slope:
         V_new = lsr_fixed_point_iteration(V_new, oracle, xp, free=free)
     return DescentResult(
         states=V_new,

@@ -146,7 +146,7 @@ mode : {"nonparametric", "parametric"}, default="nonparametric"
     ``"nonparametric"``: the memories are the training samples (the model
     grows with the data). ``"parametric"``: a fixed number of memories,
     initialised by k-means and learned by minibatch Adam through the
-    ``max_iter`` unrolled descent steps (needs ``separation="lse"`` and
+    ``max_iter`` unrolled descent steps (any separation; needs
     ``similarity="sqeuclidean"``).
 """,
     "learning_rate": """

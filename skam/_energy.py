@@ -35,12 +35,18 @@ softmax, so one step with ``step_size = 1`` is the attention update
 
 Functions here are pure: they take arrays and an array namespace ``xp`` and work
 on one chunk of queries. Chunking lives in :mod:`skam._chunking`.
+
+``F`` is an object (:mod:`skam._separations`, one file each, reached through
+:attr:`EnergySpec.function`): nothing here switches on separation names, so a
+registered separation works in every function of this module.
 """
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
-SEPARATIONS = ("lse", "poly", "rectified_poly", "lsr")
+from skam._separations import SEPARATIONS, get_separation
+
 SIMILARITIES = ("sqeuclidean", "dot")
 
 
@@ -50,7 +56,7 @@ class EnergySpec:
 
     Parameters
     ----------
-    separation : {"lse", "poly", "rectified_poly", "lsr"}
+    separation : {"lse", "poly", "rectified_poly", "lsr"} or a registered name
     similarity : {"sqeuclidean", "dot"}
     beta : float
         Inverse temperature, > 0.
@@ -66,13 +72,19 @@ class EnergySpec:
     degree: int = 3
     epsilon: float = 1e-10
 
+    @cached_property
+    def function(self):
+        """The separation object ``F`` (:mod:`skam._separations`)."""
+        return get_separation(self.separation, int(self.degree))
+
     @property
     def is_lse(self):
-        return self.separation == "lse"
+        """``F = exp`` (the softmax fast paths; named for the LSE energy)."""
+        return self.function.is_exponential
 
     @property
     def power(self):
-        return 1 if self.separation == "lsr" else int(self.degree)
+        return self.function.power
 
     @property
     def log_epsilon(self):
@@ -172,34 +184,10 @@ def _scaled_similarity(V, memories, spec, xp):
 def _log_abs_separation(z, spec, xp):
     """``log|F(z)|``, ``sign F(z)`` (None = positive), ``log|F'(z)|``, sign F'.
 
-    Points where ``F`` (or ``F'``) vanishes get ``-inf``.
+    Points where ``F`` (or ``F'``) vanishes get ``-inf``; the separation
+    object computes them (:meth:`~skam._separations.base.Separation.log_abs_value_and_slope`).
     """
-    if spec.is_lse:
-        return z, None, z, None
-    n = spec.power
-    base = 1.0 + z
-    if spec.separation in ("rectified_poly", "lsr"):
-        inside = base > 0
-        log_base = xp.log(xp.where(inside, base, xp.ones_like(base)))
-        log_f = xp.where(inside, n * log_base, -math.inf)
-        if n == 1:
-            log_df = xp.where(inside, xp.zeros_like(base), -math.inf)
-        else:
-            log_df = xp.where(inside, math.log(n) + (n - 1) * log_base, -math.inf)
-        return log_f, None, log_df, None
-    # "poly": (1 + z)^n, possibly negative for odd n
-    nonzero = base != 0
-    log_base = xp.log(xp.where(nonzero, xp.abs(base), xp.ones_like(base)))
-    negative = base < 0
-    log_f = xp.where(nonzero, n * log_base, -math.inf)
-    sign = 1.0 - 2.0 * xp.astype(negative, z.dtype)
-    sign_f = sign if n % 2 else None
-    if n == 1:
-        log_df, sign_df = xp.zeros_like(base), None
-    else:
-        log_df = xp.where(nonzero, math.log(n) + (n - 1) * log_base, -math.inf)
-        sign_df = sign if (n - 1) % 2 else None
-    return log_f, sign_f, log_df, sign_df
+    return spec.function.log_abs_value_and_slope(z, xp)
 
 
 def _finite_or_zero(x, xp):
@@ -345,21 +333,18 @@ def log_density_normaliser(spec, n_features):
     ``pi^(d/2) h^d Gamma(n + 1) / Gamma(n + 1 + d/2)``). ``epsilon`` adds mass
     everywhere and is left out. Raises ValueError for the others.
     """
-    if spec.similarity != "sqeuclidean" or spec.separation == "poly":
+    log_integral = None
+    if spec.similarity == "sqeuclidean":
+        log_integral = spec.function.log_kernel_integral(spec.beta, n_features)
+    if log_integral is None:
+        integrable = sorted(
+            name for name in SEPARATIONS if get_separation(name).kernel_family
+        )
         raise ValueError(
             "a normalised log-density exists only for similarity='sqeuclidean' "
-            "with separation='lse', 'rectified_poly' or 'lsr' (the kernel must "
-            f"decay to be integrable); got separation={spec.separation!r}, "
+            f"with separation in {integrable} (the kernel must decay to be "
+            f"integrable); got separation={spec.separation!r}, "
             f"similarity={spec.similarity!r}. Use score_samples (minus the "
             "energy) to rank states instead."
         )
-    d = float(n_features)
-    if spec.is_lse:
-        return 0.5 * d * math.log(2.0 * math.pi / spec.beta)
-    n = spec.power
-    return (
-        0.5 * d * math.log(math.pi)
-        + 0.5 * d * math.log(2.0 / spec.beta)
-        + math.lgamma(n + 1.0)
-        - math.lgamma(n + 1.0 + 0.5 * d)
-    )
+    return log_integral

@@ -70,15 +70,14 @@ def exact_kernel(spec):
             "sampling needs similarity='sqeuclidean': with the dot product "
             "exp(-beta E) grows without bound and is not a normalisable density."
         )
-    if spec.separation == "lse":
-        return "gaussian"
-    if spec.separation in ("lsr", "rectified_poly"):
-        return "compact"
+    family = spec.function.kernel_family
+    if family is not None:
+        return family
     raise ValueError(
-        "sampling has no density for separation='poly': the unrectified kernel "
-        "(1 - beta/2 |v - xi|^2)^degree is not a density (negative or growing "
-        "away from the memory). Use separation='rectified_poly', the same kernel "
-        "inside its support."
+        f"sampling has no density for separation={spec.separation!r}: its kernel "
+        "is not a density (for 'poly', (1 - beta/2 |v - xi|^2)^degree is "
+        "negative or growing away from the memory). Use "
+        "separation='rectified_poly', the same kernel inside its support."
     )
 
 
@@ -431,7 +430,7 @@ def _check_int(value, name, low):
 
 def check_samplable(spec):
     """Raise unless ``exp(-beta E)`` is a normalisable density."""
-    if spec.similarity != "sqeuclidean" or spec.separation == "poly":
+    if spec.similarity != "sqeuclidean" or spec.function.kernel_family is None:
         exact_kernel(spec)  # raises with the specific reason
 
 

@@ -29,6 +29,7 @@ from skam._energy import (
 )
 from skam._partial import MIN_QUERY_ROWS
 from skam._prepared import PreparedCacheMixin, cached
+from skam._separations import get_separation
 from skam._validation import (
     BACKEND_CONSTRAINT,
     ENERGY_CONSTRAINTS,
@@ -86,25 +87,29 @@ def scott_beta(X, sample_weight=None):
     return resolve_beta("scale", X, rule="scott", sample_weight=sample_weight)
 
 
-def separation_beta(X):
+def separation_beta(X, separation="lse"):
     """``beta * lam`` of ``beta="scale"`` in parametric mode.
 
-    DenseAM's separation rule on the feature parts of the initial memories:
-    ``4 * log(K) / r2``, with ``K`` memories and ``r2`` the median squared
-    distance from a memory to its nearest other memory, so that a memory's
-    nearest rival weighs about ``1/K**2`` of it (every memory is close to a
-    fixed point). See :mod:`skam._beta`.
+    DenseAM's rule of the separation on the feature parts of the initial
+    memories (squared-Euclidean similarity): for LSE ``4 * log(K) / r2``,
+    with ``K`` memories and ``r2`` the median squared distance from a memory
+    to its nearest other memory, so that a memory's nearest rival weighs
+    about ``1/K**2`` of it (every memory is close to a fixed point); for the
+    compact kernels ``2 / r2`` (a memory's support reaches its nearest
+    neighbour). The separation object names the rule; see :mod:`skam._beta`.
 
     Parameters
     ----------
     X : array of shape (n_memories, n_features)
         Feature parts of the memories.
+    separation : str, default="lse"
 
     Returns
     -------
     beta_lam : float
     """
-    return resolve_beta("scale", X, rule="separation")
+    rule = get_separation(separation).beta_rule("sqeuclidean")
+    return resolve_beta("scale", X, rule=rule)
 
 
 def coordinate_weights(n_features, n_labels, lam, xp, dtype, device):
@@ -262,16 +267,16 @@ class LabelNeuronAM(PreparedCacheMixin, BaseEstimator):
         if not isinstance(self.beta, str):
             return float(self.beta)
         if prototypes:
-            return separation_beta(features) / self.lam
+            return separation_beta(features, self.separation) / self.lam
         return scott_beta(features, sample_weight) / self.lam
 
     def _check_parametric(self):
-        if self.separation != "lse" or self.similarity != "sqeuclidean":
+        if self.similarity != "sqeuclidean":
             raise ValueError(
                 "mode='parametric' learns memories by backpropagation through "
-                "log-sum-exp descent: it needs separation='lse' and "
-                f"similarity='sqeuclidean', got separation={self.separation!r} "
-                f"and similarity={self.similarity!r}."
+                "the unrolled descent, which the dot product's box projection "
+                "would make non-smooth: it needs similarity='sqeuclidean', got "
+                f"similarity={self.similarity!r}."
             )
 
     _label_kind = None  # "classification" or "regression"

@@ -1,7 +1,7 @@
 """Parametric label-neuron memories: initialisation and minibatch training.
 
-The model is the prediction itself: ``T = max_iter`` steps of clamped LSE
-descent on the label neurons from their uninformative start, read out. Its
+The model is the prediction itself: ``T = max_iter`` steps of clamped
+descent (LSE, or the mean-shift steps of any other separation) on the label neurons from their uninformative start, read out. Its
 memories ``[features, label part]`` are learned by minimising a loss of the
 read-out (cross-entropy for classes, squared error for targets; paper
 eq. 5.18) with minibatch Adam. The gradients through the ``T`` unrolled steps
@@ -92,6 +92,8 @@ class LabelNeuronModel:
     xp: object
     dtype: object
     device: object
+    #: The energy (None: LSE); non-LSE energies train through the graph engine.
+    spec: object = None
 
     @property
     def kind(self):
@@ -129,6 +131,7 @@ class LabelNeuronModel:
             n_steps=self.n_steps,
             update_mask=self.update_mask,
             coord_weights=self.coord_weights,
+            spec=self.spec,
             pull_from=self.n_features,  # features are clamped
         )
 

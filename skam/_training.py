@@ -22,11 +22,27 @@ states and the log memory weights, written in closed form (one step, given
 
 The cost of a step is a handful of GEMMs of shape (n, K, D); the states of
 all steps are stored, O(T n D), so call it on minibatches.
+
+That fused loop is the fast path of LSE. Every other separation (given as
+``spec``) runs through the graph engine's one forward loop
+(:func:`skam._graph.dynamics.descend_graph` with ``record=True``, the
+estimators' memory written as :func:`skam._graph.builders.dense_am_graph`)
+and its generic backward (:func:`skam._graph.backprop.backward`), which
+differentiates the mean-shift step of those separations, its per-query time
+constant ``1 / sum_mu P_mu`` included. Both return the same tape interface
+(``states[-1]``, ``weights[-1]``), so callers need not know which ran.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from skam._energy import EnergySpec, log_kernel_sum, prepare_memories
+from array_api_compat import device as array_device
+
+from skam._energy import (
+    EnergySpec,
+    Memories,
+    log_kernel_sum,
+    prepare_memories,
+)
 
 
 @dataclass
@@ -75,9 +91,10 @@ def unrolled_forward(
     update_mask=None,
     coord_weights=None,
     log_weights=None,
+    spec=None,
     pull_from=0,
 ):
-    """Run ``n_steps`` of clamped LSE descent and record them.
+    """Run ``n_steps`` of clamped descent and record them.
 
     Parameters
     ----------
@@ -96,18 +113,35 @@ def unrolled_forward(
         Per-coordinate weights ``c`` of the similarity.
     log_weights : array of shape (K,) or None
         Log memory weights.
+    spec : EnergySpec or None
+        The energy (its ``beta`` is replaced by ``beta``); None or LSE with
+        the squared-Euclidean similarity runs the fused LSE loop, anything
+        else the graph engine (mean-shift steps, :class:`GraphTape`).
     pull_from : int, default=0
         The coordinates before ``pull_from`` are clamped (``update_mask`` is
         False there): the steps, and :func:`unrolled_backward`, then pull
         only the coordinates ``pull_from:`` (the label neurons of the
         supervised memories), a (n, K, D - pull_from) product instead of a
-        (n, K, D) one. Results are those of ``pull_from=0``.
+        (n, K, D) one. Results are those of ``pull_from=0``. The fused LSE
+        loop only (the graph engine pulls every coordinate).
 
     Returns
     -------
-    tape : UnrolledTape
+    tape : UnrolledTape or GraphTape
         ``tape.states[-1]`` is the output ``v^(T)``.
     """
+    if spec is not None and not (spec.is_lse and spec.similarity == "sqeuclidean"):
+        return _graph_forward(
+            V0,
+            patterns,
+            xp,
+            spec=replace(spec, beta=float(beta)),
+            step_size=step_size,
+            n_steps=n_steps,
+            update_mask=update_mask,
+            coord_weights=coord_weights,
+            log_weights=log_weights,
+        )
     spec = EnergySpec(separation="lse", similarity="sqeuclidean", beta=float(beta))
     memories = prepare_memories(patterns, xp, coord_weights=coord_weights)
     if log_weights is not None:
@@ -169,6 +203,8 @@ def unrolled_backward(tape, patterns, grad_out, xp, *, beta, coord_weights=None)
     memories: with ``tape.pull_from = p`` every product but ``A.T @ v`` runs
     on the coordinates ``p:`` only (the same numbers, a fraction of the work).
     """
+    if isinstance(tape, GraphTape):
+        return _graph_backward(tape, grad_out, xp)
     c = 1.0 if coord_weights is None else coord_weights
     p = tape.pull_from
     a = tape.step[..., p:] if p else tape.step
@@ -210,6 +246,83 @@ def unrolled_backward(tape, patterns, grad_out, xp, *, beta, coord_weights=None)
     else:
         grad_patterns = grad_patterns + grad_pulled
     return grad_patterns, g, grad_log_w
+
+
+# ------------------------------------------- every other energy: the graph
+@dataclass
+class GraphTape:
+    """The graph engine's record of the unrolled steps (non-LSE energies).
+
+    ``states`` holds the initial and the final states; ``weights[-1]``
+    (computed on demand) are the normalised mean-shift weights
+    ``wF'(z) / sum wF'(z)`` of the last step, (n, K), like the softmax of
+    :class:`UnrolledTape`.
+    """
+
+    graph: object
+    result: object
+    states: list
+    xp: object
+
+    @property
+    def weights(self):
+        from skam._graph.builders import VISIBLE
+
+        if not self.result.tape.entries:
+            return []
+        _, x, _ = self.result.tape.entries[-1]
+        synapse = self.graph.synapses["memory"]
+        V = x[VISIBLE]
+        _, P = log_kernel_sum(V, synapse.memories(self.xp), synapse.spec, self.xp)
+        total = self.xp.sum(P, axis=1, keepdims=True)
+        positive = total > 0
+        return [P / self.xp.where(positive, total, self.xp.ones_like(total))]
+
+
+def _graph_forward(
+    V0,
+    patterns,
+    xp,
+    *,
+    spec,
+    step_size,
+    n_steps,
+    update_mask,
+    coord_weights,
+    log_weights,
+):
+    from skam._graph.builders import VISIBLE, dense_am_graph
+    from skam._graph.dynamics import descend_graph
+
+    memories = Memories(patterns, log_weights, coord_weights, None)
+    graph = dense_am_graph(memories, spec)
+    clamp = None if update_mask is None else {VISIBLE: xp.logical_not(update_mask)}
+    result = descend_graph(
+        graph,
+        {VISIBLE: V0},
+        xp,
+        step_size=step_size,
+        clamp=clamp,
+        max_iter=int(n_steps),
+        tol=0.0,
+        record=True,
+        compute_energy=False,
+    )
+    return GraphTape(graph, result, [V0, result.states[VISIBLE]], xp)
+
+
+def _graph_backward(tape, grad_out, xp):
+    from skam._graph.backprop import backward
+    from skam._graph.builders import VISIBLE
+
+    grad_initial, grads = backward(
+        tape.graph, tape.result.tape, {VISIBLE: grad_out}, xp
+    )
+    grad_log_w = grads.get(("memory", "log_weights"))
+    if grad_log_w is None:  # no memory weights: nothing moves them
+        K = tape.graph.synapses["memory"].params["patterns"].shape[0]
+        grad_log_w = xp.zeros((K,), dtype=grad_out.dtype, device=array_device(grad_out))
+    return grads[("memory", "patterns")], grad_initial[VISIBLE], grad_log_w
 
 
 class Adam:

@@ -16,7 +16,8 @@ from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
 from skam._backend import is_non_numpy_array, resolve_backend, to_numpy
-from skam._energy import SEPARATIONS, SIMILARITIES, EnergySpec
+from skam._energy import SIMILARITIES, EnergySpec
+from skam._separations import SEPARATION_NAMES
 
 BACKEND_CONSTRAINT = [
     StrOptions({"numpy", "cupy"}),
@@ -58,7 +59,8 @@ MAX_DEGREE = 2**53
 
 # Parameters of the energy and of the descent, shared by every estimator.
 ENERGY_CONSTRAINTS = {
-    "separation": [StrOptions(set(SEPARATIONS))],
+    # the live set of registered names: a new separation is accepted at once
+    "separation": [StrOptions(SEPARATION_NAMES)],
     "similarity": [StrOptions(set(SIMILARITIES))],
     "beta": [StrOptions({"scale"}), POSITIVE],
     "degree": [

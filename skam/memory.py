@@ -40,6 +40,7 @@ from skam._energy import (
 from skam._partial import MIN_QUERY_ROWS
 from skam._prepared import PreparedCacheMixin, cached
 from skam._sampling import sample_stored as _sample_stored
+from skam._separations import get_separation
 from skam._validation import (
     BACKEND_CONSTRAINT,
     DESCENT_CONSTRAINTS,
@@ -350,7 +351,7 @@ class DenseAM(
             lsr_fixed_point=True,
             return_trace=return_trace,
             compute_energy=compute_energy,
-            monotone=self.separation in ("poly", "rectified_poly"),
+            monotone=get_separation(self.separation).can_overshoot,
         )
 
     def _reached(self, backend, states):
@@ -379,7 +380,7 @@ class DenseAM(
                 ok = 4.0 * d1 <= xp.min(others, axis=1)
             else:
                 ok = xp.ones_like(d1, dtype=xp.bool)
-            if self.separation == "lsr":
+            if get_separation(self.separation).constant_slope:
                 ok = xp.logical_and(ok, 2.0 * d1 < lsr_radius_sq)
             out.append(xp.where(ok, xp.take(rows, nearest), -1))
         return concat(out, xp)
@@ -732,7 +733,7 @@ class DenseAM(
 def _resolve_similarity(separation, similarity):
     if similarity != "auto":
         return similarity
-    return "dot" if separation in ("poly", "rectified_poly") else "sqeuclidean"
+    return get_separation(separation).default_similarity
 
 
 def _resolve_self_coupling(am, memories):

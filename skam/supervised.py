@@ -38,6 +38,7 @@ from skam._targets import (
 from skam._validation import (
     backend_for,
     check_beta_range,
+    make_spec,
     remember_namespace,
     validate_sample_weight,
     validate_X,
@@ -145,6 +146,7 @@ class _SupervisedAM(LabelNeuronAM):
             xp=xp,
             dtype=dtype,
             device=dev,
+            spec=make_spec(self, self.beta_),
         )
         keep = np.flatnonzero(w > 0)
         train_rows, val_rows = split_validation(

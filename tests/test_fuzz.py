@@ -316,7 +316,8 @@ PARAM_CASES = {
         ({"mode": "parametric", "max_epochs": 2}, None),
         ({"mode": "parametric", "max_epochs": 2, "validation_fraction": 0.999}, None),
         ({"mode": "parametric", "max_epochs": 2, "learning_rate": 1e300}, None),
-        ({"mode": "parametric", "max_epochs": 2, "separation": "lsr"}, True),
+        ({"mode": "parametric", "max_epochs": 2, "separation": "lsr"}, None),
+        ({"mode": "parametric", "max_epochs": 2, "similarity": "dot"}, True),
     ],
     "DenseAMRegressor": [
         ({"beta": 1e300}, None),

@@ -212,8 +212,8 @@ def test_bad_input_names_the_argument(iris):
         DenseAMClassifier().fit(X, None)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         DenseAMClassifier().fit(X, y[:-1])
-    with pytest.raises(ValueError, match="separation='lse'"):
-        DenseAMClassifier(mode="parametric", separation="lsr").fit(X, y)
+    with pytest.raises(ValueError, match="similarity='sqeuclidean'"):
+        DenseAMClassifier(mode="parametric", similarity="dot").fit(X, y)
     with pytest.raises(ValueError, match="lam"):
         DenseAMClassifier(lam=1.0).fit(X, y)
 

@@ -527,8 +527,9 @@ def _reached(estimator, states, client=None):
     rival[best, np.arange(n)] = d2[best, np.arange(n)]
     second = rival.min(axis=0)
     ok = 4.0 * first <= second
-    if estimator.separation == "lsr":
-        ok &= 2.0 * first < lsr_support_radius_sq(make_spec(estimator, estimator.beta_))
+    spec = make_spec(estimator, estimator.beta_)
+    if spec.function.constant_slope:
+        ok &= 2.0 * first < lsr_support_radius_sq(spec)
     return np.where(ok, idx[best, np.arange(n)], -1)
 
 

@@ -15,7 +15,38 @@ with ``a_l = step_size_l * m_l`` and ``s_l = sum_syn dE_syn/dg_l``. Given
 ``H_l`` the Lagrangians' closed-form Hessian-vector products, so every layer,
 synapse and separation that implements them can be trained. The cost per
 step is that of two forward steps; the tape holds the states of every step.
+
+Mean-shift steps (a synapse with ``mean_shift``: ``x'_l = x_l - a_l tau(g)
+(x_l + s_l(g))`` with the per-query time constant ``tau = 1 / sum_mu P_mu``)
+are differentiated exactly: ``u_l`` carries ``tau``, and the loss also moves
+through ``tau`` itself, by ``c = sum_l <a_l xbar'_l, x_l + s_l>`` times the
+synapse's ``step_scale_vjp``::
+
+    xbar_l -= H_l(x_l) d(c tau)/dg_l,   dLoss/dtheta -= d(c tau)/dtheta
 """
+
+from skam._graph.dynamics import group_directions, mean_shift_scales
+
+
+def _add_time_constant_terms(
+    graph, x, g, group, factors, xbar, scales, d_layers, d_params, xp
+):
+    """Add the derivatives through the mean-shift time constants (in place)."""
+    directions = group_directions(graph, x, group, xp, g)
+    weights = {}
+    for name in group:
+        if name not in scales:
+            continue
+        sname = scales[name][0]
+        c = xp.sum(factors[name] * xbar[name] * directions[name], axis=1, keepdims=True)
+        weights[sname] = c if sname not in weights else weights[sname] + c
+    for sname, c in weights.items():
+        d_l, d_p = graph.synapses[sname].step_scale_vjp(g, c, xp)
+        for name, value in d_l.items():
+            d_layers[name] = value if name not in d_layers else d_layers[name] + value
+        for pname, value in d_p.items():
+            key = (sname, pname)
+            d_params[key] = value if key not in d_params else d_params[key] + value
 
 
 def backward(graph, tape, cot_final, xp):
@@ -52,9 +83,18 @@ def backward(graph, tape, cot_final, xp):
         for name in names
     }
     for group, x, factors in reversed(tape.entries):
-        u = {name: factors[name] * xbar[name] for name in group}
         g = graph.activations(x, xp)
+        scales = mean_shift_scales(graph, g, group, xp)
+        u = {}
+        for name in group:
+            u[name] = factors[name] * xbar[name]
+            if name in scales:
+                u[name] = u[name] * scales[name][1]
         d_layers, d_params = graph.grad_vjp(g, u, xp)
+        if scales:
+            _add_time_constant_terms(
+                graph, x, g, group, factors, xbar, scales, d_layers, d_params, xp
+            )
         new = {}
         for name in names:
             lag = graph.layers[name]

@@ -98,24 +98,43 @@ def _rows(value, sl):
     return value[sl, :]
 
 
-def group_update(graph, x, group, factors, xp, *, use_mean_shift=True):
-    """Directions ``a_l * dE/dg_l`` of the layers of ``group`` at states ``x``."""
-    g = graph.activations(x, xp)
-    syn = graph.synapse_grads(g, xp, layers=group)
+def mean_shift_scales(graph, g, group, xp):
+    """Per-query time constants of the layers of ``group``: ``layer -> (synapse, tau)``.
+
+    A synapse with ``mean_shift`` scales the steps of the layers it joins by
+    its ``step_scale`` (the last such synapse of a layer wins). Training
+    differentiates ``tau`` too (:func:`skam._graph.backprop.backward`).
+    """
     scales = {}
-    if use_mean_shift:
-        for s in graph.synapses.values():
-            if getattr(s, "mean_shift", False):
-                scale = s.step_scale(g, xp)
-                for name in s.layers:
-                    scales[name] = scale
-    steps = {}
+    for sname, s in graph.synapses.items():
+        if getattr(s, "mean_shift", False) and set(s.layers).intersection(group):
+            scale = s.step_scale(g, xp)
+            for name in s.layers:
+                scales[name] = (sname, scale)
+    return scales
+
+
+def group_directions(graph, x, group, xp, g=None):
+    """``dE/dg_l`` of the layers of ``group`` (the leak ``x_l`` included)."""
+    g = graph.activations(x, xp) if g is None else g
+    syn = graph.synapse_grads(g, xp, layers=group)
+    out = {}
     for name in group:
         direction = syn[name]
         if getattr(graph.layers[name], "legendre", True):  # the leak -x
             direction = x[name] + direction
+        out[name] = direction
+    return out
+
+
+def group_update(graph, x, group, factors, xp):
+    """Steps ``a_l * tau_l * dE/dg_l`` of the layers of ``group`` at states ``x``."""
+    g = graph.activations(x, xp)
+    scales = mean_shift_scales(graph, g, group, xp)
+    steps = {}
+    for name, direction in group_directions(graph, x, group, xp, g).items():
         if name in scales:
-            direction = direction * scales[name]
+            direction = direction * scales[name][1]
         steps[name] = factors[name] * direction
     return steps
 
@@ -271,9 +290,7 @@ def _descend_chunk(
         for group in groups:
             if record:
                 tape.entries.append((group, dict(x), factors))
-            steps = group_update(
-                graph, x, group, factors, xp, use_mean_shift=not record
-            )
+            steps = group_update(graph, x, group, factors, xp)
             new = dict(x)
             for name, step in steps.items():
                 value = x[name] - step

@@ -254,6 +254,39 @@ class Memory(Synapse):
         positive = total > 0
         return 1.0 / xp.where(positive, total, xp.ones_like(total))
 
+    def step_scale_vjp(self, g, cot, xp):
+        """``d<cot, tau>/dg`` and ``d<cot, tau>/dtheta`` of the time constant.
+
+        ``tau = 1 / sum_mu P_mu`` per query where that sum is positive (else
+        1, a constant), ``cot`` of shape (n, 1). With ``P = wF'/Z``,
+        ``Q = wF''/Z`` and ``R = wF/Z``, ``d sum_mu P_mu / dz_nu = Q_nu -
+        P_nu sum_mu P_mu`` and ``d sum_mu P_mu / dlog w_nu = P_nu - R_nu
+        sum_mu P_mu``; ``dtau = -tau^2 d sum P``. What backpropagation through
+        mean-shift steps needs beyond :meth:`grad_vjp` (the steps are
+        ``tau * dE/dg``, and ``tau`` moves with the state).
+        """
+        V = self._concat(g, xp)
+        memories = self.memories(xp)
+        Xi = memories.patterns
+        c = 1.0 if self.coord_weights is None else self.coord_weights
+        P, Q, R = self._weights(V, memories, xp)
+        total = xp.sum(P, axis=1, keepdims=True)
+        positive = total > 0
+        tau = 1.0 / xp.where(positive, total, xp.ones_like(total))
+        k = xp.where(positive, -cot * tau * tau, xp.zeros_like(total))
+        G = k * (Q - P * total)  # k * d sum P / dz
+        beta = self.spec.beta
+        if self.spec.similarity == "dot":
+            d_v = beta * c * (G @ Xi)
+            d_xi = beta * c * (G.T @ V)
+        else:
+            d_v = beta * c * (G @ Xi - xp.sum(G, axis=1, keepdims=True) * V)
+            d_xi = beta * c * (G.T @ V - xp.sum(G, axis=0)[:, None] * Xi)
+        grads = {"patterns": d_xi}
+        if "log_weights" in self.params:
+            grads["log_weights"] = xp.sum(k * (P - R * total), axis=0)
+        return self._split(d_v, g), grads
+
     def _weights(self, V, memories, xp):
         """``z``, ``P = wF'/Z``, ``Q = wF''/Z``, ``R = wF/Z`` (rows with Z <= 0: 0)."""
         spec = self.spec

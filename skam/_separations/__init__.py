@@ -4,12 +4,17 @@ A separation ``F`` turns the scaled similarity ``z = beta * S`` into a kernel
 value; skam's energy is ``-(1/beta) log(eps + sum_mu w_mu F(z_mu))``
 (:mod:`skam._energy`). Each object gives, in log space (so huge or tiny
 ``beta`` never overflows), ``log|F|``, ``log|F'|`` and ``log|F''|`` with their
-signs, and names the ``beta="scale"`` rule that fits it (the rule itself lives
-in one place, :func:`skam._beta.resolve_beta`). A new energy is one new
-file here registered in :data:`SEPARATIONS`: the graph engine's memory synapse
-(:class:`skam._graph.synapses.Memory`) takes its first and second derivatives
-from these objects, so it gains the new energy's gradient, Hessian and
-training derivatives at once.
+signs, names the ``beta="scale"`` rule that fits it (the rules themselves
+live in one place, :func:`skam._beta.resolve_beta`), and says which of the
+engine's special cases apply (:class:`~skam._separations.base.Separation`:
+exponential fast path, default similarity, normalisable kernel, overshoot
+guard, constant slope).
+
+Every estimator reaches ``F`` through :attr:`skam._energy.EnergySpec.function`
+only (energies, gradients, descent, the graph's memory synapse, training,
+sampling, beta rules), so a new energy is one new file here registered with
+:func:`register_separation`: every estimator's ``separation`` parameter then
+accepts its name.
 
 Signs are None where the function is non-negative.
 """
@@ -20,12 +25,30 @@ from skam._separations.lsr import LogSumReLU
 from skam._separations.poly import Polynomial
 from skam._separations.rectified_poly import RectifiedPolynomial
 
-SEPARATIONS = {
-    "lse": LogSumExp,
-    "poly": Polynomial,
-    "rectified_poly": RectifiedPolynomial,
-    "lsr": LogSumReLU,
-}
+#: name -> class, in the order of the documentation.
+SEPARATIONS = {}
+#: The names of :data:`SEPARATIONS`, one live set: the estimators' parameter
+#: constraints hold it, so a registered separation is accepted at once.
+SEPARATION_NAMES = set()
+
+
+def register_separation(cls):
+    """Add a :class:`Separation` subclass under ``cls.name``; returns ``cls``."""
+    if not (isinstance(cls, type) and issubclass(cls, Separation)) or not cls.name:
+        raise TypeError(f"{cls!r} is not a named Separation subclass.")
+    SEPARATIONS[cls.name] = cls
+    SEPARATION_NAMES.add(cls.name)
+    return cls
+
+
+def unregister_separation(name):
+    """Remove a registered separation (tests of toy separations)."""
+    SEPARATIONS.pop(name, None)
+    SEPARATION_NAMES.discard(name)
+
+
+for _cls in (LogSumExp, Polynomial, RectifiedPolynomial, LogSumReLU):
+    register_separation(_cls)
 
 
 def get_separation(name, degree=3):
@@ -40,7 +63,15 @@ def get_separation(name, degree=3):
 
 def from_spec(spec):
     """The separation object of an :class:`~skam._energy.EnergySpec`."""
-    return get_separation(spec.separation, spec.power)
+    return spec.function
 
 
-__all__ = ["SEPARATIONS", "Separation", "from_spec", "get_separation"]
+__all__ = [
+    "SEPARATIONS",
+    "SEPARATION_NAMES",
+    "Separation",
+    "from_spec",
+    "get_separation",
+    "register_separation",
+    "unregister_separation",
+]

@@ -4,28 +4,71 @@ import math
 
 
 class Separation:
-    """``F`` with its first two derivatives in log space.
+    """``F`` with its first two derivatives in log space, and what it implies.
 
-    Subclasses define ``name``, ``kernel`` (what ``F`` gives) and
-    ``log_abs(z, order, xp)``; :meth:`beta_rule` names the ``beta="scale"``
-    rule that fits the energy (kept in one place, the beta module).
+    Subclasses define ``name``, ``kernel`` (what ``F`` gives),
+    ``log_abs(z, order, xp)`` and :meth:`beta_rule`; the class attributes
+    below say which of the engine's special cases apply, so no estimator
+    switches on separation names.
     """
 
     name = ""
     kernel = ""
+    #: The separation takes a ``degree`` (the estimators' ``degree`` parameter).
     has_degree = False
-    #: ``F = exp``: the kernel sum needs no epsilon and is never negative.
+    #: ``F = exp``: the kernel sum needs no epsilon, is never negative, and
+    #: the gradient weights are a softmax (the LSE fast paths).
     is_exponential = False
+    #: The similarity of ``similarity="auto"``.
+    default_similarity = "sqeuclidean"
+    #: ``"gaussian"``, ``"compact"`` (``max(1 - beta/2 r^2, 0)^power``) or None:
+    #: the normalisable kernel of the squared-Euclidean energy (sampling,
+    #: normalised log-densities); None where ``exp(-beta E)`` is no density.
+    kernel_family = None
+    #: The plain descent step can raise the energy (descent guards it).
+    can_overshoot = False
+    #: ``F'`` is constant on the support of each memory: the mean-shift
+    #: iteration reaches its fixed point exactly (the LSR fixed point), and
+    #: a state retrieves a memory only inside its support, radius^2 ``2/beta``.
+    constant_slope = False
+
+    @property
+    def power(self):
+        """Exponent ``n`` of ``(1 + z)^n`` (1 where there is no degree)."""
+        return 1
 
     def beta_rule(self, similarity="sqeuclidean"):
         """Name of the ``beta="scale"`` rule of :func:`skam._beta.resolve_beta`."""
-        from skam._beta import rule_for
-
-        return rule_for(self.name, similarity)
+        raise NotImplementedError
 
     def log_abs(self, z, order, xp):
         """``log|F^(order)(z)|`` (order 0, 1 or 2) and its sign (None: >= 0)."""
         raise NotImplementedError
+
+    def log_abs_value_and_slope(self, z, xp):
+        """``(log|F|, sign F, log|F'|, sign F')`` in one call (engines may fuse)."""
+        log_f, sign_f = self.log_abs(z, 0, xp)
+        log_df, sign_df = self.log_abs(z, 1, xp)
+        return log_f, sign_f, log_df, sign_df
+
+    def log_kernel_integral(self, beta, n_features):
+        """``log`` of the integral of ``F(beta S(x, xi))`` over ``x`` (sqeuclidean).
+
+        Only decaying kernels are integrable (``kernel_family`` not None);
+        the others return None.
+        """
+        d = float(n_features)
+        if self.kernel_family == "gaussian":
+            return 0.5 * d * math.log(2.0 * math.pi / beta)
+        if self.kernel_family == "compact":
+            n = self.power
+            return (
+                0.5 * d * math.log(math.pi)
+                + 0.5 * d * math.log(2.0 / beta)
+                + math.lgamma(n + 1.0)
+                - math.lgamma(n + 1.0 + 0.5 * d)
+            )
+        return None
 
     def value(self, z, order, xp):
         """``F^(order)(z)`` itself (for tests and small arrays)."""
@@ -37,11 +80,12 @@ class Separation:
         return f"{type(self).__name__}()"
 
 
-def log_power_of_base(base, power, coefficient, xp, *, rectified):
+def log_power_of_base(base, power, coefficient, xp, *, rectified, log_base=None):
     """``log|c * base^power|`` and its sign, ``-inf`` where it vanishes.
 
     ``rectified`` uses ``max(base, 0)``; otherwise odd powers of negative
-    bases are negative.
+    bases are negative. ``log_base`` (``log|base|`` where it is nonzero,
+    resp. positive, and 0 elsewhere) may be passed to share it between orders.
     """
     if coefficient == 0:
         return xp.full_like(base, -math.inf), None
@@ -50,12 +94,14 @@ def log_power_of_base(base, power, coefficient, xp, *, rectified):
         inside = base > 0
         if power == 0:
             return xp.where(inside, xp.zeros_like(base) + log_c, -math.inf), None
-        log_base = xp.log(xp.where(inside, base, xp.ones_like(base)))
+        if log_base is None:
+            log_base = xp.log(xp.where(inside, base, xp.ones_like(base)))
         return xp.where(inside, log_c + power * log_base, -math.inf), None
     if power == 0:
         return xp.zeros_like(base) + log_c, None
     nonzero = base != 0
-    log_base = xp.log(xp.where(nonzero, xp.abs(base), xp.ones_like(base)))
+    if log_base is None:
+        log_base = xp.log(xp.where(nonzero, xp.abs(base), xp.ones_like(base)))
     value = xp.where(nonzero, log_c + power * log_base, -math.inf)
     sign = None
     if power % 2:

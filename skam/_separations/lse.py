@@ -9,6 +9,10 @@ class LogSumExp(Separation):
     name = "lse"
     kernel = "Gaussian, bandwidth 1/sqrt(beta)"
     is_exponential = True
+    kernel_family = "gaussian"
+
+    def beta_rule(self, similarity="sqeuclidean"):
+        return "separation"
 
     def log_abs(self, z, order, xp):
         return z, None

@@ -9,9 +9,15 @@ class LogSumReLU(RectifiedPolynomial):
     name = "lsr"
     kernel = "Epanechnikov, radius sqrt(2/beta)"
     has_degree = False
+    default_similarity = "sqeuclidean"
+    can_overshoot = False
+    constant_slope = True
 
     def __init__(self, degree=1):
         super().__init__(degree=1)
+
+    def beta_rule(self, similarity="sqeuclidean"):
+        return "support"
 
     def __repr__(self):
         return "LogSumReLU()"

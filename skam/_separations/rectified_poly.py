@@ -9,3 +9,4 @@ class RectifiedPolynomial(Polynomial):
     name = "rectified_poly"
     kernel = "compact: quartic (n=2), triweight (n=3)"
     rectified = True
+    kernel_family = "compact"
