@@ -13,7 +13,11 @@ here. What can be measured honestly, on a real ``distributed.LocalCluster``
 5. the time to merge S partial states, S = 8 .. 128;
 6. the round-trip floor (an empty task submitted and gathered);
 7. a scaling model built from 3-6, **labelled as a model**: the predicted
-   time of one step on W workers.
+   time of one step on W workers (the cross-worker merge a tree of tasks);
+8. exactness of the fits on dask arrays whose model comes back in memory
+   (RandomFeatureAM's T, AMClustering's passes, the beta rules' per-block
+   statistics) against the in-memory fits;
+9. CPU-seconds of RandomFeatureAM.fit on a dask array vs in memory.
 
 The load average is printed at the start and the end (the machine is shared).
 Writes ``benchmarks/results/dask.md``.
@@ -72,21 +76,130 @@ def exactness(client, rng):
         dict(separation="poly", similarity="dot", degree=3, beta=0.2),
         dict(separation="rectified_poly", degree=2, beta="scale"),
         dict(separation="lsr", beta="scale"),
+        dict(separation="poly", degree=4, beta="scale", binary=True),
     ]:
+        params = dict(params)
+        Mx, Qx = M, Q
+        if params.pop("binary", False):  # self-coupling removed ("auto")
+            Mx, Qx = np.sign(M), np.sign(Q)
         est = DenseAM(max_iter=10, **params)
-        ref = DenseAM(max_iter=10, **params).fit(M, sample_weight=w)
+        ref = DenseAM(max_iter=10, **params).fit(Mx, sample_weight=w)
         sh = est.fit(
-            da.from_array(M, chunks=(chunks, -1)),
+            da.from_array(Mx, chunks=(chunks, -1)),
             sample_weight=da.from_array(w, chunks=(chunks,)),
         )
-        Qd = da.from_array(Q, chunks=(50, -1))
-        ds = np.abs(sh.transform(Qd).compute() - ref.transform(Q)).max()
-        e_ref = ref.energy(Q)
+        assert sh.self_coupling_ == ref.self_coupling_
+        Qd = da.from_array(Qx, chunks=(50, -1))
+        ds = np.abs(sh.transform(Qd).compute() - ref.transform(Qx)).max()
+        e_ref = ref.energy(Qx)
         de = np.abs(sh.energy(Qd).compute() - e_ref) / np.maximum(np.abs(e_ref), 1)
-        same = bool((sh.predict(Q) == ref.predict(Q)).all())
+        same = bool((sh.predict(Qx) == ref.predict(Qx)).all())
         name = "-".join(str(v) for v in params.values())
+        if not ref.self_coupling_:
+            name += " (binary, no self-coupling)"
         rows.append((name, ds, de.max(), same))
     return rows
+
+
+def fit_exactness(client, rng):
+    """Fits on dask arrays whose model comes back in memory, vs in memory."""
+    from skam import AMClustering, RandomFeatureAM
+    from skam._beta import RULES, resolve_beta, resolve_beta_blocks
+    from skam._dask._blocks import DaskBlocks
+
+    n, d = 20_000, 8
+    X = rng.normal(size=(n, d)) * rng.uniform(0.5, 3, d)
+    w = rng.uniform(0.1, 2, n)
+    w[3000:4000] = 0.0
+    Xd = da.from_array(X, chunks=(3001, -1))
+    wd = da.from_array(w, chunks=3001)
+    rows = []
+    for rule in RULES:
+        a = resolve_beta("scale", X, rule=rule, sample_weight=w)
+        b = resolve_beta_blocks("scale", DaskBlocks(Xd, wd), rule=rule)
+        rows.append((f"beta rule {rule!r}", abs(b / a - 1), "relative"))
+    rf = dict(n_components=1024, beta="scale", random_state=0, max_iter=20)
+    ref = RandomFeatureAM(**rf).fit(X, sample_weight=w)
+    got = RandomFeatureAM(**rf).fit(Xd, sample_weight=wd)
+    T = np.abs(got.distributed_memory_ - ref.distributed_memory_).max()
+    rows.append(
+        (
+            "RandomFeatureAM T",
+            T / np.abs(ref.distributed_memory_).max(),
+            "relative to max |T|",
+        )
+    )
+    Q = X[:300] + 0.1
+    rows.append(
+        (
+            "RandomFeatureAM transform",
+            np.abs(got.transform(Q) - ref.transform(Q)).max(),
+            "absolute",
+        )
+    )
+    cl = dict(n_clusters=5, n_init=1, max_epochs=10, random_state=0)
+    Xc = X[:4000]
+    ref = AMClustering(**cl).fit(Xc, sample_weight=w[:4000])
+    got = AMClustering(**cl).fit(
+        da.from_array(Xc, chunks=(900, -1)),
+        sample_weight=da.from_array(w[:4000], chunks=900),
+    )
+    rows.append(
+        (
+            "AMClustering centres (n <= max_samples_per_epoch)",
+            np.abs(got.cluster_centers_ - ref.cluster_centers_).max(),
+            "absolute",
+        )
+    )
+    rows.append(
+        ("AMClustering inertia_", abs(got.inertia_ / ref.inertia_ - 1), "relative")
+    )
+    rows.append(
+        (
+            "AMClustering labels_ differing",
+            float((got.labels_.compute() != ref.labels_).sum()),
+            "count",
+        )
+    )
+    return rows
+
+
+def rf_fit_cpu(client, repeat):
+    """RandomFeatureAM.fit: a dask array (chunks on the workers) vs NumPy."""
+    from skam import RandomFeatureAM
+
+    X = da.random.default_rng(5).normal(size=(40_000, 16), chunks=(5000, 16)).persist()
+    M = X.compute()
+    params = dict(n_components=1024, beta="scale", random_state=0, max_iter=5)
+    cpu = {"in memory (1 thread)": [], "dask (8 chunks, 2 workers)": []}
+    for _ in range(repeat):
+        for name, data in zip(cpu, (M, X), strict=True):
+            with threadpool_limits(1):
+                c0 = cpu_seconds(client)
+                RandomFeatureAM(**params).fit(data)
+                cpu[name].append(cpu_seconds(client) - c0)
+    return {k: median(v) for k, v in cpu.items()}
+
+
+def _merge_pair(a, b):
+    return merge_all([a, b], np_xp)
+
+
+def merge_hop(client, D, n, repeat):
+    """One merge task on the cluster between two states held by the workers."""
+    rng = np.random.default_rng(4)
+    V = rng.normal(size=(n, D))
+    spec = EnergySpec("lse", "sqeuclidean", 0.5)
+    mem = prepare_memories(rng.normal(size=(64, D)), np_xp)
+    state = block_state(V, mem, spec, np_xp)
+    workers = sorted(client.scheduler_info()["workers"])
+    parts = [client.scatter(state, workers=[w], hash=False) for w in workers[:2]]
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        client.submit(_merge_pair, *parts, pure=False).result()
+        times.append(time.perf_counter() - t0)
+    return median(times)
 
 
 def cpu_vs_memory(client, K, D, n, repeat):
@@ -172,22 +285,28 @@ def round_trip(client, repeat):
 
 
 # ------------------------------------------------------------------ report
-def scaling_model(shard_rows, merge_rows, floor, bytes_total, K, n, workers):
+def scaling_model(shard_rows, merge_rows, floor, hop, bytes_total, K, n, workers):
     """Predicted one-step time on W workers (a model, not a measurement).
 
-    ``t(W) = floor + c * n * K / W + m * (W - 1) + W * b / bandwidth``:
-    ``c`` is the median cost per query x memory of section 3, ``m`` the
-    median cost per merge of section 5, ``b`` the bytes per worker and step
-    of section 4, and the bandwidth an assumed 1 GB/s (10 GbE; loopback here
-    is faster). One shard per worker; the merge runs on the client.
+    ``t(W) = floor + c * n * K / W + ceil(log2 W) * (m + h) + W * b_out /
+    bandwidth``: ``c`` is the median cost per query x memory of section 3,
+    ``m`` the median cost per merge of section 5, ``h`` the measured time of
+    one merge task between two workers (section 6, minus nothing: it
+    includes a round trip), ``b_out`` the bytes of the states sent to each
+    worker (section 4), and the bandwidth an assumed 1 GB/s (10 GbE;
+    loopback here is faster). One shard per worker; the per-worker states
+    are merged as a balanced tree of tasks on the cluster, so the client
+    receives one state whatever W.
     """
+    import math
+
     c = median([t / (s * n) for s, t in shard_rows])
     m = median([t / (S - 1) for S, t in merge_rows])
     per_worker_bytes = bytes_total / 2
     rows = []
     for W in workers:
         shard = c * n * K / W
-        merge = m * (W - 1)
+        merge = math.ceil(math.log2(W)) * (m + hop) if W > 1 else 0.0
         net = W * per_worker_bytes / 1e9
         rows.append((W, floor + shard + merge + net, shard, merge, net))
     return rows, (c, m)
@@ -214,12 +333,22 @@ def main():
         exact = exactness(client, rng)
         cpu = cpu_vs_memory(client, K, D, n, repeat)
         floor, floor_min = round_trip(client, 50)
+        hop = merge_hop(client, D, n, 20)
+        fits = fit_exactness(client, rng)
+        rf_cpu = rf_fit_cpu(client, 3 if not args.quick else 1)
     sizes = [K // 32, K // 16, K // 8, K // 4, K // 2]
     shard_rows = per_shard_time(D, n, sizes, repeat)
     out, back, total = bytes_per_step(D, n, 2)
     merge_rows = merge_time(D, n, [8, 16, 32, 64, 128], repeat)
     model, (c, m) = scaling_model(
-        shard_rows, merge_rows, floor, total, 10 * K, n, [1, 2, 4, 8, 16, 32, 64]
+        shard_rows,
+        merge_rows,
+        floor,
+        hop,
+        out * 2,
+        10 * K,
+        n,
+        [1, 2, 4, 8, 16, 32, 64, 128],
     )
     break_even = floor / (c * n)  # memories per worker whose compute = floor
     end_load = load()
@@ -285,13 +414,17 @@ def main():
         "",
         f"An empty task submitted and gathered: median {1e3 * floor:.2f} ms, "
         f"best {1e3 * floor_min:.2f} ms. A descent step costs at least this.",
+        f"One merge task between two states held by the two workers (the tree's "
+        f"level): median {1e3 * hop:.2f} ms.",
         "",
         f"## 7. Scaling model (a MODEL from 3-6, not a measurement): K = {10 * K}",
         "",
-        "`t(W) = round trip + c n K / W + m (W - 1) + W b / (1 GB/s)` with the",
-        f"median round trip of section 6, c = {1e9 * c:.2f} ns per query x memory",
-        f"(section 3), m = {1e6 * m:.1f} us per merge (section 5), b the bytes per",
-        "worker of section 4; one shard per worker.",
+        "`t(W) = round trip + c n K / W + ceil(log2 W) (m + h) + W b / (1 GB/s)`",
+        f"with the median round trip of section 6, c = {1e9 * c:.2f} ns per query x",
+        f"memory (section 3), m = {1e6 * m:.1f} us per merge (section 5), h =",
+        f"{1e3 * hop:.2f} ms per merge task (section 6), b the bytes of the states",
+        "sent to each worker (section 4); one shard per worker, the per-worker",
+        "states merged as a balanced tree of tasks (the client gets one state).",
         "",
         "| workers W | model s per step | shard compute s | merge s | network s |",
         "|---|---|---|---|---|",
@@ -301,15 +434,40 @@ def main():
     ]
     text += [
         "",
-        "Reading: the shard compute shrinks as 1/W while the round trip stays and",
-        "the merge and the network grow with W, so a step stops getting faster",
+        "Reading: the shard compute shrinks as 1/W while the round trip stays,",
+        "the tree merge grows as log2 W and the states sent out grow with W, so a",
+        "step stops getting faster",
         "once a worker's shard costs about one round trip: here at about",
         f"{break_even:,.0f} memories per worker for {n} queries (fewer queries per",
         "step need proportionally larger shards). Sharding pays when the",
         "memories do not fit one machine, or when each worker's shard is well",
         "above that size.",
         "",
+        "## 8. Fits on dask arrays whose model comes back in memory: exactness",
+        "",
+        "20000 x 8 rows in chunks of 3001 (1000 zero-weight rows) vs the same fit",
+        "on NumPy: the beta rules (per-block statistics merged as a tree),",
+        "RandomFeatureAM (1024 components, beta='scale'), AMClustering on 4000 of",
+        "the rows (n <= max_samples_per_epoch: the same training; the passes over",
+        "the chunks on the workers).",
+        "",
+        "| quantity | difference | kind |",
+        "|---|---|---|",
     ]
+    text += [f"| {a} | {b:.1e} | {k} |" for a, b, k in fits]
+    base = rf_cpu["in memory (1 thread)"]
+    text += [
+        "",
+        "## 9. RandomFeatureAM.fit on 40000 x 16 rows (1024 components): CPU",
+        "",
+        "Medians of interleaved runs; CPU = client + both workers; the dask fit",
+        "reads the chunks where they are (persisted on the workers).",
+        "",
+        "| path | CPU s | CPU / in-memory CPU |",
+        "|---|---|---|",
+    ]
+    text += [f"| {k} | {v:.3f} | {v / base:.2f} |" for k, v in rf_cpu.items()]
+    text += [""]
     report = "\n".join(text)
     print(report)
     if not args.quick:

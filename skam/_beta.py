@@ -47,6 +47,25 @@ Rules
 
 Degenerate data (fewer than two distinct memories, zero variance) gives
 ``beta = 1``.
+
+Mergeable partial statistics
+----------------------------
+Every rule is computed from *blocks* of rows: each pass maps a statistic over
+the blocks (``stat(X_block, w_block, block_index, *args)``), merges the
+partial results with one associative merge (in block order) and finishes
+once. The in-memory path is one block (:class:`InMemoryBlocks`); the Dask
+path (:mod:`skam._dask`) maps the same statistics over the shards or chunks
+on the workers and merges them as a tree, so both paths run one
+implementation. The passes:
+
+1. *extent*: rows of positive weight per block, per-feature min and max, the
+   largest weight (merge: add, min, max);
+2. the rescaling ``(X - c) / s`` from the extent (``c`` the mid-range, ``s``
+   the half range, so every entry is O(1)); then either the largest squared
+   norm (``"overlap"``; merge: max), the weighted mean and sum of squared
+   deviations (``"scott"``, ``"variance"``; merge: Chan et al.'s pairwise
+   update), or the probe rows (separation rules; merge: concatenate) and
+   each probe's nearest other row (merge: minimum), whose median is ``r2``.
 """
 
 import math
@@ -70,6 +89,42 @@ def rule_for(separation, similarity):
     from skam._separations import get_separation
 
     return get_separation(separation).beta_rule(similarity)
+
+
+class InMemoryBlocks:
+    """Rows held in memory, as one block or a list of blocks.
+
+    The block interface of the rules: ``reduce(stat, merge, *args)`` maps
+    ``stat(X, w, index, *args)`` over the blocks (in order) and merges the
+    results pairwise as a balanced tree (``merge(left, right)``).
+
+    Parameters
+    ----------
+    blocks : list of (X, w)
+        Arrays of shape (n_i, d) and (n_i,) or None, one namespace.
+    """
+
+    def __init__(self, blocks):
+        self.blocks = list(blocks)
+        first = self.blocks[0][0]
+        self.xp = array_namespace(first)
+        self.n_features = int(first.shape[1])
+        self.dtype = first.dtype
+
+    def reduce(self, stat, merge, *args):
+        parts = [stat(X, w, i, *args) for i, (X, w) in enumerate(self.blocks)]
+        return tree_merge(parts, merge)
+
+
+def tree_merge(parts, merge):
+    """Merge ``parts`` (in order) pairwise as a balanced tree."""
+    parts = list(parts)
+    while len(parts) > 1:
+        paired = [merge(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+        if len(parts) % 2:
+            paired.append(parts[-1])
+        parts = paired
+    return parts[0]
 
 
 def resolve_beta(beta, X, *, rule, sample_weight=None):
@@ -97,55 +152,76 @@ def resolve_beta(beta, X, *, rule, sample_weight=None):
     """
     if not isinstance(beta, str):
         return float(beta)
-    xp = array_namespace(X)
-    if sample_weight is not None:
-        keep = xp.nonzero(sample_weight > 0)[0]
-        if keep.shape[0] < X.shape[0]:
-            X = xp.take(X, keep, axis=0)
-            sample_weight = xp.take(sample_weight, keep, axis=0)
-        sample_weight = sample_weight / xp.max(sample_weight)
-    if X.shape[0] == 0:
+    return resolve_beta_blocks(beta, InMemoryBlocks([(X, sample_weight)]), rule=rule)
+
+
+def resolve_beta_blocks(beta, blocks, *, rule):
+    """:func:`resolve_beta` on rows given as blocks (in memory or on Dask).
+
+    Parameters
+    ----------
+    beta : float or "scale"
+    blocks : object
+        ``n_features``, ``dtype``, ``xp`` (the namespace of the merged
+        statistics) and ``reduce(stat, merge, *args)`` (see
+        :class:`InMemoryBlocks`).
+    rule : str
+
+    Returns
+    -------
+    beta : float
+    """
+    if not isinstance(beta, str):
+        return float(beta)
+    if rule not in RULES:
+        raise ValueError(f"Unknown beta rule {rule!r}; expected one of {RULES}.")
+    xp, dtype, d = blocks.xp, blocks.dtype, blocks.n_features
+    ext = blocks.reduce(extent_stat, merge_extent)
+    K = int(sum(ext["counts"]))
+    if K == 0:
         return 1.0
+    lo, hi = ext["lo"], ext["hi"]
     if rule == "overlap":
-        scale = float(xp.max(xp.abs(X)))
+        scale = max(float(xp.max(xp.abs(lo))), float(xp.max(xp.abs(hi))))
         if not scale > 0:
             return 1.0
-        Xs = X / scale
-        top = float(xp.max(xp.sum(Xs * Xs, axis=1)))
+        top = blocks.reduce(sqnorm_stat, max, scale)
         # the overlap counted in bits: beta = n_features / max ||xi||^2 (1 for
         # +-1 patterns, the tutorial's raw overlaps), so the constant of
         # (1 + z)^n does not swamp the signal
-        return _assemble(math.log(X.shape[1]), math.log(top), scale, X.dtype, xp, rule)
-    # the other rules are shift-invariant: centre first (exact distances of
-    # near-duplicates far from the origin), then rescale to O(1); "variance"
-    # is SVC's X.var(), around the mean of all entries
+        return _assemble(math.log(d), math.log(top), scale, dtype, xp, rule)
+    # the other rules are shift-invariant (the "variance" rule under a common
+    # shift of all entries): centre on the mid-range (exact distances of
+    # near-duplicates far from the origin), then rescale to O(1)
     if rule == "variance":
-        centred = X - _weighted_mean(X, sample_weight, xp)
+        low, high = xp.min(lo), xp.max(hi)
+        center = low / 2 + high / 2
+        scale = float(high / 2 - low / 2)
     else:
-        centred = X - xp.mean(X, axis=0)[None, :]
-    scale = float(xp.max(xp.abs(centred)))
+        center = lo / 2 + hi / 2
+        scale = float(xp.max(hi / 2 - lo / 2))
     if not scale > 0:
         return 1.0
-    Xs = centred / scale
     if rule in ("scott", "variance"):
-        var = _mean_variance(Xs, sample_weight, xp, per_feature=rule == "scott")
-        if not var > _DEGENERATE * float(xp.finfo(X.dtype).eps):
+        per_feature = rule == "scott"
+        mom = blocks.reduce(moments_stat, merge_moments, center, scale, ext["wmax"])
+        m2 = xp.sum(mom["m2"]) if per_feature else mom["m2_total"]
+        var = float(m2) / (float(mom["sw"]) * d)
+        if not var > _DEGENERATE * float(xp.finfo(dtype).eps):
             return 1.0  # constant at the dtype's resolution
-        d = X.shape[1]
         if rule == "variance":
             log_gain = math.log(2.0 / d)
         else:
-            log_gain = 2.0 / (d + 4) * math.log(_effective_n(sample_weight, X, xp))
-        return _assemble(log_gain, math.log(var), scale, X.dtype, xp, rule)
-    if rule not in _SEPARATION_GAIN:
-        raise ValueError(f"Unknown beta rule {rule!r}; expected one of {RULES}.")
-    r2 = median_nearest_sq_distance(Xs)
+            n_eff = float(mom["sw"]) ** 2 / float(mom["sw2"])
+            log_gain = 2.0 / (d + 4) * math.log(n_eff)
+        return _assemble(log_gain, math.log(var), scale, dtype, xp, rule)
+    r2 = _median_nearest(blocks, ext["counts"], center, scale, MAX_QUERIES)
     if not r2 > 0:
         return 1.0
     gain = _SEPARATION_GAIN[rule]
     if gain is None:
-        gain = 4.0 * math.log(X.shape[0])
-    return _assemble(math.log(gain), math.log(r2), scale, X.dtype, xp, rule)
+        gain = 4.0 * math.log(K)
+    return _assemble(math.log(gain), math.log(r2), scale, dtype, xp, rule)
 
 
 def _assemble(log_gain, log_r2, scale, dtype, xp, rule):
@@ -169,34 +245,191 @@ def _dtype_name(dtype):
     return str(dtype).rsplit(".", 1)[-1].strip("'>")
 
 
-def _weighted_mean(X, w, xp):
-    """Weighted mean of all entries (a scalar array)."""
+# -------------------------------------------------- per-block statistics
+def _kept(X, w):
+    """The rows of positive weight (all rows when unweighted)."""
     if w is None:
-        return xp.mean(X)
-    return xp.sum(w @ X) / (xp.sum(w) * X.shape[1])
+        return X, None
+    xp = array_namespace(X)
+    keep = xp.nonzero(w > 0)[0]
+    if keep.shape[0] < X.shape[0]:
+        X, w = xp.take(X, keep, axis=0), xp.take(w, keep, axis=0)
+    return X, w
 
 
-def _mean_variance(Xs, w, xp, *, per_feature=True):
-    """Weighted mean per-feature variance of (rescaled) rows.
+def _rescaled(X, center, scale):
+    return X / scale if center is None else (X - center) / scale
 
-    With ``per_feature=False``, the variance of all entries around their
-    common mean (``X.var()``, the rule of :class:`sklearn.svm.SVC`).
+
+def extent_stat(X, w, index):
+    """Rows of positive weight, per-feature min and max, largest weight."""
+    X, w = _kept(X, w)
+    xp = array_namespace(X)
+    if X.shape[0] == 0:
+        return {"counts": [0], "lo": None, "hi": None, "wmax": None}
+    return {
+        "counts": [int(X.shape[0])],
+        "lo": xp.min(X, axis=0),
+        "hi": xp.max(X, axis=0),
+        "wmax": None if w is None else float(xp.max(w)),
+    }
+
+
+def merge_extent(a, b):
+    """Merge two extents (``a`` the earlier rows)."""
+    if a["lo"] is None or b["lo"] is None:
+        full = b if a["lo"] is None else a
+        return {**full, "counts": a["counts"] + b["counts"]}
+    xp = array_namespace(a["lo"])
+    wmax = None if a["wmax"] is None else max(a["wmax"], b["wmax"])
+    return {
+        "counts": a["counts"] + b["counts"],
+        "lo": xp.minimum(a["lo"], b["lo"]),
+        "hi": xp.maximum(a["hi"], b["hi"]),
+        "wmax": wmax,
+    }
+
+
+def sqnorm_stat(X, w, index, scale):
+    """Largest squared norm of the rescaled rows of positive weight."""
+    X, _ = _kept(X, w)
+    if X.shape[0] == 0:
+        return -math.inf
+    xp = array_namespace(X)
+    Xs = X / scale
+    return float(xp.max(xp.sum(Xs * Xs, axis=1)))
+
+
+def moments_stat(X, w, index, center, scale, wmax):
+    """Weighted sums of one block of rescaled rows (weights divided by ``wmax``).
+
+    ``sw`` (total weight), ``sw2`` (of the squares), per-feature ``mean`` and
+    ``m2`` (sum of weighted squared deviations from it), and the mean and
+    ``m2_total`` of all entries around their common mean.
     """
-    if per_feature:
-        mean = xp.mean(Xs, axis=0) if w is None else (w @ Xs) / xp.sum(w)
-        mean = mean[None, :]
+    X, w = _kept(X, w)
+    xp = array_namespace(X)
+    d = X.shape[1]
+    if X.shape[0] == 0:
+        zeros = xp.zeros((d,), dtype=X.dtype, device=array_device(X))
+        return {
+            "sw": 0.0,
+            "sw2": 0.0,
+            "mean": zeros,
+            "m2": zeros,
+            "mean_total": 0.0,
+            "m2_total": 0.0,
+        }
+    Xs = _rescaled(X, center, scale)
+    if w is None:
+        sw = sw2 = float(X.shape[0])
+        mean = xp.mean(Xs, axis=0)
+        m2 = xp.sum((Xs - mean[None, :]) ** 2, axis=0)
+        mean_total = xp.mean(Xs)
+        m2_total = float(xp.sum((Xs - mean_total) ** 2))
     else:
-        mean = _weighted_mean(Xs, w, xp)
-    if w is None:
-        return float(xp.mean((Xs - mean) ** 2))
-    return float(xp.mean(w @ ((Xs - mean) ** 2)) / xp.sum(w))
+        w = w / wmax
+        sw, sw2 = float(xp.sum(w)), float(xp.sum(w * w))
+        mean = (w @ Xs) / sw
+        m2 = w @ ((Xs - mean[None, :]) ** 2)
+        mean_total = xp.sum(w @ Xs) / (sw * d)
+        m2_total = float(xp.sum(w @ ((Xs - mean_total) ** 2)))
+    return {
+        "sw": sw,
+        "sw2": sw2,
+        "mean": mean,
+        "m2": m2,
+        "mean_total": float(mean_total),
+        "m2_total": m2_total,
+    }
 
 
-def _effective_n(w, X, xp):
-    """Kish's effective number of samples (``n`` for equal weights)."""
-    if w is None:
-        return float(X.shape[0])
-    return float(xp.sum(w)) ** 2 / float(xp.sum(w * w))
+def merge_moments(a, b):
+    """Chan, Golub and LeVeque's pairwise update of weighted moments."""
+    if not a["sw"] > 0:
+        return b
+    if not b["sw"] > 0:
+        return a
+    sw = a["sw"] + b["sw"]
+    fb = b["sw"] / sw
+    delta = b["mean"] - a["mean"]
+    delta_total = b["mean_total"] - a["mean_total"]
+    d = int(a["mean"].shape[0])
+    return {
+        "sw": sw,
+        "sw2": a["sw2"] + b["sw2"],
+        "mean": a["mean"] + delta * fb,
+        "m2": a["m2"] + b["m2"] + (delta * delta) * (a["sw"] * fb),
+        "mean_total": a["mean_total"] + delta_total * fb,
+        "m2_total": a["m2_total"]
+        + b["m2_total"]
+        + delta_total * delta_total * (a["sw"] * fb) * d,
+    }
+
+
+def _offset(counts, index):
+    return int(sum(counts[:index]))
+
+
+def probe_stat(X, w, index, counts, idx, center, scale):
+    """The rescaled probe rows (global ``idx`` among rows of positive weight)."""
+    X, _ = _kept(X, w)
+    xp = array_namespace(X)
+    start = _offset(counts, index)
+    inside = idx[(idx >= start) & (idx < start + X.shape[0])]
+    local = xp.asarray(inside - start, device=array_device(X))
+    return inside, _rescaled(xp.take(X, local, axis=0), center, scale)
+
+
+def merge_probes(a, b):
+    xp = array_namespace(a[1])
+    return np.concatenate([a[0], b[0]]), xp.concat([a[1], b[1]], axis=0)
+
+
+def nearest_stat(X, w, index, counts, idx, probes, center, scale):
+    """Per probe: smallest positive squared distance to a row here but itself."""
+    X, _ = _kept(X, w)
+    xp = array_namespace(X)
+    dev = array_device(X)
+    m, K = probes.shape[0], X.shape[0]
+    if K == 0:
+        return xp.full((m,), math.inf, dtype=probes.dtype, device=dev)
+    Xs = _rescaled(X, center, scale)
+    start = _offset(counts, index)
+    sq_rows = xp.sum(Xs * Xs, axis=1)
+    sq_q = xp.sum(probes * probes, axis=1)
+    idx = xp.asarray(idx - start, device=dev)
+    cols = xp.arange(K, device=dev)[None, :]
+    # three (chunk, K) temporaries: the GEMM, the distances, the mask
+    nearest = []
+    for sl in chunk_slices(m, 3 * K * itemsize(Xs)):
+        sq = sq_q[sl, None] - 2.0 * (probes[sl, :] @ Xs.T) + sq_rows[None, :]
+        # itself (by index) and exact duplicates (distance <= 0) are skipped
+        sq = xp.where(xp.logical_and(sq > 0, cols != idx[sl][:, None]), sq, xp.inf)
+        nearest.append(xp.min(sq, axis=1))
+    return xp.concat(nearest) if len(nearest) > 1 else nearest[0]
+
+
+def merge_nearest(a, b):
+    return array_namespace(a).minimum(a, b)
+
+
+def _median_nearest(blocks, counts, center, scale, max_queries):
+    xp = blocks.xp
+    K = int(sum(counts))
+    if K < 2:
+        return 0.0
+    idx = np.unique(np.linspace(0, K - 1, min(K, max_queries)).astype(np.int64))
+    order, probes = blocks.reduce(probe_stat, merge_probes, counts, idx, center, scale)
+    if not np.array_equal(order, idx):  # pragma: no cover - a broken reducer
+        raise RuntimeError("probe rows came back out of order")
+    nearest = blocks.reduce(
+        nearest_stat, merge_nearest, counts, idx, probes, center, scale
+    )
+    nearest = xp.take(nearest, xp.nonzero(xp.isfinite(nearest))[0])
+    if nearest.shape[0] == 0:
+        return 0.0
+    return float(_median(nearest, xp))
 
 
 def median_nearest_sq_distance(X, *, max_queries=MAX_QUERIES):
@@ -217,31 +450,8 @@ def median_nearest_sq_distance(X, *, max_queries=MAX_QUERIES):
     -------
     r2 : float
     """
-    xp = array_namespace(X)
-    K = X.shape[0]
-    if K < 2:
-        return 0.0
-    dev = array_device(X)
-    idx = np.unique(np.linspace(0, K - 1, min(K, max_queries)).astype(np.int64))
-    m = idx.shape[0]
-    idx = xp.asarray(idx, device=dev)
-    queries = xp.take(X, idx, axis=0)
-    sq_rows = xp.sum(X * X, axis=1)
-    sq_q = xp.take(sq_rows, idx)
-    # three (chunk, K) temporaries: the GEMM, the distances, the mask
-    per_row = 3 * K * itemsize(X)
-    nearest = []
-    for sl in chunk_slices(m, per_row):
-        sq = sq_q[sl, None] - 2.0 * (queries[sl, :] @ X.T) + sq_rows[None, :]
-        # itself (by index) and exact duplicates (distance <= 0) are skipped
-        cols = xp.arange(K, device=dev)[None, :]
-        sq = xp.where(xp.logical_and(sq > 0, cols != idx[sl][:, None]), sq, xp.inf)
-        nearest.append(xp.min(sq, axis=1))
-    nearest = xp.concat(nearest) if len(nearest) > 1 else nearest[0]
-    nearest = xp.take(nearest, xp.nonzero(xp.isfinite(nearest))[0])
-    if nearest.shape[0] == 0:
-        return 0.0
-    return float(_median(nearest, xp))
+    blocks = InMemoryBlocks([(X, None)])
+    return _median_nearest(blocks, [int(X.shape[0])], None, 1.0, max_queries)
 
 
 def _median(values, xp):

@@ -103,50 +103,35 @@ class SelfCouplingFreeOracle:
             kernel, d_u, d_var = kernel * w, d_u * w, d_var * w
         return kernel, d_u, d_var, scale
 
-    def _log_z(self, kernel, scale):
+    def partial(self, V, need_direction=True):
+        """Mergeable partial state of these memories for the queries ``V``.
+
+        The kernel sum, the pull, the spread gradient and the step norm, each
+        in units of a power of the query's ``scale`` (the largest ``|1 + z|``
+        over these memories); :func:`merge_partials` brings two states to the
+        larger scale, so memories split into blocks (or shards) give the
+        state of all of them.
+        """
         xp = self.xp
-        total = xp.sum(kernel, axis=1)
-        positive = total > 0
-        log_sum = xp.where(
-            positive,
-            int(self.spec.degree) * xp.log(scale[:, 0])
-            + xp.log(xp.where(positive, total, xp.ones_like(total))),
-            -math.inf,
-        )
-        log_eps = xp.full_like(log_sum, self.spec.log_epsilon)
-        return xp.logaddexp(log_sum, log_eps), total, positive
+        kernel, d_u, d_var, scale = self._terms(V)
+        state = {"scale": scale, "total": xp.sum(kernel, axis=1)}
+        if not need_direction:
+            return state
+        pull = float(self.spec.beta) * (d_u @ self.memories.patterns)
+        if self.unit:
+            spread = xp.sum(d_var, axis=1, keepdims=True)
+        else:
+            spread = d_var @ self.squares
+        norm = float(self.spec.beta) * xp.sum(xp.abs(d_u), axis=1, keepdims=True)
+        return {**state, "pull": pull, "spread": spread, "norm": norm}
 
     def energy(self, V):
-        kernel, _, _, scale = self._terms(V)
-        return energy_from_log_z(self._log_z(kernel, scale)[0], self.spec)
+        return finish_energy(self.partial(V, False), self.spec, self.xp)
 
     def gradient(self, V):
         """``grad E`` (n, D) in closed form (tested against finite differences)."""
-        xp = self.xp
-        kernel, d_u, d_var, scale = self._terms(V)
-        log_z, total, positive = self._log_z(kernel, scale)
-        pull, push = self._pulls(V, d_u, d_var, scale)
-        n = int(self.spec.degree)
-        # grad Z / (eps + Z), with Z = scale^n total
-        denominator = total + xp.exp(
-            xp.full_like(total, self.spec.log_epsilon) - n * xp.log(scale[:, 0])
-        )
-        safe = xp.where(positive, denominator, xp.ones_like(denominator))
-        grad_log = (pull + push) / (scale * safe[:, None])
-        grad_log = xp.where(positive[:, None], grad_log, xp.zeros_like(grad_log))
-        return energy_from_log_z(log_z, self.spec), grad_log * (-1.0 / self.spec.beta)
-
-    def _pulls(self, V, d_u, d_var, scale):
-        xp = self.xp
-        beta = float(self.spec.beta)
-        pull = beta * (d_u @ self.memories.patterns)
-        if self.unit:
-            spread_grad = xp.sum(d_var, axis=1, keepdims=True)
-        else:
-            spread_grad = d_var @ self.squares
-        slope = self.upper[None, :] + self.lower[None, :] - 2.0 * V
-        push = (spread_grad * slope) / scale
-        return pull, push
+        box = (self.lower, self.upper)
+        return finish_gradient(self.partial(V), V, box, self.spec, self.xp)
 
     def energy_and_direction(self, V):
         """Energy and the mean-shift-scaled step: ``grad E / sum_mu |P_mu|``.
@@ -155,12 +140,78 @@ class SelfCouplingFreeOracle:
         is (minus) a weighted mean of patterns plus the self-coupling
         correction, in data units whatever ``beta`` and the degree.
         """
-        xp = self.xp
-        kernel, d_u, d_var, scale = self._terms(V)
-        log_z, total, positive = self._log_z(kernel, scale)
-        pull, push = self._pulls(V, d_u, d_var, scale)
-        norm = float(self.spec.beta) * xp.sum(xp.abs(d_u), axis=1, keepdims=True)
-        ok = xp.logical_and(positive[:, None], norm > 0)
-        direction = -(pull + push) / xp.where(ok, norm, xp.ones_like(norm))
-        direction = xp.where(ok, direction, xp.zeros_like(direction))
-        return energy_from_log_z(log_z, self.spec), direction
+        box = (self.lower, self.upper)
+        return finish_direction(self.partial(V), V, box, self.spec, self.xp)
+
+
+def merge_partials(a, b, degree, xp):
+    """Merge two partial states (associative): rescale to the larger scale.
+
+    ``None`` (no memories) is the identity.
+    """
+    if a is None or b is None:
+        return b if a is None else a
+    n = int(degree)
+    scale = xp.maximum(a["scale"], b["scale"])
+    out = {"scale": scale}
+    fa, fb = a["scale"] / scale, b["scale"] / scale
+    powers = (("total", n), ("pull", n - 1), ("spread", n - 2), ("norm", n - 1))
+    for key, power in powers:
+        if key not in a:
+            continue
+        ga, gb = fa**power, fb**power
+        if key == "total":
+            ga, gb = ga[:, 0], gb[:, 0]
+        out[key] = a[key] * ga + b[key] * gb
+    return out
+
+
+def _log_z(state, spec, xp):
+    total, scale = state["total"], state["scale"]
+    positive = total > 0
+    log_sum = xp.where(
+        positive,
+        int(spec.degree) * xp.log(scale[:, 0])
+        + xp.log(xp.where(positive, total, xp.ones_like(total))),
+        -math.inf,
+    )
+    log_eps = xp.full_like(log_sum, spec.log_epsilon)
+    return xp.logaddexp(log_sum, log_eps), total, positive
+
+
+def _pull_push(state, V, box):
+    lower, upper = box
+    slope = upper[None, :] + lower[None, :] - 2.0 * V
+    return state["pull"], (state["spread"] * slope) / state["scale"]
+
+
+def finish_energy(state, spec, xp):
+    """Energy of the queries from a (merged) partial state."""
+    return energy_from_log_z(_log_z(state, spec, xp)[0], spec)
+
+
+def finish_gradient(state, V, box, spec, xp):
+    """Energy and ``grad E`` from a (merged) partial state."""
+    log_z, total, positive = _log_z(state, spec, xp)
+    pull, push = _pull_push(state, V, box)
+    scale = state["scale"]
+    n = int(spec.degree)
+    # grad Z / (eps + Z), with Z = scale^n total
+    denominator = total + xp.exp(
+        xp.full_like(total, spec.log_epsilon) - n * xp.log(scale[:, 0])
+    )
+    safe = xp.where(positive, denominator, xp.ones_like(denominator))
+    grad_log = (pull + push) / (scale * safe[:, None])
+    grad_log = xp.where(positive[:, None], grad_log, xp.zeros_like(grad_log))
+    return energy_from_log_z(log_z, spec), grad_log * (-1.0 / spec.beta)
+
+
+def finish_direction(state, V, box, spec, xp):
+    """Energy and the mean-shift-scaled descent direction from a partial state."""
+    log_z, _, positive = _log_z(state, spec, xp)
+    pull, push = _pull_push(state, V, box)
+    norm = state["norm"]
+    ok = xp.logical_and(positive[:, None], norm > 0)
+    direction = -(pull + push) / xp.where(ok, norm, xp.ones_like(norm))
+    direction = xp.where(ok, direction, xp.zeros_like(direction))
+    return energy_from_log_z(log_z, spec), direction

@@ -45,7 +45,7 @@ from skam._validation import (
 _N_PROBES = 16
 
 
-@dask_dispatch()
+@dask_dispatch(dask_fit="random_features")
 @fill_doc
 class RandomFeatureAM(
     OneToOneFeatureMixin, TransformerMixin, RandomFeatureMixin, BaseEstimator
@@ -415,17 +415,24 @@ class RandomFeatureAM(
                 stacklevel=stacklevel,
             )
 
-    def _self_recall(self, backend, Xc):
-        """Fit-time diagnostic on at most 16 evenly spaced rows of the batch."""
+    def _self_recall(self, backend, Xc, *, probes=None, nearest_other=None):
+        """Fit-time diagnostic on at most 16 evenly spaced rows of the batch.
+
+        ``probes`` and ``nearest_other(states, probes)`` replace the rows of
+        ``Xc`` and the pass over them (a sharded fit passes both).
+        """
         xp = backend.xp
-        n = Xc.shape[0]
-        idx = np.unique(np.linspace(0, n - 1, min(n, _N_PROBES)).astype(np.intp))
-        probes = xp.take(Xc, xp.asarray(idx, device=array_device(Xc)), axis=0)
+        if probes is None:
+            idx = probe_rows(Xc.shape[0])
+            probes = xp.take(Xc, xp.asarray(idx, device=array_device(Xc)), axis=0)
         result, clipped = self._descend(backend, probes, None)
         self.n_iter_ = max(1, int(xp.max(result.n_iter)))
         states = result.states
         own = xp.sum((states - probes) ** 2, axis=1)
-        nearest_other = _nearest_other_sq_distance(states, probes, Xc, xp)
+        if nearest_other is None:
+            nearest_other = _nearest_other_sq_distance(states, probes, Xc, xp)
+        else:
+            nearest_other = nearest_other(states, probes)
         # a probe stuck where the estimate is clipped is not an attractor
         recalled = xp.logical_and(4.0 * own <= nearest_other, xp.logical_not(clipped))
         self.self_recall_ = float(xp.mean(xp.astype(recalled, xp.float64)))
@@ -557,6 +564,7 @@ class RandomFeatureAM(
         metropolis=True,
         return_trajectory=False,
         random_state=None,
+        chunks=None,
     ):
         """Draw samples from ``p(v) ~ exp(-beta E(v))`` by Langevin dynamics.
 
@@ -595,6 +603,10 @@ class RandomFeatureAM(
             Also return every state.
         random_state : int, RandomState instance or None, default=None
             Seed of the draws (the frequencies keep ``self.random_state``).
+        chunks : int or None, default=None
+            Dask: draw ``n_samples`` rows in blocks of ``chunks`` rows on the
+            workers and return a lazy dask array (as does a dask ``X``); see
+            :ref:`dask`. None returns NumPy for NumPy input.
 
         Returns
         -------
@@ -656,6 +668,11 @@ class RandomFeatureAM(
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.array_api_support = True
         return tags
+
+
+def probe_rows(n):
+    """Rows of the self-recall diagnostic: at most 16, evenly spaced."""
+    return np.unique(np.linspace(0, n - 1, min(n, _N_PROBES)).astype(np.intp))
 
 
 def _nearest_other_sq_distance(states, probes, X, xp):

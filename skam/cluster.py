@@ -63,7 +63,7 @@ _SCREEN_EPOCHS = 20
 _LLOYD_MAX_ITER = 100
 
 
-@dask_dispatch()
+@dask_dispatch(dask_fit="clustering")
 @fill_doc
 class AMClustering(
     ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator
@@ -580,12 +580,7 @@ class AMClustering(
         empty = np.flatnonzero(counts == 0)
         if empty.size == 0 or Xc.shape[0] < K:
             return centres, labels
-        contracted = self._contract(backend, Xc, centres)
-        own = xp.take(centres, labels, axis=0)
-        far = to_numpy(xp.sum((contracted - own) ** 2, axis=1))
-        far = far + to_numpy(xp.sum((Xc - own) ** 2, axis=1))
-        if weights is not None:
-            far = np.where(to_numpy(weights) > 0, far, -np.inf)
+        far = self._far_scores(backend, Xc, weights, centres, labels)
         donors = np.argsort(-far, kind="stable")[: empty.size]
         source = np.arange(K)
         source[empty] = K + np.arange(empty.size)
@@ -594,6 +589,17 @@ class AMClustering(
         )
         centres = xp.take(stacked, xp.asarray(source, device=array_device(Xc)), axis=0)
         return centres, self._assign(backend, Xc, centres)
+
+    def _far_scores(self, backend, Xc, weights, centres, labels):
+        """Host scores of the samples as donors for empty clusters (-inf: none)."""
+        xp = backend.xp
+        contracted = self._contract(backend, Xc, centres)
+        own = xp.take(centres, labels, axis=0)
+        far = to_numpy(xp.sum((contracted - own) ** 2, axis=1))
+        far = far + to_numpy(xp.sum((Xc - own) ** 2, axis=1))
+        if weights is not None:
+            far = np.where(to_numpy(weights) > 0, far, -np.inf)
+        return far
 
     def _fitted_centres(self, backend, dtype):
         return backend.to_compute(self.cluster_centers_, dtype)
@@ -794,6 +800,12 @@ def _lloyd_candidates(X, sw, K, n_keep, max_samples, rng):
 
 def _basin_means(Xc, labels, weights, centres, xp):
     """Weighted mean of the samples of each cluster; empty ones keep their centre."""
+    sums, counts = _basin_sums(Xc, labels, weights, centres, xp)
+    return _finish_basin_means(sums, counts, centres, xp)
+
+
+def _basin_sums(Xc, labels, weights, centres, xp):
+    """Per cluster: weighted sum and total weight of its samples (mergeable)."""
     K = centres.shape[0]
     ks = xp.arange(K, dtype=labels.dtype, device=array_device(labels))
     sums = xp.zeros_like(centres)
@@ -804,6 +816,10 @@ def _basin_means(Xc, labels, weights, centres, xp):
             onehot = onehot * weights[sl][:, None]
         sums = sums + onehot.T @ Xc[sl, :]
         counts = counts + xp.sum(onehot, axis=0)
+    return sums, counts
+
+
+def _finish_basin_means(sums, counts, centres, xp):
     filled = counts > 0
     safe = xp.where(filled, counts, xp.ones_like(counts))
     return xp.where(filled[:, None], sums / safe[:, None], centres)

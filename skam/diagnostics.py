@@ -23,6 +23,15 @@ many points on a circle becomes) the energy barely changes, so the shallow
 ripples that finite data leaves in a valley are not states the sampler is
 trapped in. Isolated minima that are not copies of a training point are
 spurious.
+
+Novelty alone rewards blur: a memory at a high temperature gives samples
+that copy nothing because they lie off the data. :func:`sample_quality`
+measures the other half of generalisation against held-out data drawn like
+the training data (Meehan et al. 2020 compare the same distances): a
+generalising model's samples are as far from the training set as unseen
+data are (not closer: copies; not farther: off the data), as close to unseen
+data as the training points are, and they cover unseen data at least as
+well as the training set does.
 """
 
 import numpy as np
@@ -286,3 +295,108 @@ def _isolated(estimator, centres, push, depth, n_probes, rng):
     rise = np.asarray(estimator.energy(probes), dtype=np.float64).reshape(m, n_probes)
     rise = rise - np.asarray(estimator.energy(centres), dtype=np.float64)[:, None]
     return np.min(rise, axis=1) >= depth
+
+
+def sample_quality(samples, X_train, X_test):
+    """Whether samples lie near unseen data: nearest-neighbour distance ratios.
+
+    Three medians of nearest-neighbour (Euclidean) distances, each divided by
+    what the training data achieve against held-out data ``X_test`` drawn
+    from the same distribution:
+
+    * ``train_distance_ratio``: the samples' distance to the training set
+      over the held-out points' distance to it. About 0 for copies, about 1
+      for samples distributed like unseen data, above 1 for samples off the
+      data (blur). This is the distance the data-copying test of Meehan et
+      al. (2020) compares.
+    * ``test_distance_ratio``: the samples' distance to the held-out set over
+      the training points' distance to it (precision: how close to unseen
+      data, relative to a copy). 1 for copies; above 1 off the data.
+    * ``coverage_ratio``: the held-out points' distance to the nearest sample
+      over their distance to the nearest training point (recall). 1 for
+      copies (with enough samples); below 1 when the samples fill the gaps
+      between training points; above 1 when they miss part of the data.
+
+    A model generalises when its samples are novel (few copies, see
+    :func:`label_samples`) *and* on the data: ``train_distance_ratio`` and
+    ``test_distance_ratio`` near 1 or below, ``coverage_ratio`` at most 1.
+    On data that lie exactly on a manifold (points of a circle) every
+    sample off the manifold is far compared to the spacing of the data, so
+    the ratios grow with the samples' distance to the manifold.
+
+    Parameters
+    ----------
+    samples : array-like of shape (n_samples, n_features)
+        Generated samples.
+    X_train : array-like of shape (n_train, n_features)
+        The training data.
+    X_test : array-like of shape (n_test, n_features)
+        Held-out data from the same distribution (not in ``X_train``).
+
+    Returns
+    -------
+    quality : :class:`~sklearn.utils.Bunch`
+        ``train_distance_ratio``, ``test_distance_ratio``, ``coverage_ratio``
+        (floats) and the six medians they are made of: ``train_distance``,
+        ``test_train_distance``, ``test_distance``, ``train_test_distance``,
+        ``coverage``, ``test_train_coverage`` (the last equals
+        ``test_train_distance``).
+
+    See Also
+    --------
+    label_samples : Copy, spurious or novel.
+
+    References
+    ----------
+    .. [1] C. Meehan, K. Chaudhuri, S. Dasgupta, "A Non-Parametric Test to
+       Detect Data-Copying in Generative Models", AISTATS 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skam.diagnostics import sample_quality
+    >>> rng = np.random.RandomState(0)
+    >>> train, test = rng.randn(200, 2), rng.randn(200, 2)
+    >>> fresh = sample_quality(rng.randn(200, 2), train, test)
+    >>> bool(0.7 < fresh.train_distance_ratio < 1.4)   # like unseen data
+    True
+    >>> copies = sample_quality(train[:100] + 1e-3, train, test)
+    >>> bool(copies.train_distance_ratio < 0.1)          # copies sit on it
+    True
+    >>> blur = sample_quality(3 * rng.randn(200, 2), train, test)
+    >>> bool(blur.test_distance_ratio > 2)                # off the data
+    True
+    """
+    samples = check_array(samples, input_name="samples")
+    X_train = check_array(X_train, input_name="X_train")
+    X_test = check_array(X_test, input_name="X_test")
+    for name, A in (("X_train", X_train), ("X_test", X_test)):
+        if A.shape[1] != samples.shape[1]:
+            raise ValueError(
+                f"samples has {samples.shape[1]} features but {name} has {A.shape[1]}."
+            )
+    d_s_train = np.median(_nearest_distance(samples, X_train))
+    d_test_train = np.median(_nearest_distance(X_test, X_train))
+    d_s_test = np.median(_nearest_distance(samples, X_test))
+    d_train_test = np.median(_nearest_distance(X_train, X_test))
+    d_cover = np.median(_nearest_distance(X_test, samples))
+    for name, d in (
+        ("X_test to X_train", d_test_train),
+        ("X_train to X_test", d_train_test),
+    ):
+        if not d > 0:
+            raise ValueError(
+                f"the median distance from {name} is 0: X_test must be held-out "
+                "data, not rows of X_train."
+            )
+    return Bunch(
+        train_distance_ratio=float(d_s_train / d_test_train),
+        test_distance_ratio=float(d_s_test / d_train_test),
+        coverage_ratio=float(d_cover / d_test_train),
+        train_distance=float(d_s_train),
+        test_train_distance=float(d_test_train),
+        test_distance=float(d_s_test),
+        train_test_distance=float(d_train_test),
+        coverage=float(d_cover),
+        test_train_coverage=float(d_test_train),
+    )

@@ -617,6 +617,7 @@ class DenseAM(
         metropolis=True,
         return_trajectory=False,
         random_state=None,
+        chunks=None,
     ):
         """Draw samples from the density ``p(v) ~ exp(-beta E(v))``.
 
@@ -670,6 +671,11 @@ class DenseAM(
             Also return every state of ``"langevin"`` / ``"anneal"``.
         random_state : int, RandomState instance or None, default=None
             Seed of the draws.
+        chunks : int or None, default=None
+            Dask: draw ``n_samples`` rows in blocks of ``chunks`` rows on the
+            workers and return a lazy dask array (as does a dask ``X``, or a
+            model fitted on a dask array); see :ref:`dask`. None returns
+            NumPy for NumPy input.
 
         Returns
         -------
@@ -736,12 +742,16 @@ def _resolve_similarity(separation, similarity):
     return get_separation(separation).default_similarity
 
 
-def _resolve_self_coupling(am, memories):
-    """``self_coupling_``: False only for polynomials with the dot product."""
+def _resolve_self_coupling(am, memories, two_valued=None):
+    """``self_coupling_``: False only for polynomials with the dot product.
+
+    ``two_valued`` (a function of ``memories``) replaces :func:`_two_valued`
+    (the sharded fit passes its per-shard test).
+    """
     polynomial = am.separation in ("poly", "rectified_poly") and am.similarity_ == "dot"
     choice = getattr(am, "self_coupling", "auto")  # subclasses may not expose it
     if choice == "auto":
-        return not (polynomial and _two_valued(memories))
+        return not (polynomial and (two_valued or _two_valued)(memories))
     if not choice and not polynomial:
         raise ValueError(
             "self_coupling=False applies to separation='poly' or 'rectified_poly' "

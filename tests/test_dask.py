@@ -127,6 +127,43 @@ def test_sharded_dense_am_matches_in_memory(da, params):
     _assert_energy(got.energy.compute(), want.energy)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(separation="poly", degree=4, beta="scale"),  # "auto" on binary data
+        dict(separation="rectified_poly", degree=3, beta=0.05),
+        dict(separation="poly", degree=3, beta=0.02, self_coupling=False, real=True),
+    ],
+    ids=["poly4-auto", "rectified3-auto", "poly3-false-real"],
+)
+def test_sharded_fit_removes_the_self_coupling_as_in_memory(da, params):
+    """Binary patterns: the self-coupling-free kernel, merged shard by shard."""
+    params = dict(params)
+    M, w, _ = _data(seed=17, d=24)
+    if not params.pop("real", False):
+        M = np.where(M > 0, 1.0, -1.0)
+    rng = np.random.default_rng(18)
+    Q = M[:20] * np.where(rng.random((20, M.shape[1])) < 0.15, -1.0, 1.0)
+    est = DenseAM(max_iter=10, **params)
+    ref = clone(est).fit(M, sample_weight=w)
+    sharded = clone(est).fit(
+        da.from_array(M, chunks=(CHUNKS, -1)),
+        sample_weight=da.from_array(w, chunks=(CHUNKS,)),
+    )
+    assert ref.self_coupling_ is False and sharded.self_coupling_ is False
+    np.testing.assert_allclose(sharded.beta_, ref.beta_, rtol=1e-12)
+    Qd = da.from_array(Q, chunks=(7, -1))
+    want = ref.descend(Q)
+    assert want.n_iter.max() > 1
+    got = sharded.descend(Qd)
+    _assert_states(got.states.compute(), want.states)
+    _assert_energy(got.energy.compute(), want.energy)
+    _assert_states(sharded.transform(Q), want.states)
+    _assert_energy(sharded.energy(Qd).compute(), ref.energy(Q))
+    _assert_energy(sharded.score_samples(Q), ref.score_samples(Q))
+    np.testing.assert_array_equal(sharded.predict(Q), ref.predict(Q))
+
+
 def test_sharded_clamp_masks_and_multi_step_descent(da):
     M, w, Q = _data(seed=1)
     est = DenseAM(beta=3.0, max_iter=12, tol=1e-9)
@@ -310,10 +347,154 @@ def test_every_post_fit_method_dask_in_lazy_dask_out(da):
     assert checked >= 20
 
 
+@pytest.mark.parametrize("feature_map", ["sincos", "positive"])
+def test_random_feature_memory_fit_on_dask_is_the_in_memory_fit(da, feature_map):
+    """T as a tree sum over uneven chunks (a zero-weight chunk), beta='scale'."""
+    M, w, Q = _data(seed=12)
+    est = RandomFeatureAM(
+        n_components=256, beta="scale", feature_map=feature_map, random_state=0
+    )
+    ref = clone(est).fit(M, sample_weight=w)
+    got = clone(est).fit(
+        da.from_array(M, chunks=(CHUNKS, -1)),
+        sample_weight=da.from_array(w, chunks=(CHUNKS,)),
+    )
+    assert not isinstance(got.distributed_memory_, da.Array)
+    np.testing.assert_allclose(got.beta_, ref.beta_, rtol=1e-12)
+    np.testing.assert_array_equal(got.random_weights_, ref.random_weights_)
+    np.testing.assert_allclose(
+        got.distributed_memory_, ref.distributed_memory_, rtol=1e-12, atol=1e-12
+    )
+    if feature_map == "positive":
+        np.testing.assert_allclose(got.center_, ref.center_, rtol=1e-12)
+    for name in ("n_stored_", "n_iter_", "self_recall_"):
+        assert getattr(got, name) == getattr(ref, name), name
+    _assert_states(got.transform(Q), ref.transform(Q))
+    _assert_energy(got.energy(Q), ref.energy(Q))
+    # the pattern moments (the starts of sample) and the weight bookkeeping
+    _assert_states(got.sample(5, random_state=1), ref.sample(5, random_state=1))
+    got.partial_fit(Q, sample_weight=np.full(len(Q), 2.0))
+    ref.partial_fit(Q, sample_weight=np.full(len(Q), 2.0))
+    _assert_states(got.transform(Q), ref.transform(Q))
+    pickle.loads(pickle.dumps(got))  # held in memory: pickles as it is
+
+
+def test_worker_warnings_reach_the_client(da):
+    """A warning raised on a worker is re-emitted on the client."""
+    import time
+    import warnings
+
+    from skam import KernelSumClippedWarning
+
+    rng = np.random.default_rng(13)
+    am = RandomFeatureAM(n_components=16, beta=50.0, random_state=0).fit(
+        rng.normal(size=(20, 3))
+    )
+    far = da.from_array(rng.normal(size=(40, 3)) + 30.0, chunks=(20, -1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        am.energy(far).compute()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(
+            issubclass(c.category, KernelSumClippedWarning) for c in caught
+        ):
+            time.sleep(0.05)  # forwarded warnings arrive with the events
+    assert any(issubclass(c.category, KernelSumClippedWarning) for c in caught)
+
+
+CLUSTERING = dict(n_clusters=3, n_init=1, max_epochs=4, n_polish=3, random_state=0)
+
+
+def _blobs(seed=14, n=240):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
+    X = centres[rng.integers(0, 3, n)] + rng.normal(scale=0.8, size=(n, 2))
+    w = rng.uniform(0.5, 2.0, n)
+    w[60:71] = 0.0
+    return X, w
+
+
+def test_clustering_fit_on_dask_is_the_in_memory_fit(da):
+    """n <= max_samples_per_epoch: the same fit; labels_ a lazy dask array."""
+    X, w = _blobs()
+    ref = AMClustering(**CLUSTERING).fit(X, sample_weight=w)
+    got = AMClustering(**CLUSTERING).fit(
+        da.from_array(X, chunks=((50, 10, 1, 79, 100), -1)),
+        sample_weight=da.from_array(w, chunks=((50, 10, 1, 79, 100),)),
+    )
+    _assert_states(got.cluster_centers_, ref.cluster_centers_)
+    assert got.cluster_centers_.dtype == ref.cluster_centers_.dtype
+    assert isinstance(got.labels_, da.Array)
+    np.testing.assert_array_equal(got.labels_.compute(), ref.labels_)
+    np.testing.assert_allclose(got.inertia_, ref.inertia_, rtol=1e-12)
+    assert got.n_iter_ == ref.n_iter_ and got.beta_ == ref.beta_
+    np.testing.assert_allclose(got.loss_curve_, ref.loss_curve_, rtol=1e-12)
+
+
+def test_clustering_fit_on_dask_trains_on_a_sample_then_polishes_on_all(da):
+    """n > max_samples_per_epoch: the in-memory fit of the documented sample,
+    then the polish, assignment and inertia over all rows (a NumPy oracle)."""
+    X, w = _blobs(seed=15, n=300)
+    params = dict(CLUSTERING, max_samples_per_epoch=80)
+    got = AMClustering(**params).fit(
+        da.from_array(X, chunks=(70, -1)), sample_weight=da.from_array(w, chunks=70)
+    )
+    rng = np.random.RandomState(0)
+    rows = np.sort(rng.choice(300, size=80, replace=False))
+    sub = AMClustering(
+        **dict(params, max_samples_per_epoch=None, random_state=rng)
+    ).fit(X[rows], sample_weight=w[rows])
+    # the polish written out: basin means of the assignment under predict
+    centres, labels = sub.cluster_centers_, sub.predict(X)
+    trained = centres.copy()
+    for _ in range(3):
+        new = centres.copy()
+        for k in range(3):
+            inside = (labels == k) & (w > 0)
+            if inside.any():
+                new[k] = np.average(X[inside], axis=0, weights=w[inside])
+        sub.cluster_centers_ = new
+        new_labels = sub.predict(X)
+        centres, changed = new, (new_labels != labels).any()
+        labels = new_labels
+        if not changed:
+            break
+    assert np.abs(centres - trained).max() > 1e-3  # the polish moved them
+    _assert_states(got.cluster_centers_, centres)
+    np.testing.assert_array_equal(got.labels_.compute(), labels)
+    inertia = np.sum(w * np.sum((X - centres[labels]) ** 2, axis=1))
+    np.testing.assert_allclose(got.inertia_, inertia, rtol=1e-12)
+
+
+def test_clustering_relocation_of_empty_clusters_over_chunks(da):
+    """The distributed donor search equals AMClustering._relocate_empty."""
+    from skam._backend import resolve_backend
+    from skam._dask._fits import _lazy_labels, relocate_empty
+
+    X, w = _blobs(seed=16)
+    est = AMClustering(**CLUSTERING).fit(X)
+    centres = np.array([[0.0, 0.0], [4.0, 0.0], [50.0, 50.0], [60.0, 0.0]])
+    wn = w / w.mean()
+    Xd = da.from_array(X, chunks=(45, -1))
+    labels = _lazy_labels(Xd, est, centres)
+    assert set(np.unique(labels.compute())) == {0, 1}  # two empty clusters
+    got, got_labels = relocate_empty(
+        Xd, da.from_array(wn, chunks=45), est, centres, labels
+    )
+    want, want_labels = est._relocate_empty(
+        resolve_backend(X), X, wn, centres, est._assign(resolve_backend(X), X, centres)
+    )
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_labels.compute(), want_labels)
+
+
 def test_fit_on_dask_without_a_sharded_version_says_what_to_do(da):
     X = da.from_array(np.random.default_rng(8).normal(size=(40, 3)), chunks=(20, -1))
     with pytest.raises(TypeError, match=r"X\.compute\(\)"):
-        AMClustering(n_clusters=2).fit(X)
+        DiffusionAM(n_memories=4).fit(X)
+    y = da.from_array(np.arange(40) % 2, chunks=20)
+    with pytest.raises(TypeError, match=r"X\.compute\(\)"):
+        DenseAMClassifier(mode="parametric").fit(X, y)
 
 
 @pytest.mark.parametrize("separation", ["lse", "rectified_poly"])
@@ -366,11 +547,63 @@ def test_sharded_hopfield_couplings_are_the_sum_over_shards(da):
         pickle.dumps(sharded)
 
 
-def test_sample_on_a_sharded_model_says_what_to_do(da):
-    M, _, _ = _data(seed=11)
-    am = DenseAM(beta=2.0).fit(da.from_array(M, chunks=(CHUNKS, -1)))
+def test_sample_of_sharded_memories_is_exact_and_lazy(da):
+    """method='exact' shard by shard: a lazy dask array, the kernel mixture."""
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    M = np.repeat(centres, [30, 10, 40, 20], axis=0)
+    w = np.ones(len(M))
+    w[40:80] = 0.0  # every copy of the third centre (a shard of its own)
+    am = DenseAM(beta=25.0).fit(
+        da.from_array(M, chunks=((30, 10, 40, 20), -1)),
+        sample_weight=da.from_array(w, chunks=((30, 10, 40, 20),)),
+    )
+    S = am.sample(6000, random_state=0, chunks=2500)
+    assert isinstance(S, da.Array) and S.chunks[0] == (2500, 2500, 1000)
+    S = S.compute()
+    assert S.dtype == M.dtype
+    np.testing.assert_array_equal(S, am.sample(6000, random_state=0, chunks=2500))
+    nearest = np.argmin(((S[:, None, :] - centres) ** 2).sum(axis=2), axis=1)
+    share = np.bincount(nearest, minlength=4) / len(S)
+    want = np.array([30, 10, 0, 20]) / 60
+    assert np.all(
+        np.abs(share - want) < 4 * np.sqrt(want * (1 - want) / len(S)) + 1e-12
+    )
+    noise = S - centres[nearest]
+    np.testing.assert_allclose(noise.std(axis=0), 1 / np.sqrt(25.0), rtol=0.05)
+    # draws are shuffled within a block: no run of one memory
+    assert len(np.unique(nearest[:50])) > 1
     with pytest.raises(TypeError, match="to_local"):
-        am.sample(3)
+        am.sample(3, method="langevin")
+
+
+def test_sample_with_chunks_or_dask_starts_is_lazy_and_seeded_per_block(da):
+    M, _, Q = _data(seed=11)
+    am = DenseAM(beta=2.0).fit(M)
+    lazy = am.sample(25, chunks=10, random_state=3)
+    assert isinstance(lazy, da.Array) and lazy.chunks[0] == (10, 10, 5)
+    seeds = np.random.RandomState(3).randint(0, 2**31 - 1, size=3)
+    want = np.concatenate(
+        [
+            am.sample(n, random_state=int(s))
+            for n, s in zip((10, 10, 5), seeds, strict=True)
+        ]
+    )
+    _assert_states(lazy.compute(), want)  # the same draws (rounding of the worker)
+    assert isinstance(am.sample(5, random_state=0), np.ndarray)  # NumPy stays NumPy
+    rf = RandomFeatureAM(n_components=64, random_state=0).fit(M)
+    Qd = da.from_array(Q, chunks=(12, -1))
+    mask = np.array([True, False, False, False, True])
+    lazy = rf.sample(None, X=Qd, clamp_mask=mask, n_steps=5, random_state=4)
+    assert isinstance(lazy, da.Array)
+    seeds = np.random.RandomState(4).randint(0, 2**31 - 1, size=3)
+    want = np.concatenate(
+        [
+            rf.sample(None, X=Q[a:b], clamp_mask=mask, n_steps=5, random_state=int(s))
+            for (a, b), s in zip(((0, 12), (12, 24), (24, 30)), seeds, strict=True)
+        ]
+    )
+    _assert_states(lazy.compute(), want)  # the same draws (rounding of the worker)
+    np.testing.assert_array_equal(want[:, mask], Q[:, mask])
 
 
 def test_dask_extra_has_floors_and_no_upper_pin():

@@ -34,7 +34,8 @@ POST_FIT_METHODS = (
 )
 FIT_METHODS = ("fit", "partial_fit")
 # Methods without a sharded version (they need the memories in memory).
-UNSHARDED_METHODS = ("sample",)
+UNSHARDED_METHODS = ()
+SAMPLE_METHODS = ("sample",)
 
 
 def is_dask_collection(X):
@@ -75,6 +76,23 @@ def _needs_local(method):
                 "to_local() first."
             )
         return method(self, *args, **kwargs)
+
+    wrapper._skam_dask = True
+    return wrapper
+
+
+def _sample(method):
+    @functools.wraps(method)
+    def wrapper(self, n_samples=1, **kwargs):
+        if (
+            is_sharded(self)
+            or is_dask_collection(kwargs.get("X"))
+            or kwargs.get("chunks") is not None
+        ):
+            from skam._dask._sample import sample
+
+            return sample(self, method.__name__, n_samples, kwargs)
+        return method(self, n_samples, **kwargs)
 
     wrapper._skam_dask = True
     return wrapper
@@ -171,22 +189,28 @@ def _wrap_method(cls, name, wrap):
         raw.fn = wrap(inner)
 
 
-def dask_dispatch(sharded_fit=None):
+def dask_dispatch(sharded_fit=None, dask_fit=None):
     """Class decorator: route dask input (and sharded models) to skam._dask.
 
     Parameters
     ----------
     sharded_fit : str or None
         Name of the function of :mod:`skam._dask._sharded` that fits this
-        class on a dask array keeping the memories sharded; None makes
-        ``fit`` on a dask array a ``TypeError``.
+        class on a dask array keeping the memories sharded (the class gains
+        ``to_local()``).
+    dask_fit : str or None
+        Name of a fit on a dask array whose fitted model is small and held in
+        memory (the data-sized passes run on the workers, e.g. the
+        random-feature memory's ``T`` as a tree sum). With neither, ``fit``
+        on a dask array is a ``TypeError``.
     """
 
     def decorate(cls):
         own_score = ("score",) if "score" in vars(cls) else ()
         for names, wrap in (
             (POST_FIT_METHODS, _post_fit),
-            (FIT_METHODS, lambda m: _fit(m, sharded_fit)),
+            (FIT_METHODS, lambda m: _fit(m, sharded_fit or dask_fit)),
+            (SAMPLE_METHODS, _sample),
             (UNSHARDED_METHODS + own_score, _needs_local),
         ):
             for name in names:

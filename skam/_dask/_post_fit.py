@@ -114,6 +114,14 @@ def _pad_traces(result, trace_rows):
 
 
 def _run_block(estimator, method, block, args, kwargs, trace_rows):
+    from skam._dask._blocks import forwarding_warnings
+
+    return forwarding_warnings(_run_block_here)(
+        estimator, method, block, args, kwargs, trace_rows
+    )
+
+
+def _run_block_here(estimator, method, block, args, kwargs, trace_rows):
     realign(estimator)
     if not block.flags.aligned:
         block = np.array(block)

@@ -19,7 +19,6 @@ What moves per descent step and query chunk of ``n`` rows: the states
 """
 
 import hashlib
-import math
 
 import dask
 import dask.array as da
@@ -29,6 +28,13 @@ from distributed import wait
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
+from skam._beta import tree_merge
+from skam._dask._blocks import (
+    DaskBlocks,
+    ShardedBlocks,
+    forwarding_warnings,
+    tree_reduce,
+)
 from skam._dask._post_fit import as_queries, default_client
 from skam._descent import descend, support_sums
 from skam._energy import Memories, energy_from_log_z, prepare_memories
@@ -50,6 +56,7 @@ def _prepare_shard(patterns, weights, coord_weights, transform=None):
     return memories, weights
 
 
+@forwarding_warnings
 def _shard_state(shard, V, spec, pull_from, need_direction):
     return reduce_blocks(
         _aligned(V),
@@ -65,12 +72,46 @@ def _shard_support(shard, V, spec):
     return support_sums(_aligned(V), shard[0], spec, np_xp)
 
 
+def _shard_relaxed(shard, V, spec, box, need_direction):
+    """Partial state of the self-coupling-free kernel (skam._binary_relaxation)."""
+    from skam._binary_relaxation import SelfCouplingFreeOracle
+
+    memories = shard[0]
+    if memories.n_memories == 0:
+        return None  # the identity of merge_partials
+    oracle = SelfCouplingFreeOracle(memories, spec, box, np_xp)
+    return oracle.partial(_aligned(V), need_direction)
+
+
+def _merge_relaxed(a, b):
+    from skam._binary_relaxation import merge_partials
+
+    if a is None or b is None:
+        return b if a is None else a
+    degree = a["degree"]
+    a, b = ({k: v for k, v in x.items() if k != "degree"} for x in (a, b))
+    return {**merge_partials(a, b, degree, np_xp), "degree": degree}
+
+
+@forwarding_warnings
 def _worker_reduce(kind, V, args, *shards):
-    """The shards one worker holds, reduced on it (one reply per worker)."""
+    """The shards one worker holds, reduced on it (one result per worker)."""
     if kind == "state":
         return merge_all([_shard_state(s, V, *args) for s in shards], np_xp)
-    parts = [_shard_support(s, V, *args) for s in shards]
+    if kind == "relaxed":
+        spec = args[0]
+        parts = [_shard_relaxed(s, V, *args) for s in shards]
+        parts = [None if p is None else {**p, "degree": spec.degree} for p in parts]
+        return tree_merge(parts, _merge_relaxed)
+    return _add_support(*[_shard_support(s, V, *args) for s in shards])
+
+
+def _add_support(*parts):
     return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+
+def _merge_states(a, b):
+    return merge_all([a, b], np_xp)
 
 
 def _aligned(V):
@@ -125,27 +166,6 @@ def _shard_weights(shard):
     )
 
 
-def _shard_nearest_other(shard, probes, probe_rows, offset):
-    """Per probe memory: squared distance to its nearest *other* memory here."""
-    from sklearn.metrics.pairwise import euclidean_distances
-
-    memories = shard[0]
-    if memories.n_memories == 0:
-        return np.full(probes.shape[0], np.inf)
-    patterns = memories.patterns.astype(np.float64, copy=False)
-    d = euclidean_distances(probes, patterns, squared=True)
-    local = probe_rows - offset
-    inside = (local >= 0) & (local < memories.n_memories)
-    d[np.flatnonzero(inside), local[inside]] = np.inf
-    d[d <= 0] = np.inf
-    return d.min(axis=1)
-
-
-def _shard_max_sqnorm(shard):
-    patterns = shard[0].patterns.astype(np.float64, copy=False)
-    return float(np.max(np.sum(patterns * patterns, axis=1), initial=0.0))
-
-
 def _shard_box(shard):
     patterns = shard[0].patterns
     if patterns.shape[0] == 0:
@@ -197,10 +217,12 @@ class ShardedMemories:
         return Memories(None, None, self.coord_weights, None)
 
     def reduce(self, kind, V, *args, client=None):
-        """One task per worker: ``kind`` over the shards it holds, reduced there.
+        """``kind`` over all shards: one task per worker, then a tree of merges.
 
         ``kind`` is ``"state"`` (partial states, merged) or ``"support"``
-        (support sums, added). Returns one result per worker holding shards.
+        (support sums, added). Each worker reduces the shards it holds; the
+        per-worker results are merged pairwise by tasks on the cluster, and
+        only the root comes back.
         """
         client = client or _client()
         if getattr(self, "_groups", None) is None:
@@ -226,7 +248,10 @@ class ShardedMemories:
             )
             for where, shards in self._groups.items()
         ]
-        return client.gather(jobs)
+        merge = {"state": _merge_states, "relaxed": _merge_relaxed}.get(
+            kind, _add_support
+        )
+        return tree_reduce(client, jobs, merge).result()
 
     def map(self, func, *args, client=None):
         """``func(shard, *args)`` on every shard; the results, in shard order."""
@@ -289,10 +314,9 @@ class ShardedOracle:
         return 4 * self.sharded.n_features
 
     def _states(self, V, need_direction):
-        states = self.sharded.reduce(
+        return self.sharded.reduce(
             "state", V, self.spec, self.pull_from, need_direction, client=self.client
         )
-        return merge_all(states, np_xp)
 
     def energy_and_direction(self, V):
         state = self._states(V, True)
@@ -310,8 +334,51 @@ class ShardedOracle:
         return energy_from_log_z(log_z, self.spec)
 
     def support_sums(self, V):
-        parts = self.sharded.reduce("support", V, self.spec, client=self.client)
-        return sum(p[0] for p in parts), sum(p[1] for p in parts)
+        return self.sharded.reduce("support", V, self.spec, client=self.client)
+
+
+class ShardedSelfCouplingFreeOracle:
+    """:class:`skam._binary_relaxation.SelfCouplingFreeOracle` on shards.
+
+    Each shard returns its partial state (kernel sum, pull, spread gradient,
+    step norm at its own scale), the states are merged as a tree (rescaled to
+    the larger scale) and finished once: the in-memory oracle's functions.
+    """
+
+    splits_memories = False
+
+    def __init__(self, sharded, spec, box, *, client=None):
+        self.sharded, self.spec, self.box, self.client = sharded, spec, box, client
+        self.xp = np_xp
+
+    @property
+    def n_columns(self):
+        return 4 * self.sharded.n_features
+
+    def _state(self, V, need_direction):
+        state = self.sharded.reduce(
+            "relaxed", V, self.spec, self.box, need_direction, client=self.client
+        )
+        return {k: v for k, v in state.items() if k != "degree"}
+
+    def energy_and_direction(self, V):
+        from skam._binary_relaxation import finish_direction
+
+        return finish_direction(self._state(V, True), V, self.box, self.spec, np_xp)
+
+    def energy(self, V):
+        from skam._binary_relaxation import finish_energy
+
+        return finish_energy(self._state(V, False), self.spec, np_xp)
+
+
+def _oracle(estimator, spec, client=None):
+    """The sharded oracle of a DenseAM: plain kernel sum or self-coupling-free."""
+    if getattr(estimator, "self_coupling_", True):
+        return ShardedOracle(estimator._shards, spec, client=client)
+    return ShardedSelfCouplingFreeOracle(
+        estimator._shards, spec, estimator._box_cache, client=client
+    )
 
 
 # ------------------------------------------------------------------ fitting
@@ -370,39 +437,12 @@ def shard(X, w, coord_weights=None, transform=None):
     )
 
 
-def _median_nearest(sharded, max_queries=1000):
-    """:func:`skam._beta.median_nearest_sq_distance`, shard by shard."""
-    K = sharded.n_memories
-    idx = np.unique(np.linspace(0, K - 1, min(K, max_queries)).astype(np.intp))
-    probes = sharded.take(idx).astype(np.float64)
-    client = _client()
-    futures = [
-        client.submit(_shard_nearest_other, f, probes, idx, int(o), pure=False)
-        for f, o in zip(sharded.futures, sharded.offsets, strict=True)
-    ]
-    nearest = np.min(np.stack(client.gather(futures)), axis=0)
-    nearest = nearest[np.isfinite(nearest)]
-    return float(np.median(nearest)) if nearest.size else 0.0
-
-
 def sharded_beta(beta, sharded, rule):
-    """:func:`skam._beta.resolve_beta` on sharded memories."""
-    if not isinstance(beta, str):
-        return float(beta)
-    if rule == "overlap":  # resolve_beta's rule: the overlap counted in bits
-        top = max(sharded.map(_shard_max_sqnorm))
-        return sharded.n_features / top if top > 0 else 1.0
-    K = sharded.n_memories
-    if K < 2:
-        return 1.0
-    r2 = _median_nearest(sharded)
-    if not r2 > 0:
-        return 1.0
-    if rule == "support":
-        return 2.0 / r2
-    if rule == "separation":
-        return 4.0 * math.log(K) / r2
-    raise ValueError(f"beta='scale' rule {rule!r} has no sharded version")
+    """:func:`skam._beta.resolve_beta` on sharded memories (unweighted, as
+    DenseAM's rules): the same per-block statistics, merged as a tree."""
+    from skam._beta import resolve_beta_blocks
+
+    return resolve_beta_blocks(beta, ShardedBlocks(sharded, weighted=False), rule=rule)
 
 
 def _distinct_rows(sharded):
@@ -432,6 +472,10 @@ def fit_sharded(estimator, method, how, X, *args, **kwargs):
             "supported; fit all the data at once with fit(dask_array)."
         )
     estimator._validate_params()
+    if how not in _FITS:
+        from skam._dask import _fits
+
+        return getattr(_fits, f"fit_{how}")(estimator, X, *args, **kwargs)
     return _FITS[how](estimator, X, *args, **kwargs)
 
 
@@ -446,7 +490,7 @@ def _reset(estimator, X):
 def fit_dense_am(estimator, X, y=None, sample_weight=None):
     """DenseAM.fit on a dask array: sharded memories, exact ``beta="scale"``."""
     from skam._beta import rule_for as scale_rule
-    from skam.memory import _resolve_similarity
+    from skam.memory import _resolve_self_coupling, _resolve_similarity
 
     X = _as_rows(X, estimator)
     w = _as_weights(sample_weight, X)
@@ -457,18 +501,32 @@ def fit_dense_am(estimator, X, y=None, sample_weight=None):
     estimator.similarity_ = _resolve_similarity(
         estimator.separation, estimator.similarity
     )
-    if estimator.self_coupling is False:
-        raise ValueError(
-            "self_coupling=False is not available for a sharded (dask) fit; fit "
-            "the patterns locally."
-        )
-    # sharded memories keep the plain kernel sum (no self-coupling relaxation)
-    estimator.self_coupling_ = True
+    # the same rule as in memory; two-valued features tested shard by shard
+    estimator.self_coupling_ = _resolve_self_coupling(
+        estimator, sharded, two_valued=_sharded_two_valued
+    )
     rule = scale_rule(estimator.separation, estimator.similarity_)
     estimator.beta_ = sharded_beta(estimator.beta, sharded, rule)
     estimator._distinct_masks = _distinct_rows(sharded)
     estimator._box_cache = _box(estimator) if estimator.similarity_ == "dot" else None
     return estimator
+
+
+def _two_valued_stat(X, w, index, lo, hi):
+    return bool(np.all((X == lo[None, :]) | (X == hi[None, :])))
+
+
+def _both(a, b):
+    return a and b
+
+
+def _sharded_two_valued(sharded):
+    """``skam.memory._two_valued`` over the shards (min/max, then a test)."""
+    from skam._beta import extent_stat, merge_extent
+
+    blocks = ShardedBlocks(sharded, weighted=False)
+    ext = blocks.reduce(extent_stat, merge_extent)
+    return blocks.reduce(_two_valued_stat, _both, ext["lo"], ext["hi"])
 
 
 def _box(estimator):
@@ -481,10 +539,11 @@ def _box(estimator):
 def _dense_am_descend(
     estimator, X, clamp_mask, *, compute_energy, return_trace=False, client=None
 ):
+    from skam._separations import get_separation
     from skam._validation import make_spec
 
     spec = make_spec(estimator, estimator.beta_)
-    oracle = ShardedOracle(estimator._shards, spec, client=client)
+    oracle = _oracle(estimator, spec, client)
     mask = None if clamp_mask is None else np.asarray(clamp_mask, dtype=bool)
     return descend(
         X,
@@ -499,6 +558,7 @@ def _dense_am_descend(
         lsr_fixed_point=True,
         return_trace=return_trace,
         compute_energy=compute_energy,
+        monotone=get_separation(estimator.separation).can_overshoot,
     )
 
 
@@ -543,31 +603,13 @@ def _host_labels(y, estimator):
     return host_y(y)
 
 
-def _weighted_moments(X, w):
-    """Weighted mean over rows and mean per-feature variance (two passes)."""
-    Xf = X.astype(np.float64)
-    if w is None:
-        n = float(X.shape[0])
-        mean = Xf.sum(axis=0) / n
-        centred = (Xf - mean) ** 2
-        var = centred.sum(axis=0) / n
-    else:
-        wf = w.astype(np.float64)
-        total = float(wf.sum().compute())
-        mean = (wf[:, None] * Xf).sum(axis=0) / total
-        var = (wf[:, None] * (Xf - mean) ** 2).sum(axis=0) / total
-        # Kish's effective number of samples, as skam._beta's "scott" rule
-        n = total**2 / float((wf * wf).sum().compute())
-    return n, float(var.mean().compute())
-
-
 def _scott_beta(estimator, X, w):
-    """:func:`skam._supervised_base.scott_beta` on sharded features, / lam."""
+    """:func:`skam._supervised_base.scott_beta` on the dask features, / lam."""
+    from skam._beta import resolve_beta_blocks
+
     if not isinstance(estimator.beta, str):
         return float(estimator.beta)
-    n, var = _weighted_moments(X, w)
-    beta_lam = float(n ** (2.0 / (X.shape[1] + 4)) / var) if var > 0 else 1.0
-    return beta_lam / estimator.lam
+    return resolve_beta_blocks("scale", DaskBlocks(X, w), rule="scott") / estimator.lam
 
 
 def fit_supervised(estimator, X, y, sample_weight=None):
@@ -720,17 +762,6 @@ def _add(a, b):
     return a + b
 
 
-def _tree_sum(client, futures):
-    """Sum of the results of ``futures`` by a tree of additions on the cluster."""
-    while len(futures) > 1:
-        paired = [
-            client.submit(_add, futures[i], futures[i + 1], pure=False)
-            for i in range(0, len(futures) - 1, 2)
-        ]
-        futures = paired + ([futures[-1]] if len(futures) % 2 else [])
-    return futures[0].result()
-
-
 def _shard_first_match(shard, S, offset):
     """Global row of the first stored pattern equal to each state, or -1."""
     patterns = shard[0].patterns
@@ -752,7 +783,7 @@ def fit_hopfield(estimator, X, y=None, sample_weight=None):
     estimator._shards = sharded
     estimator._distinct_masks = []
     parts = [client.submit(_shard_hebbian, f, pure=False) for f in sharded.futures]
-    estimator.coupling_ = _tree_sum(client, parts)
+    estimator.coupling_ = tree_reduce(client, parts, _add).result()
     return estimator
 
 
@@ -830,22 +861,12 @@ def _energy_graph(estimator, X, negate):
     parts = []
     for block, n in zip(X.to_delayed()[:, 0], X.chunks[0], strict=True):
         states = [state(f, block, spec, 0, False) for f in sharded.futures]
-        while len(states) > 1:  # a tree of merges over the shards
-            states = [
-                dask.delayed(_merge_two, pure=True)(states[i], states[i + 1])
-                if i + 1 < len(states)
-                else states[i]
-                for i in range(0, len(states), 2)
-            ]
+        merged = tree_merge(states, dask.delayed(_merge_states, pure=True))
         out = dask.delayed(_finish_energy, pure=True)(
-            states[0], block, sharded.meta(), spec, negate
+            merged, block, sharded.meta(), spec, negate
         )
         parts.append(da.from_delayed(out, shape=(n,), dtype=X.dtype))
     return da.concatenate(parts) if len(parts) > 1 else parts[0]
-
-
-def _merge_two(a, b):
-    return merge_all([a, b], np_xp)
 
 
 def _finish_energy(state, V, meta, spec, negate):
@@ -864,7 +885,7 @@ def _run(estimator, method, X, args, kwargs, client):
         from skam._validation import make_spec
 
         spec = make_spec(estimator, estimator.beta_)
-        energy = ShardedOracle(estimator._shards, spec, client=client).energy(X)
+        energy = _oracle(estimator, spec, client).energy(X)
         return -energy if method == "score_samples" else energy
     clamp_mask = kwargs.pop("clamp_mask", args[0] if args else None)
     trace = kwargs.pop("return_energy_trace", False)
@@ -904,6 +925,7 @@ def _pad(trace, rows):
     return np.concatenate([trace, np.repeat(trace[-1:], rows - trace.shape[0], axis=0)])
 
 
+@forwarding_warnings
 def _descend_task(estimator, method, block, args, kwargs):
     """One query block on a worker: run the descent, shards via worker_client."""
     from distributed import Future, worker_client
@@ -925,7 +947,8 @@ def _descend_task(estimator, method, block, args, kwargs):
 def _lazy(estimator, method, X, args, kwargs):
     if hasattr(estimator, "_label_code"):
         return _lazy_supervised(estimator, method, X, args, kwargs)
-    if method in ("energy", "score_samples"):
+    energy = method in ("energy", "score_samples")
+    if energy and getattr(estimator, "self_coupling_", True):
         return _energy_graph(estimator, X, method == "score_samples")
     from skam._dask._post_fit import _assemble, _row_aligned, send_once
 
@@ -948,9 +971,10 @@ def _lazy(estimator, method, X, args, kwargs):
         if kwargs.get("return_energy_trace"):
             fields["energy_trace"] = np.zeros((trace_rows, 1), X.dtype)
         return _assemble(results, X.chunks[0], Bunch(**fields), (), trace_rows)
-    example = (
-        np.zeros((1, D), X.dtype) if method == "transform" else np.zeros(1, np.int64)
-    )
+    if method == "transform":
+        example = np.zeros((1, D), X.dtype)
+    else:
+        example = np.zeros(1, X.dtype if energy else np.int64)
     return _assemble(results, X.chunks[0], example, (), None)
 
 
