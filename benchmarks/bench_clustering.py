@@ -13,8 +13,16 @@ Protocol (``../shared/reference/baselines.md`` section 3):
 * ``KMeans(k, n_init=10, random_state=0)``; ``GaussianMixture(k,
   covariance_type="full", n_init=3, random_state=0)``;
   ``AgglomerativeClustering(k, linkage="ward")``; ``AMClustering(k,
-  n_init=3, random_state=0)`` (every other parameter at its default:
-  ``init="lloyd"``, ``n_polish=20``).
+  random_state=0)`` (every parameter at its default: ``init="lloyd"``,
+  ``n_polish=20``);
+* does the ClAM training earn its cost? ``AMClustering(k, max_epochs=0)``
+  is the same fit without the training (the Lloyd start and the basin
+  polish only);
+* model selection without labels (the ClAM paper's): ``AMClustering(k,
+  beta="silhouette")`` trains the 5 candidate ``beta`` of its grid and keeps
+  the one of highest silhouette; KMeans gets the same selection budget: 5
+  fits of ``KMeans(k, n_init=10, random_state=s)``, ``s = 0..4``, the one of
+  highest silhouette kept (same silhouette subsample).
   GaussianMixture and Ward run up to 20 000 samples (Ward needs O(n^2)
   memory); birch2 and worms_2 (100 000+ samples) run only with ``--all``.
 
@@ -88,6 +96,8 @@ ONLY_WITH_ALL = {"birch2", "worms_2"}
 QUICK = {"iris", "wine", "fcps/hepta", "sipu/r15"}
 MAX_N_BASELINES = 20000
 METHODS = ("am", "kmeans", "gmm", "ward")
+SELECTION = ("am0", "am_sil", "km_sil")
+N_SELECT = 5
 
 
 def datasets(include_all, quick):
@@ -112,10 +122,37 @@ def datasets(include_all, quick):
             yield f"{battery}/{name}", X, np.where(labels > 0, labels, -1)
 
 
+class KMeansSelected:
+    """The KMeans(n_init=10) of highest silhouette among ``N_SELECT`` seeds."""
+
+    def __init__(self, k):
+        self.k = k
+
+    def fit_predict(self, X):
+        best = None
+        for seed in range(N_SELECT):
+            labels = KMeans(self.k, n_init=10, random_state=seed).fit_predict(X)
+            score = _silhouette(X, labels)
+            if best is None or score > best[0]:
+                best = (score, labels)
+        return best[1]
+
+
+def _silhouette(X, labels):
+    if not 1 < np.unique(labels).size < X.shape[0]:
+        return float("nan")
+    return silhouette_score(
+        X, labels, sample_size=min(X.shape[0], 4000), random_state=0
+    )
+
+
 def make_models(k, n):
     models = {
-        "am": AMClustering(k, n_init=3, random_state=0),
+        "am": AMClustering(k, random_state=0),
         "kmeans": KMeans(k, n_init=10, random_state=0),
+        "am0": AMClustering(k, max_epochs=0, random_state=0),
+        "am_sil": AMClustering(k, beta="silhouette", random_state=0),
+        "km_sil": KMeansSelected(k),
     }
     if n <= MAX_N_BASELINES:
         models["gmm"] = GaussianMixture(
@@ -129,13 +166,7 @@ def evaluate(X, y, labels):
     keep = y >= 0
     ari = adjusted_rand_score(y[keep], labels[keep])
     nmi = normalized_mutual_info_score(y[keep], labels[keep])
-    if np.unique(labels).size > 1:
-        sil = silhouette_score(
-            X, labels, sample_size=min(X.shape[0], 4000), random_state=0
-        )
-    else:
-        sil = float("nan")
-    return ari, nmi, sil
+    return ari, nmi, _silhouette(X, labels)
 
 
 def peak_memory_mib(model, X):
@@ -165,9 +196,11 @@ def run(include_all, quick):
             scores = evaluate(X, y, np.asarray(labels))
             for metric, value in zip(("ari", "nmi", "sil"), scores, strict=True):
                 row[f"{metric}_{method}"] = value
+            if method == "am_sil":
+                row["beta_pick"] = float(model.beta_ / model.beta_candidates_[-1])
         if name == "sipu/birch1":
             memory["am"] = peak_memory_mib(
-                AMClustering(k, n_init=3, max_epochs=3, random_state=0), X
+                AMClustering(k, max_epochs=3, random_state=0), X
             )
             memory["kmeans"] = peak_memory_mib(KMeans(k, n_init=10, random_state=0), X)
             memory["data"] = X.nbytes / 2**20
@@ -210,6 +243,31 @@ def summary(rows, memory):
         f"silhouette: {np.nanmean([r['sil_am'] for r in rows]):.3f} vs "
         f"{np.nanmean([r['sil_kmeans'] for r in rows]):.3f}.",
     ]
+
+    def count(a, b, metric):
+        return sum(_at_least(r[f"{metric}_{a}"], r[f"{metric}_{b}"]) for r in rows)
+
+    def strictly(a, b, metric):
+        return sum(
+            round(r[f"{metric}_{a}"], 3) > round(r[f"{metric}_{b}"], 3) for r in rows
+        )
+
+    lines += [
+        f"- Without the ClAM training (`max_epochs=0`: Lloyd start and basin "
+        f"polish only): ARI >= KMeans's on **{count('am0', 'kmeans', 'ari')} of "
+        f"{n}**, silhouette on **{count('am0', 'kmeans', 'sil')} of {n}**. The "
+        f"training raises ARI on {strictly('am', 'am0', 'ari')} sets and lowers it"
+        f" on {strictly('am0', 'am', 'ari')}; silhouette up on "
+        f"{strictly('am', 'am0', 'sil')}, down on {strictly('am0', 'am', 'sil')}.",
+        f"- Selection by silhouette, same budget ({N_SELECT} candidates each): "
+        f"`AMClustering(beta='silhouette')` vs the best-silhouette of {N_SELECT} "
+        f"`KMeans(n_init=10)` seeds: ARI >= on **{count('am_sil', 'km_sil', 'ari')}"
+        f" of {n}**, silhouette >= on **{count('am_sil', 'km_sil', 'sil')} of "
+        f"{n}**; mean ARI {np.mean([r['ari_am_sil'] for r in rows]):.3f} vs "
+        f"{np.mean([r['ari_km_sil'] for r in rows]):.3f}, mean silhouette "
+        f"{np.nanmean([r['sil_am_sil'] for r in rows]):.3f} vs "
+        f"{np.nanmean([r['sil_km_sil'] for r in rows]):.3f}.",
+    ]
     birch = [r for r in rows if r["name"] == "sipu/birch1"]
     if birch:
         r = birch[0]
@@ -238,8 +296,8 @@ def write_markdown(rows, memory, elapsed, path):
         "# Clustering: AMClustering (ClAM) vs KMeans, GaussianMixture, Ward",
         "",
         "Written by `benchmarks/bench_clustering.py`; protocol in its docstring "
-        "(`baselines.md` section 3). AM = `AMClustering(k, n_init=3, "
-        "random_state=0)` (defaults: `init='lloyd'`, `n_polish=20`), "
+        "(`baselines.md` section 3). AM = `AMClustering(k, "
+        "random_state=0)` (defaults: `init='lloyd'`, `n_init=1`, `n_polish=20`), "
         "KM = `KMeans(k, n_init=10, random_state=0)`, "
         "GMM = `GaussianMixture(k, covariance_type='full', n_init=3)`, Ward = "
         "`AgglomerativeClustering(k, linkage='ward')` (– : not run, n > "
@@ -267,14 +325,36 @@ def write_markdown(rows, memory, elapsed, path):
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
+        "## With and without the ClAM training; selection by silhouette",
+        "",
+        "AM0 = `AMClustering(k, max_epochs=0)` (no training), AM-sil = "
+        "`AMClustering(k, beta='silhouette')` (beta picked: a multiple of the "
+        f"'scale' rule), KM-sil = the best-silhouette of {N_SELECT} "
+        "`KMeans(n_init=10)` seeds.",
+        "",
+        "| data set | ARI AM | ARI AM0 | ARI KM | sil AM | sil AM0 | sil KM | "
+        "ARI AM-sil | ARI KM-sil | sil AM-sil | sil KM-sil | beta picked |",
+        "|" + "---|" * 12,
+    ]
+    for r in rows:
+        cells = [r["name"]]
+        cells += [_cell(r, f"ari_{m}") for m in ("am", "am0", "kmeans")]
+        cells += [_cell(r, f"sil_{m}") for m in ("am", "am0", "kmeans")]
+        cells += [_cell(r, f"ari_{m}") for m in ("am_sil", "km_sil")]
+        cells += [_cell(r, f"sil_{m}") for m in ("am_sil", "km_sil")]
+        cells.append(f"{r['beta_pick']:g} x scale")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
         "## Fit times (seconds)",
         "",
-        "| data set | AM | KM | GMM | Ward | AM / KM |",
-        "|---|---|---|---|---|---|",
+        "| data set | AM | KM | GMM | Ward | AM / KM | AM0 | AM-sil | KM-sil |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cells = [r["name"]] + [_cell(r, f"time_{m}", "{:.2f}") for m in METHODS]
         cells.append(f"{r['time_am'] / r['time_kmeans']:.1f}")
+        cells += [_cell(r, f"time_{m}", "{:.2f}") for m in SELECTION]
         lines.append("| " + " | ".join(cells) + " |")
     path.write_text("\n".join(lines) + "\n")
 
@@ -299,7 +379,7 @@ def plot(rows, path):
         low = min(np.nanmin(km), np.nanmin(am)) - 0.05
         ax.plot([low, 1], [low, 1], color="grey", lw=0.8)
         ax.set_xlabel("KMeans(n_init=10)")
-        ax.set_ylabel("AMClustering(n_init=3)")
+        ax.set_ylabel("AMClustering()")
         ax.set_title(title)
     fig.suptitle("Above the diagonal: AMClustering is better")
     fig.tight_layout()

@@ -16,7 +16,6 @@ Chromium (see CONTRIBUTING.md). The build reaches no network:
 """
 
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -47,6 +46,7 @@ extensions = [
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "benchmark_tables",  # docs/_ext: benchmark Markdown rendered as tables
+    "docstring_fixups",  # docs/_ext: two reST pitfalls of numpydoc docstrings
 ]
 
 templates_path = []
@@ -106,23 +106,3 @@ sphinx_gallery_conf = {
     "matplotlib_animations": False,
     "show_memory": False,
 }
-
-
-# -- docstring fix-up ------------------------------------------------------------
-# In reST a bare word ending in "_" is a hyperlink reference, so a type such as
-# "ndarray of shape (n_features_in_,)" fails with 'Unknown target name'.
-# Escape trailing underscores of fitted-attribute names inside "shape (...)".
-_SHAPE = re.compile(r"shape \(([^()`]*)\)")
-_BARE_ATTRIBUTE = re.compile(r"\b([A-Za-z]\w*)_(?=[,)\s]|$)")
-
-
-def _escape_shape_attributes(app, what, name, obj, options, lines):
-    for i, line in enumerate(lines):
-        lines[i] = _SHAPE.sub(
-            lambda m: "shape (" + _BARE_ATTRIBUTE.sub(r"\1\\_", m.group(1)) + ")",
-            line,
-        )
-
-
-def setup(app):
-    app.connect("autodoc-process-docstring", _escape_shape_attributes, priority=400)

@@ -9,7 +9,6 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from skam._bochner import features
 from skam._dask import dask_dispatch
@@ -19,7 +18,10 @@ from skam._random_feature_base import (
     RandomFeatureMixin,
     resolve_gamma,
 )
-from skam._validation import backend_for, remember_namespace, validate_X
+from skam._validation import (
+    validate_fit_input,
+    validate_fitted_input,
+)
 
 
 @dask_dispatch()
@@ -150,9 +152,7 @@ class BochnerFeatures(
         self : object
             The fitted transformer.
         """
-        X = validate_X(self, X, reset=True, method="fit")
-        remember_namespace(self, X)
-        backend = backend_for(self, X)
+        X, backend = validate_fit_input(self, X)
         self.gamma_ = resolve_gamma(self.gamma, X)
         self._draw(X, backend, self.gamma_)
         return self
@@ -170,9 +170,7 @@ class BochnerFeatures(
         X_new : ndarray of shape (n_samples, n_features_out)
             ``phi(X)``, in the dtype of ``X``.
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="transform")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "transform")
         Xc = backend.to_compute(X)
         W, b, center = self._frequencies(backend, Xc.dtype)
         Z = features(

@@ -320,12 +320,46 @@ def _descend_chunk(
         )
         n_iter = xp.take(xp.concat([part[2] for part in finished] + [n_iter]), order)
         active = xp.logical_not(xp.take(converged, order))
-    free = free_full
+    return _finish(
+        V,
+        oracle,
+        xp,
+        free=free_full,
+        n_iter=n_iter,
+        active=active,
+        trace=trace,
+        energy=None,
+        lsr_fixed_point=lsr_fixed_point,
+        return_trace=return_trace,
+        compute_energy=compute_energy,
+    )
+
+
+def _finish(
+    V,
+    oracle,
+    xp,
+    *,
+    free,
+    n_iter,
+    active,
+    trace,
+    energy,
+    lsr_fixed_point,
+    return_trace,
+    compute_energy,
+):
+    """The end of both descent loops: exact fixed points, final energy, trace.
+
+    ``energy`` is the energy of ``V`` when the loop kept it (None: computed
+    here if needed); ``trace`` the per-step energies recorded so far.
+    """
     spec = getattr(oracle, "spec", None)
     if lsr_fixed_point and spec is not None and spec.function.constant_slope:
         V = lsr_fixed_point_iteration(V, oracle, xp, free=free)
-    energy = None
-    if compute_energy or return_trace:
+        energy = None  # the states moved
+    wanted = compute_energy or return_trace
+    if energy is None and wanted:
         energy = oracle.energy(V)
     if return_trace:
         trace.append(energy)
@@ -337,7 +371,7 @@ def _descend_chunk(
         states=V,
         n_iter=n_iter,
         converged=xp.logical_not(active),
-        energy=energy,
+        energy=energy if wanted else None,
         energy_trace=trace if return_trace else None,
     )
 
@@ -433,21 +467,18 @@ def _descend_chunk_monotone(
         active = xp.logical_and(active, xp.logical_not(xp.logical_or(settled, stuck)))
         if not bool(xp.any(active)):
             break
-    spec = getattr(oracle, "spec", None)
-    if lsr_fixed_point and spec is not None and spec.separation == "lsr":
-        V = lsr_fixed_point_iteration(V, oracle, xp, free=free)
-        energy = oracle.energy(V)
-    if return_trace:
-        trace.append(energy)
-        trace = xp.stack(trace, axis=0)
-        steps = xp.arange(trace.shape[0], device=dev)[:, None]
-        trace = xp.where(steps > n_iter[None, :], energy[None, :], trace)
-    return DescentResult(
-        states=V,
+    return _finish(
+        V,
+        oracle,
+        xp,
+        free=free,
         n_iter=n_iter,
-        converged=xp.logical_not(active),
-        energy=energy if (compute_energy or return_trace) else None,
-        energy_trace=trace if return_trace else None,
+        active=active,
+        trace=trace,
+        energy=energy,
+        lsr_fixed_point=lsr_fixed_point,
+        return_trace=return_trace,
+        compute_energy=compute_energy,
     )
 
 

@@ -172,6 +172,14 @@ n_iter_no_change : int, default=10
     Stop after this many epochs without an improvement of the monitored
     loss by at least ``1e-4`` (parametric mode).
 """,
+    "verbose": """
+verbose : int, default=0
+    Progress of the training, in the one format of skam's long fits: 0 is
+    silent; 1 prints the epoch, the losses, the elapsed time and an
+    estimate of the time left at most every 2 seconds, and why training
+    stopped; 2 prints every epoch. With tqdm installed and a terminal
+    attached, a progress bar replaces the epoch lines.
+""",
 }
 
 

@@ -12,6 +12,11 @@ the first and the last step) and every :meth:`Progress.note`; with
 ``verbose >= 2`` every step. When `tqdm <https://tqdm.github.io>`_ is
 installed and standard output is a terminal, a progress bar replaces the
 step lines; tqdm is optional and never required.
+
+:func:`convergence_message` is the one text of the ``ConvergenceWarning`` of
+a fit with early stopping that ran out of epochs: the facts (where the
+monitored loss was best, where it ended, what is kept), then advice that
+follows from them.
 """
 
 import sys
@@ -45,6 +50,33 @@ def format_line(name, unit, done, total, elapsed, metrics, *, upper_bound):
         left = elapsed / done * (total - done)
         timing += f", ETA {'<= ' if upper_bound else ''}{_seconds(left)}"
     return " ".join(parts) + " | " + timing
+
+
+def convergence_message(
+    name, max_epochs, n_iter_no_change, which, best_epoch, best, last, *,
+    kept="memories",
+):  # fmt: skip
+    """The ConvergenceWarning text when ``max_epochs`` ran out before early stopping.
+
+    ``which`` names the monitored loss ("validation" or "training"),
+    ``best_epoch``/``best`` where it was lowest, ``last`` its value at the
+    last epoch and ``kept`` what the estimator keeps (of the best epoch).
+    """
+    text = (
+        f"{name}: max_epochs={max_epochs} reached before early stopping "
+        f"(n_iter_no_change={n_iter_no_change} epochs without improvement). "
+        f"The {which} loss was lowest at epoch {best_epoch} ({best:.4g}) and is "
+        f"{last:.4g} at the last epoch; the {kept} of epoch {best_epoch} are "
+        "kept. "
+    )
+    if best_epoch >= max_epochs - 1:
+        return text + "It was still improving: consider increasing max_epochs."
+    return text + (
+        f"It has not improved for the last {max_epochs - best_epoch} epochs "
+        "(fewer than n_iter_no_change, so early stopping did not trigger): the "
+        f"kept {kept} are the best seen, and a larger max_epochs would most "
+        "likely stop early at the same epoch."
+    )
 
 
 def _tqdm_class():

@@ -34,8 +34,9 @@ from skam._validation import (
     DESCENT_CONSTRAINTS,
     ENERGY_CONSTRAINTS,
     backend_for,
-    remember_namespace,
     validate_clamp_mask,
+    validate_fit_input,
+    validate_fitted_input,
     validate_sample_weight,
     validate_X,
     weight_unit,
@@ -227,9 +228,7 @@ class RandomFeatureAM(
         self : object
             The fitted memory.
         """
-        X = validate_X(self, X, reset=True, method="fit")
-        remember_namespace(self, X)
-        backend = backend_for(self, X)
+        X, backend = validate_fit_input(self, X)
         sw = validate_sample_weight(sample_weight, X, backend)
         self.beta_ = resolve_kernel_beta(self.beta, X, sw)
         self._draw(X, backend, self.beta_ / 2.0, sw)
@@ -285,9 +284,7 @@ class RandomFeatureAM(
         self : object
             The memory without these patterns.
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="forget")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "forget")
         sw = validate_sample_weight(sample_weight, X, backend)
         if X.shape[0] > self.n_stored_:
             raise ValueError(
@@ -453,9 +450,7 @@ class RandomFeatureAM(
         X_new : ndarray of shape (n_samples, n_features)
             Retrieved states, in the dtype of ``X``.
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="transform")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "transform")
         Xc = backend.to_compute(X)
         mask = validate_clamp_mask(clamp_mask, Xc, backend)
         result, clipped = self._descend(backend, Xc, mask)
@@ -484,9 +479,7 @@ class RandomFeatureAM(
         """
         from sklearn.utils import Bunch
 
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="descend")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "descend")
         Xc = backend.to_compute(X)
         mask = validate_clamp_mask(clamp_mask, Xc, backend)
         r, clipped = self._descend(backend, Xc, mask, return_trace=return_energy_trace)

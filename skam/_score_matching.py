@@ -90,12 +90,14 @@ def fit_memories(
     bandwidth0=0.0,
     learn_bandwidth=True,
     overlap=False,
+    progress=None,
 ):
     """Minibatch Adam on the DSM loss; returns (memories, bandwidth, epoch losses).
 
     ``X`` (n, D) and ``Xi0`` (K, D) live in ``xp``; ``rng`` is a NumPy
     ``RandomState``. The bandwidth stays at ``bandwidth0`` unless
-    ``learn_bandwidth``.
+    ``learn_bandwidth``; ``progress`` (a :class:`skam._progress.Progress`)
+    reports every epoch.
     """
     n = X.shape[0]
     dev = _device(X)
@@ -144,6 +146,10 @@ def fit_memories(
                     p = xp.asarray([floor], dtype=X.dtype, device=dev)
                     opt.params[1] = p
         losses.append(total / order.shape[0])
+        if progress is not None:
+            progress.step(loss=losses[-1])
+    if progress is not None:
+        progress.close()
     return Xi, abs(float(p[0])), losses
 
 

@@ -30,7 +30,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import gen_batches
 
 from skam._energy import log_softmax
-from skam._progress import Progress
+from skam._progress import Progress, convergence_message
 from skam._supervised_base import LabelCode, coordinate_weights, label_update_mask
 from skam._training import Adam, unrolled_backward, unrolled_forward
 
@@ -278,27 +278,6 @@ def split_validation(n, fraction, stratify, rng):
     return np.sort(train), np.sort(val)
 
 
-def _convergence_message(
-    name, max_epochs, n_iter_no_change, which, best_epoch, best, last
-):
-    """What the ConvergenceWarning of ``train`` says: the facts, then advice."""
-    text = (
-        f"{name}: max_epochs={max_epochs} reached before early stopping "
-        f"(n_iter_no_change={n_iter_no_change} epochs without improvement). "
-        f"The {which} loss was lowest at epoch {best_epoch} ({best:.4g}) and is "
-        f"{last:.4g} at the last epoch; the memories of epoch {best_epoch} are "
-        "kept. "
-    )
-    if best_epoch >= max_epochs - 1:
-        return text + "It was still improving: consider increasing max_epochs."
-    return text + (
-        f"It has not improved for the last {max_epochs - best_epoch} epochs "
-        "(fewer than n_iter_no_change, so early stopping did not trigger): the "
-        "kept memories are the best seen, and a larger max_epochs would most "
-        "likely stop early at the same epoch."
-    )
-
-
 def train(
     model,
     F0,
@@ -392,7 +371,7 @@ def train(
             f"({which} loss {best[0]:.4g})"
         )
         warnings.warn(
-            _convergence_message(
+            convergence_message(
                 name, max_epochs, n_iter_no_change, which, best_epoch, best[0],
                 monitored,
             ),

@@ -13,7 +13,7 @@ from array_api_compat import device as array_device
 from sklearn import config_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skam._backend import is_non_numpy_array, resolve_backend, to_numpy
 from skam._energy import SIMILARITIES, EnergySpec
@@ -246,6 +246,29 @@ def remember_namespace(estimator, X):
     estimator._fit_namespace = _namespace_name(X)
 
 
+def validate_fit_input(estimator, X, **check_params):
+    """The preamble of ``fit``: ``(X, backend)``.
+
+    :func:`validate_X` with ``reset=True`` (``check_params`` passed on), the
+    namespace of ``X`` recorded (:func:`remember_namespace`) and the
+    :class:`~skam._backend.Backend` of the computation.
+    """
+    X = validate_X(estimator, X, reset=True, method="fit", **check_params)
+    remember_namespace(estimator, X)
+    return X, backend_for(estimator, X)
+
+
+def validate_fitted_input(estimator, X, method, **check_params):
+    """The preamble of a method of a fitted estimator: ``(X, backend)``.
+
+    ``check_is_fitted``, then :func:`validate_X` without reset (errors name
+    ``method``) and the :class:`~skam._backend.Backend` of the computation.
+    """
+    check_is_fitted(estimator)
+    X = validate_X(estimator, X, reset=False, method=method, **check_params)
+    return X, backend_for(estimator, X)
+
+
 def validate_sample_weight(sample_weight, X, backend):
     """The one check of ``sample_weight``, for every estimator and namespace.
 
@@ -312,6 +335,27 @@ def validate_sample_weight(sample_weight, X, backend):
     if is_non_numpy_array(X):
         return xp.astype(xp.asarray(host, device=array_device(X)), X.dtype)
     return host.astype(X.dtype, copy=False)
+
+
+def append_sample_weight(stored, stored_weight, new, new_weight, xp):
+    """Weights of the ``stored`` rows followed by those of the ``new`` rows.
+
+    The one rule of every ``partial_fit`` that appends rows: None means
+    "all ones" on that side, and the result is None when neither side is
+    weighted (the fit stays unweighted). Otherwise an array in the dtype of
+    ``stored_weight`` (of ``stored`` when that is None), on ``stored``'s
+    device.
+    """
+    if stored_weight is None and new_weight is None:
+        return None
+    dtype = stored.dtype if stored_weight is None else stored_weight.dtype
+
+    def ones(rows):
+        return xp.ones((rows.shape[0],), dtype=dtype, device=array_device(stored))
+
+    stored_weight = ones(stored) if stored_weight is None else stored_weight
+    new_weight = ones(new) if new_weight is None else xp.astype(new_weight, dtype)
+    return xp.concat([stored_weight, new_weight], axis=0)
 
 
 def weight_unit(sample_weight):

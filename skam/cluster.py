@@ -15,17 +15,15 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.metrics import silhouette_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from skam._backend import to_numpy
 from skam._beta import median_nearest_sq_distance, resolve_beta
-from skam._chunking import chunk_slices, itemsize, map_chunks
-from skam._cluster_training import (
-    TrainingSetup,
-    train_restart,
-)
+from skam._chunking import chunk_slices, itemsize, map_chunks, rows_per_chunk
+from skam._cluster_training import TrainingSetup, basin_labels, polish, train
 from skam._dask import dask_dispatch
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
@@ -47,20 +45,23 @@ from skam._validation import (
 
 # Resolved n_steps above this are rejected: the training keeps every step.
 _MAX_STEPS = 10_000
-# batch_size="auto": about this many minibatches per epoch ...
-_AUTO_BATCHES_PER_EPOCH = 16
-# ... with batches of this many samples at least and at most.
-_AUTO_BATCH_RANGE = (8, 256)
+# batch_size="auto": minibatches of this many samples at most (fewer when
+# the tape of the unrolled steps would not fit working_memory).
+_AUTO_BATCH_MAX = 1024
 # init="lloyd": k-means++ seedings drawn (as KMeans's n_init) and Lloyd
 # iterations (at most) refining each.
 _LLOYD_CANDIDATES = 10
 # When the evaluation set is a subsample, the kept restart gets at most this
 # many more polish rounds on all samples (each costs one full assignment).
 _FULL_DATA_POLISH_ROUNDS = 5
-# With several restarts, each first trains for at most this many epochs; the
-# best one then trains to the end of the schedule.
-_SCREEN_EPOCHS = 20
+# beta="silhouette": the candidates, as multiples of the "scale" rule, and
+# the samples (at most) the silhouette of each is computed on.
+_SILHOUETTE_GRID = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
+_SILHOUETTE_SAMPLES = 2000
 _LLOYD_MAX_ITER = 100
+# ... on at most this many samples (or max_samples_per_epoch, if more): a
+# smaller subsample than KMeans sees finds worse local optima (sipu s1-s4).
+_LLOYD_SAMPLES = 10_000
 
 
 @dask_dispatch(dask_fit="clustering")
@@ -80,7 +81,9 @@ class AMClustering(
     each sample's coordinates, let only those evolve under the descent (the
     visible ones are clamped), and score the squared error of the completed
     coordinates. The gradients through the unrolled descent are exact
-    (closed form).
+    (closed form). The restarts (and the candidate ``beta`` of
+    ``beta="silhouette"``) train together, as one batched array, on large
+    minibatches, and stop at the first plateau of the loss.
 
     Read more in the :ref:`User Guide <clustering>`.
 
@@ -88,7 +91,7 @@ class AMClustering(
     ----------
     n_clusters : int, default=8
         Number of clusters (memories).
-    beta : float or "scale", default="scale"
+    beta : float, "scale" or "silhouette", default="scale"
         Inverse temperature of the energy: the kernel bandwidth is
         ``1/sqrt(beta)`` in data units. Larger values make the basins of
         attraction closer to the Voronoi cells of the centres (k-means);
@@ -99,7 +102,13 @@ class AMClustering(
         rival then weighs ``exp(-16)`` of it in the softmax, and the soft zone
         between two centres is about ``r / 16`` wide. The rule follows the
         number of clusters and the scale of the data; ClAM's grid 1.1-2.4 is
-        for standardised data with few clusters.
+        for standardised data with few clusters. ``"silhouette"``: the ClAM
+        paper's model selection, which needs no labels: the candidates
+        ``"scale"`` times 1/16, 1/8, 1/4, 1/2 and 1 train together (with
+        every restart), and the one whose basins have the highest
+        :func:`~sklearn.metrics.silhouette_score` on the evaluation set (at
+        most 2 000 samples of it) is kept; see ``beta_candidates_`` and
+        ``silhouette_scores_``.
     step_size : float, default=0.1
         Step size of the descent.
     n_steps : int or None, default=None
@@ -112,11 +121,16 @@ class AMClustering(
         the same value suits 3 clusters of standardised data and 100 small
         clusters.
     batch_size : int or "auto", default="auto"
-        Samples per minibatch. ``"auto"`` gives about 16 minibatches per
-        epoch, of 8 to 256 samples (ClAM uses 8).
+        Samples per minibatch. ``"auto"``: 1 024 samples at most (one
+        minibatch per epoch for smaller data sets), fewer when the states
+        the training keeps of every unrolled step would not fit scikit-learn's
+        ``working_memory``. ClAM uses 8: far more Adam steps, each of which
+        costs about as much Python overhead as a large one.
     max_epochs : int, default=200
-        Maximum number of epochs of each restart.
-    max_samples_per_epoch : int or None, default=10000
+        Maximum number of epochs of each restart. 0 skips the ClAM training:
+        the centres are then the Lloyd start (``init``) after the basin
+        polish.
+    max_samples_per_epoch : int or None, default=4096
         Samples visited per epoch: when the data set is larger, each epoch
         draws a fresh random subset of this size, so that the cost of fitting
         grows with the number of clusters and features but hardly with the
@@ -138,18 +152,22 @@ class AMClustering(
         Initial centres. ``"lloyd"``: 10 k-means++ seedings
         (:func:`sklearn.cluster.kmeans_plusplus`, as many as
         :class:`~sklearn.cluster.KMeans` draws by default; ``n_init`` if more),
-        each refined by Lloyd iterations on at most ``max_samples_per_epoch``
-        samples; the ``n_init`` restarts start from those of lowest k-means
-        objective. ``"k-means++"``: one k-means++ seeding per restart.
+        each refined by Lloyd iterations on at most
+        ``max(max_samples_per_epoch, 10000)`` samples; the ``n_init`` restarts
+        start from those of lowest k-means
+        objective (with ``n_init=1``, one
+        ``KMeans(n_init=10, tol=0)`` fit). ``"k-means++"``: one k-means++
+        seeding per restart.
         ``"random"``: random samples. Given centres are used for a single
         restart (``n_init`` is then ignored).
-    n_init : int, default=3
-        Number of restarts from different initial centres. With more than
-        one, each restart first trains for at most 20 epochs and is polished
-        (``n_polish``); the one whose descent basins have the lowest k-means
-        objective on one fixed evaluation set (at most
-        ``max_samples_per_epoch`` samples) then trains to the end of the
-        schedule and is polished again (kept if that lowers the objective).
+    n_init : int, default=1
+        Number of restarts from different initial centres. They train
+        together (one batched array: the same minibatches and masks, one
+        learning-rate schedule each) and are polished (``n_polish``); the
+        one whose descent basins have the lowest k-means objective on one
+        fixed evaluation set (at most ``max_samples_per_epoch`` samples) is
+        kept. The default ``init="lloyd"`` already picks the best of 10
+        k-means++ seedings, as :class:`~sklearn.cluster.KMeans` does.
     n_polish : int, default=20
         Fixed-point polish after training: at most this many rounds of
         "assign every sample of the evaluation set to its descent basin, move
@@ -158,17 +176,22 @@ class AMClustering(
         basins of the memory; the polish removes the small bias of the
         stochastic, masked training. When the evaluation set is a subsample,
         the kept restart is then polished on all samples for at most
-        ``min(n_polish, 5)`` more rounds. 0 keeps the trained centres.
+        ``min(n_polish, 5)`` more rounds. Each start, polished the same way
+        without the training, competes with its trained restart (see
+        ``training_kept_``): the training is kept only where it lowers the
+        k-means objective. 0 keeps the trained centres.
     lr_decay : float, default=0.8
-        Factor applied to the learning rate on a loss plateau.
-    patience : int, default=5
-        A plateau is ``patience`` epochs in a row in which the moving average
-        of the last 10 epoch losses did not improve on its best value by a
-        relative ``tol``. Training stops early once the learning rate has
-        decayed below a tenth of its initial value (about 11 plateaus at the
-        default decay), or at ``max_epochs``.
-    tol : float, default=1e-3
-        Relative improvement of the averaged loss that counts as progress.
+        Factor applied to the learning rate on a loss plateau. A restart
+        stops once its learning rate has decayed below 0.9 of its initial
+        value: at the first plateau with the default (early stopping).
+    patience : int, default=2
+        A plateau is ``patience`` epochs in a row in which the monitored loss
+        did not improve on its best value by a relative ``tol``. The
+        monitored loss is the masked loss of at most 512 fixed samples with
+        fixed masks, after each epoch: it has none of the noise of the
+        random masks and minibatches. Training also stops at ``max_epochs``.
+    tol : float, default=1e-2
+        Relative improvement of the monitored loss that counts as progress.
     verbose : int, default=0
         0 is silent; 1 prints a progress line (epochs done of the budget,
         loss, learning rate, elapsed time, an upper estimate of the time
@@ -194,10 +217,23 @@ class AMClustering(
     n_steps_ : int
         The number of descent steps used (``n_steps`` resolved).
     n_iter_ : int
-        Epochs run by the kept restart.
+        Epochs run by the kept restart (``partial_fit``: the number of
+        calls).
     loss_curve_ : list of float
         Training loss of each epoch of the kept restart (mean squared error
         per coordinate of the hidden coordinates, sample-weighted).
+    training_kept_ : bool
+        Whether the kept centres are the trained ones. With ``n_polish > 0``
+        (and ``max_epochs > 0``), each restart's start, polished but not
+        trained, competes with the trained restart on the evaluation set's
+        k-means objective; False when the start won (the training did not
+        lower the objective).
+    beta_candidates_ : ndarray of shape (5,) or None
+        With ``beta="silhouette"``: the candidate inverse temperatures.
+        None otherwise.
+    silhouette_scores_ : ndarray of shape (5,) or None
+        With ``beta="silhouette"``: the silhouette of each candidate's
+        basins (its best restart) on the evaluation set. None otherwise.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -215,8 +251,10 @@ class AMClustering(
     distance to its nearest centre: a scaled k-means objective, relaxed near
     the boundaries between clusters. Smaller ``beta`` and the masked loss give
     smoother, non-Voronoi basins. The cost of an epoch is
-    ``O(epoch_size * n_clusters * n_features * n_steps)``; ``predict`` costs
-    ``n_steps`` descent steps per sample. Empty clusters
+    ``O(n_init * epoch_size * n_clusters * n_features * n_steps)``; with the
+    Lloyd start, training usually stops after a few epochs (the k-means start
+    is close to a minimum of the loss). ``predict`` costs ``n_steps``
+    descent steps per sample. Empty clusters
     are handled twice: during training a centre that attracts (almost) no
     softmax weight for a whole epoch is moved to a sample far from every
     centre (drawn as in k-means++), and after training a centre left without
@@ -253,7 +291,7 @@ class AMClustering(
 
     _parameter_constraints: dict = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
-        "beta": [StrOptions({"scale"}), POSITIVE],
+        "beta": [StrOptions({"scale", "silhouette"}), POSITIVE],
         "step_size": [STABLE_STEP],
         "n_steps": [
             Bounded(
@@ -270,7 +308,7 @@ class AMClustering(
             StrOptions({"auto"}),
             Interval(Integral, 1, None, closed="left"),
         ],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 0, None, closed="left")],
         "max_samples_per_epoch": [Interval(Integral, 1, None, closed="left"), None],
         "mask_prob": [Interval(Real, 0, 1, closed="left")],
         "mask_value": [StrOptions({"mean", "min", "max"})],
@@ -296,16 +334,16 @@ class AMClustering(
         learning_rate=0.01,
         batch_size="auto",
         max_epochs=200,
-        max_samples_per_epoch=10000,
+        max_samples_per_epoch=4096,
         mask_prob=0.2,
         mask_value="mean",
         mask_cycle=3,
         init="lloyd",
-        n_init=3,
+        n_init=1,
         n_polish=20,
         lr_decay=0.8,
-        patience=5,
-        tol=1e-3,
+        patience=2,
+        tol=1e-2,
         verbose=0,
         random_state=None,
         backend="numpy",
@@ -361,76 +399,233 @@ class AMClustering(
             raise ValueError(
                 f"X has {n} samples, fewer than n_clusters={self.n_clusters}."
             )
-        self._check_schedule()
-        backend = backend_for(self, X)
-        xp = backend.xp
-        sw = validate_sample_weight(sample_weight, X, backend)
-        Xc = backend.to_compute(X)
-        dtype = Xc.dtype
-        weights = None if sw is None else backend.to_compute(sw, dtype)
-        if weights is not None:
-            weights = weights / xp.mean(weights)
+        backend, sw, Xc, weights = self._training_data(X, sample_weight)
+        xp, dtype = backend.xp, Xc.dtype
         rng = check_random_state(self.random_state)
         X_host = to_numpy(X)
         sw_host = None if sw is None else to_numpy(sw)
         inits = self._initial_centres(X_host, sw_host, rng)
         first = backend.to_compute(xp.asarray(inits[0], device=backend.device), dtype)
-        self.beta_ = resolve_beta(self.beta, first, rule="spacing")
-        check_beta_range(self.beta_, Xc)
+        betas = self._candidate_betas(first)
+        for beta in betas:
+            check_beta_range(beta, Xc)
         self.n_steps_ = self._resolved_n_steps()
-        setup = self._setup(Xc, weights, backend, lr_scale=_centre_spacing(first))
+        # every (beta, restart) pair is one slice of the batched training
+        n_init = len(inits)
+        starts = backend.to_compute(
+            xp.asarray(np.stack(inits * len(betas)), device=backend.device), dtype
+        )
+        row_betas = np.repeat(np.asarray(betas, dtype=np.float64), n_init)
+        setup = self._setup(
+            Xc, weights, backend, beta=row_betas, lr_scale=_centre_spacing(first)
+        )
+        progress = Progress(type(self).__name__, setup.max_epochs, self.verbose)
+        setup = replace(setup, progress=progress)
+        result = train(Xc, weights, starts, rng, setup)
         # restarts are polished and compared on one fixed subset
         X_eval, w_eval = _evaluation_set(Xc, weights, rng, setup)
-        # screening: every restart trains for a short budget; the best one
-        # (lowest k-means objective of its polished basins) trains on
-        screen = setup
-        if len(inits) > 1:
-            screen = replace(setup, max_epochs=min(setup.max_epochs, _SCREEN_EPOCHS))
-        budget = len(inits) * screen.max_epochs + setup.max_epochs - screen.max_epochs
-        progress = Progress(type(self).__name__, budget, self.verbose)
-        setup = replace(setup, progress=progress)
-        screen = replace(screen, progress=progress)
-        best = None
-        for i, init_host in enumerate(inits):
-            start = backend.to_compute(
-                xp.asarray(init_host, device=backend.device), dtype
-            )
-            loss, result = self._train_and_score(
-                backend, Xc, weights, start, rng, screen, (X_eval, w_eval)
-            )
-            self._report(
-                progress, f"restart {i + 1}/{len(inits)}", loss, result, X_eval
-            )
-            if best is None or loss < best[0]:
-                best = (loss, result)
-        if screen.max_epochs < setup.max_epochs:
-            loss, more = self._train_and_score(
-                backend, Xc, weights, best[1].centres, rng, setup, (X_eval, w_eval)
-            )
-            more.loss_curve = best[1].loss_curve + more.loss_curve
-            more.n_epochs += best[1].n_epochs
-            self._report(progress, "best restart, trained on", loss, more, X_eval)
-            if loss <= best[0]:
-                best = (loss, more)
-        _, result = best
-        centres = result.centres
-        if self.n_polish and X_eval.shape[0] < n:
+        kw = dict(step_size=setup.step_size, n_steps=self.n_steps_)
+        candidates, cand_betas = result.centres, row_betas
+        guard = self.n_polish > 0 and self.max_epochs > 0
+        if guard:  # the polished starts compete with the trained restarts
+            candidates = xp.concat([result.centres, starts], axis=0)
+            cand_betas = np.concatenate([row_betas, row_betas])
+        centres, labels = polish(
+            X_eval, w_eval, candidates, cand_betas, xp, rounds=self.n_polish, **kw
+        )
+        objectives = [
+            float(_inertia(X_eval, centres[r, ...], labels[r, ...], w_eval, xp))
+            for r in range(centres.shape[0])
+        ]
+        groups = np.tile(np.repeat(np.arange(len(betas)), n_init), 1 + guard)
+        best = self._select(objectives, groups, labels, X_eval, betas, rng)
+        R = starts.shape[0]
+        for r in range(len(objectives)):
+            what = f"restart {r % n_init + 1}/{n_init}"
+            if len(betas) > 1:
+                what += f" (beta {cand_betas[r]:.4g})"
+            if r >= R:
+                what += ", its start untrained"
+            self._report(progress, what, objectives[r], result, r % R, X_eval)
+        self.training_kept_ = bool(best < R) and self.max_epochs > 0
+        self.beta_ = float(cand_betas[best])
+        centres, labels = centres[best, ...], labels[best, ...]
+        best = best % R  # the restart of the kept candidate
+        if X_eval.shape[0] < n:
             rounds = min(self.n_polish, _FULL_DATA_POLISH_ROUNDS)
-            centres = self._polish(backend, Xc, weights, centres, rounds)
-        labels = self._assign(backend, Xc, centres)
+            centres, labels = self._polish(backend, Xc, weights, centres, rounds)
+        # else the evaluation set is the data: its basins are the labels
         centres, labels = self._relocate_empty(backend, Xc, weights, centres, labels)
         self.cluster_centers_ = backend.to_output(centres)
         self.labels_ = backend.to_output(labels)
         raw_weights = None if sw is None else backend.to_compute(sw, dtype)
         self.inertia_ = float(_inertia(Xc, centres, labels, raw_weights, xp))
-        self.n_iter_ = result.n_epochs
-        self.loss_curve_ = list(result.loss_curve)
+        self.n_iter_ = result.n_epochs[best]
+        self.loss_curve_ = list(result.loss_curves[best])
         self._n_features_out = self.n_clusters
+        # what a later partial_fit continues from
+        m, v, t = result.optimizer
+        self._partial_adam = (
+            backend.to_output(m[best, ...]),
+            backend.to_output(v[best, ...]),
+            t,
+        )
+        self._partial_lr_scale = setup.learning_rate / float(self.learning_rate)
+        self._partial_stats = _FillStats(d)
+        self._partial_stats.update(
+            np.asarray(X_host, dtype=np.float64),
+            None if sw_host is None else np.asarray(sw_host, dtype=np.float64),
+        )
+        self._partial_rng = rng
         progress.close(
             f"done: inertia_ {self.inertia_:.6g} on all {n} samples, "
             f"{self.n_iter_} epochs in the kept restart"
         )
         return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the centres with one epoch of ClAM training on a batch.
+
+        The first call initialises the model from this batch as ``fit``
+        would (``init``; one restart, so ``n_init`` is ignored; ``beta`` and
+        the step count resolved); each call then runs one epoch of minibatch
+        Adam on the batch's masked loss, continuing the optimiser's moments
+        and step count of the previous calls. The fill values of the hidden
+        coordinates are running statistics of all batches seen. There is no
+        basin polish and no early stopping (each call is one epoch):
+        ``labels_`` and ``inertia_`` are those of the last batch, as in
+        :class:`~sklearn.cluster.MiniBatchKMeans`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A batch of training samples; the first one needs at least
+            ``n_clusters`` samples, and every later one the features (and
+            feature names) of the first.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the seeding, the loss, the fill values
+            and ``inertia_``.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        first = not hasattr(self, "cluster_centers_")
+        X = validate_X(self, X, reset=first, method="partial_fit")
+        if first:
+            remember_namespace(self, X)
+        n, d = X.shape
+        backend, sw, Xc, weights = self._training_data(X, sample_weight)
+        xp, dtype = backend.xp, Xc.dtype
+        rng = getattr(self, "_partial_rng", None)
+        if rng is None:
+            rng = self._partial_rng = check_random_state(self.random_state)
+        X_host = np.asarray(to_numpy(X), dtype=np.float64)
+        sw_host = None if sw is None else np.asarray(to_numpy(sw), dtype=np.float64)
+        if first:
+            if self.beta == "silhouette":
+                raise ValueError(
+                    "beta='silhouette' selects beta on the whole training set; "
+                    "partial_fit needs a fixed beta (a float or 'scale')."
+                )
+            if n < self.n_clusters:
+                raise ValueError(
+                    f"The first batch has {n} samples, fewer than "
+                    f"n_clusters={self.n_clusters}."
+                )
+            init = self._initial_centres(X_host, sw_host, rng)[0]
+            centres = backend.to_compute(xp.asarray(init, device=backend.device), dtype)
+            self.beta_ = resolve_beta(self.beta, centres, rule="spacing")
+            self.n_steps_ = self._resolved_n_steps()
+            self._partial_lr_scale = _centre_spacing(centres)
+            self._partial_stats = _FillStats(d)
+            self._partial_adam = None
+            self.n_iter_ = 0
+            self.loss_curve_ = []
+            self.beta_candidates_ = self.silhouette_scores_ = None
+            self.training_kept_ = True
+        else:
+            centres = self._fitted_centres(backend, dtype)
+        check_beta_range(self.beta_, Xc)
+        self._partial_stats.update(X_host, sw_host)
+        setup = self._setup(
+            Xc, weights, backend, beta=[self.beta_], lr_scale=self._partial_lr_scale
+        )
+        fill = self._partial_stats.fill(self.mask_value)
+        setup = replace(
+            setup,
+            max_epochs=1,
+            reseed_last=True,
+            fill=backend.to_compute(xp.asarray(fill, device=backend.device), dtype),
+        )
+        state = None
+        if self._partial_adam is not None:
+            m, v, t = self._partial_adam
+            state = (backend.to_compute(m, dtype), backend.to_compute(v, dtype), t)
+        result = train(Xc, weights, centres[None, ...], rng, setup, optimizer=state)
+        m, v, t = result.optimizer
+        self._partial_adam = (backend.to_output(m), backend.to_output(v), t)
+        centres = result.centres[0, ...]
+        labels = self._assign(backend, Xc, centres)
+        self.cluster_centers_ = backend.to_output(centres)
+        self.labels_ = backend.to_output(labels)
+        raw_weights = None if sw is None else backend.to_compute(sw, dtype)
+        self.inertia_ = float(_inertia(Xc, centres, labels, raw_weights, xp))
+        self.n_iter_ += 1
+        self.loss_curve_.append(result.loss_curves[0][0])
+        self._n_features_out = self.n_clusters
+        return self
+
+    def _training_data(self, X, sample_weight):
+        """Backend, validated weights, compute-namespace data, normalised weights."""
+        self._check_schedule()
+        backend = backend_for(self, X)
+        sw = validate_sample_weight(sample_weight, X, backend)
+        Xc = backend.to_compute(X)
+        weights = None if sw is None else backend.to_compute(sw, Xc.dtype)
+        if weights is not None:  # mean one
+            weights = weights / backend.xp.mean(weights)
+        return backend, sw, Xc, weights
+
+    def _candidate_betas(self, first):
+        """The inverse temperatures to train: one, or the silhouette grid."""
+        if self.beta == "silhouette":
+            scale = resolve_beta("scale", first, rule="spacing")
+            return [scale * m for m in _SILHOUETTE_GRID]
+        return [resolve_beta(self.beta, first, rule="spacing")]
+
+    def _select(self, objectives, groups, labels, X_eval, betas, rng):
+        """Row of the kept candidate: lowest objective per beta, then silhouette."""
+        objectives = np.asarray(objectives)
+        kept = []
+        for g in range(len(betas)):
+            rows = np.flatnonzero(groups == g)
+            kept.append(int(rows[np.argmin(objectives[rows])]))
+        if len(betas) == 1:
+            self.beta_candidates_ = None
+            self.silhouette_scores_ = None
+            return int(kept[0])
+        X_host = np.asarray(to_numpy(X_eval), dtype=np.float64)
+        size = min(X_host.shape[0], _SILHOUETTE_SAMPLES)
+        seed = rng.randint(np.iinfo(np.int32).max)
+        scores = []
+        for r in kept:
+            lab = np.asarray(to_numpy(labels[int(r), ...]))
+            if not 1 < np.unique(lab).size < X_host.shape[0]:
+                scores.append(-1.0)
+                continue
+            scores.append(
+                float(
+                    silhouette_score(X_host, lab, sample_size=size, random_state=seed)
+                )
+            )
+        self.beta_candidates_ = np.asarray(betas, dtype=np.float64)
+        self.silhouette_scores_ = np.asarray(scores)
+        return int(kept[int(np.argmax(scores))])
 
     def _resolved_n_steps(self):
         if self.n_steps is not None:
@@ -473,9 +668,10 @@ class AMClustering(
                 )
             return [init]
         if self.init == "lloyd":
-            return _lloyd_candidates(
-                X_host, sw_host, K, self.n_init, self.max_samples_per_epoch, rng
-            )
+            limit = self.max_samples_per_epoch
+            if limit is not None:  # Lloyd is cheap: seed on more samples
+                limit = max(limit, _LLOYD_SAMPLES)
+            return _lloyd_candidates(X_host, sw_host, K, self.n_init, limit, rng)
         inits = []
         for _ in range(self.n_init):
             if self.init == "k-means++":
@@ -490,53 +686,52 @@ class AMClustering(
             inits.append(np.asarray(centres, dtype=np.float64))
         return inits
 
-    def _train_and_score(self, backend, Xc, weights, start, rng, setup, evaluation):
-        """Train one restart, polish it; k-means objective on the eval set."""
-        xp = backend.xp
-        X_eval, w_eval = evaluation
-        result = train_restart(Xc, weights, start, rng, setup)
-        if self.n_polish:
-            result.centres = self._polish(backend, X_eval, w_eval, result.centres)
-        labels = self._assign(backend, X_eval, result.centres)
-        return float(_inertia(X_eval, result.centres, labels, w_eval, xp)), result
-
-    def _report(self, progress, what, loss, result, X_eval):
-        reseeded = (
-            f", {result.n_reseeded} centres re-seeded" if result.n_reseeded else ""
-        )
+    def _report(self, progress, what, objective, result, r, X_eval):
+        reseeded = result.n_reseeded[r]
+        reseeded = f", {reseeded} centres re-seeded" if reseeded else ""
+        epochs = "" if "untrained" in what else f" after {result.n_epochs[r]} epochs"
         progress.note(
-            f"{what}: k-means objective {loss:.6g} on the {X_eval.shape[0]} "
-            f"evaluation samples after {result.n_epochs} epochs{reseeded}"
+            f"{what}: k-means objective {objective:.6g} on the {X_eval.shape[0]} "
+            f"evaluation samples{epochs}{reseeded}"
         )
 
-    def _polish(self, backend, Xc, weights, centres, rounds=None):
-        """Fixed-point polish: each centre moves to the mean of its basin."""
+    def _polish(self, backend, Xc, weights, centres, rounds):
+        """Fixed-point polish on all samples: centres move to their basin means.
+
+        Returns the centres and the basin labels of those centres.
+        """
         xp = backend.xp
         labels = self._assign(backend, Xc, centres)
-        for _ in range(self.n_polish if rounds is None else rounds):
+        for _ in range(rounds):
             centres = _basin_means(Xc, labels, weights, centres, xp)
             new_labels = self._assign(backend, Xc, centres)
-            if bool(xp.all(new_labels == labels)):
-                break
+            converged = bool(xp.all(new_labels == labels))
             labels = new_labels
-        return centres
+            if converged:
+                break
+        return centres, labels
 
-    def _setup(self, Xc, weights, backend, *, lr_scale):
+    def _setup(self, Xc, weights, backend, *, beta, lr_scale):
         xp = backend.xp
         n, d = Xc.shape
         epoch_size = n
         if self.max_samples_per_epoch is not None:
             epoch_size = min(n, self.max_samples_per_epoch)
         if self.batch_size == "auto":
-            low, high = _AUTO_BATCH_RANGE
-            batch_size = min(high, max(low, epoch_size // _AUTO_BATCHES_PER_EPOCH))
+            # the training keeps, per row and restart, the states, pulled
+            # means and softmax weights of every step
+            R, T, K = len(beta), self.n_steps_, self.n_clusters
+            row_bytes = R * (T + 3) * (2 * d + K) * itemsize(Xc)
+            batch_size = rows_per_chunk(
+                epoch_size, row_bytes, max_rows=_AUTO_BATCH_MAX, min_rows=1
+            )
         else:
             batch_size = self.batch_size
         n_masked = min(d - 1, int(self.mask_prob * d))
         return TrainingSetup(
             xp=xp,
             device=array_device(Xc),
-            beta=self.beta_,
+            beta=beta,
             step_size=float(self.step_size),
             n_steps=self.n_steps_,
             learning_rate=float(self.learning_rate) * lr_scale,
@@ -569,8 +764,22 @@ class AMClustering(
         ).states
 
     def _assign(self, backend, Xc, centres):
-        """Nearest centre to the contracted point of each sample."""
-        return _nearest(self._contract(backend, Xc, centres), centres, backend.xp)
+        """Nearest centre to the contracted point of each sample.
+
+        The batched descent of the training (one restart), chunked within
+        ``working_memory``: the same labels as the engine's descent
+        (:meth:`contract`) followed by the nearest centre, without the
+        energies the engine also computes.
+        """
+        labels = basin_labels(
+            Xc,
+            centres[None, ...],
+            self.beta_,
+            backend.xp,
+            step_size=float(self.step_size),
+            n_steps=self.n_steps_,
+        )
+        return labels[0, ...]
 
     def _relocate_empty(self, backend, Xc, weights, centres, labels):
         """Move centres without samples onto far samples (KMeans-style)."""
@@ -740,6 +949,30 @@ def _evaluation_set(Xc, weights, rng, setup):
     return Xc, weights
 
 
+class _FillStats:
+    """Running (weighted) mean, minimum and maximum of the batches seen."""
+
+    def __init__(self, d):
+        self.total = np.zeros(d)
+        self.weight = 0.0
+        self.low = np.full(d, np.inf)
+        self.high = np.full(d, -np.inf)
+
+    def update(self, X, sw):
+        w = np.ones(X.shape[0]) if sw is None else sw
+        self.total = self.total + w @ X
+        self.weight += float(w.sum())
+        self.low = np.minimum(self.low, X.min(axis=0))
+        self.high = np.maximum(self.high, X.max(axis=0))
+
+    def fill(self, mask_value):
+        if mask_value == "min":
+            return self.low
+        if mask_value == "max":
+            return self.high
+        return self.total / self.weight if self.weight > 0 else self.total
+
+
 def _fill_values(Xc, weights, mask_value, xp):
     if mask_value == "min":
         return xp.min(Xc, axis=0)
@@ -748,19 +981,6 @@ def _fill_values(Xc, weights, mask_value, xp):
     if weights is None:
         return xp.mean(Xc, axis=0)
     return xp.sum(Xc * weights[:, None], axis=0) / xp.sum(weights)
-
-
-def _nearest(states, centres, xp):
-    """Index of the nearest centre of each state (chunked), int64."""
-    memories = prepare_memories(centres, xp)
-    return map_chunks(
-        lambda sl: xp.astype(
-            xp.argmin(half_sq_distances(states[sl, :], memories, xp), axis=1), xp.int64
-        ),
-        states.shape[0],
-        4 * centres.shape[0] * itemsize(states),  # GEMM, norms, clip, argmin
-        xp,
-    )
 
 
 def _bincount(labels, K, xp):
@@ -785,6 +1005,15 @@ def _lloyd_candidates(X, sw, K, n_keep, max_samples, rng):
         sw = None if sw is None else sw[idx]
     X = np.asarray(X, dtype=np.float64)
     sw = None if sw is None else np.asarray(sw, dtype=np.float64)
+    if n_keep == 1:  # the best of the seedings is KMeans's own selection
+        best = KMeans(
+            K,
+            n_init=_LLOYD_CANDIDATES,
+            max_iter=_LLOYD_MAX_ITER,
+            tol=0.0,
+            random_state=rng,
+        ).fit(X, sample_weight=sw)
+        return [best.cluster_centers_]
     found = []
     for _ in range(max(n_keep, _LLOYD_CANDIDATES)):
         centres, _ = kmeans_plusplus(X, K, sample_weight=sw, random_state=rng)

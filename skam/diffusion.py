@@ -12,15 +12,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from skam._backend import to_numpy
 from skam._dask import dask_dispatch
 from skam._docstrings import fill_doc
+from skam._progress import Progress
 from skam._sampling import broad_beta
 from skam._score_matching import fit_memories
 from skam._validation import (
     BACKEND_CONSTRAINT,
     DESCENT_CONSTRAINTS,
-    backend_for,
     check_beta_range,
-    remember_namespace,
-    validate_X,
+    validate_fit_input,
 )
 from skam.memory import DenseAM
 
@@ -103,6 +102,7 @@ class DiffusionAM(DenseAM):
     %(step_size)s
     %(max_iter)s
     %(tol)s
+    %(verbose)s
     %(random_state)s
     %(backend)s
 
@@ -197,6 +197,7 @@ class DiffusionAM(DenseAM):
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         **DESCENT_CONSTRAINTS,
+        "verbose": ["verbose"],
         "random_state": ["random_state"],
         "backend": BACKEND_CONSTRAINT,
     }
@@ -215,6 +216,7 @@ class DiffusionAM(DenseAM):
         step_size=1.0,
         max_iter=100,
         tol=1e-6,
+        verbose=0,
         random_state=None,
         backend="numpy",
     ):
@@ -229,6 +231,7 @@ class DiffusionAM(DenseAM):
         self.step_size = step_size
         self.max_iter = max_iter
         self.tol = tol
+        self.verbose = verbose
         self.random_state = random_state
         self.backend = backend
 
@@ -248,9 +251,7 @@ class DiffusionAM(DenseAM):
         self : object
             The fitted memory.
         """
-        X = validate_X(self, X, reset=True, method="fit")
-        remember_namespace(self, X)
-        backend = backend_for(self, X)
+        X, backend = validate_fit_input(self, X)
         xp = backend.xp
         rng = check_random_state(self.random_state)
         host = to_numpy(X).astype(np.float64)
@@ -279,6 +280,9 @@ class DiffusionAM(DenseAM):
             bandwidth0=h0,
             learn_bandwidth=learn,
             overlap=self.bandwidth == "overlap",
+            progress=Progress(
+                type(self).__name__, self.max_epochs, self.verbose, upper_bound=False
+            ),
         )
         self.memories_ = backend.to_output(Xi)
         self.memory_weights_ = None

@@ -3,7 +3,6 @@
 from numbers import Integral, Real
 
 from array_api_compat import array_namespace
-from array_api_compat import device as array_device
 from sklearn.base import (
     BaseEstimator,
     OneToOneFeatureMixin,
@@ -28,9 +27,11 @@ from skam._discrete import (
 from skam._docstrings import fill_doc
 from skam._validation import (
     BACKEND_CONSTRAINT,
+    append_sample_weight,
     backend_for,
     fit_seed,
     remember_namespace,
+    validate_fitted_input,
     validate_sample_weight,
     validate_X,
 )
@@ -226,11 +227,9 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         xp = array_namespace(X)
         new = xp.astype(_binarize(X, xp), self.memories_.dtype)
         sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
-        old_w = self.memory_weights_
-        if old_w is not None or sw is not None:
-            old_w = _ones(xp, self.memories_) if old_w is None else old_w
-            sw = _ones(xp, new) if sw is None else xp.astype(sw, old_w.dtype)
-            self.memory_weights_ = xp.concat([old_w, sw], axis=0)
+        self.memory_weights_ = append_sample_weight(
+            self.memories_, self.memory_weights_, new, sw, xp
+        )
         if self._separation() == "quadratic":
             self.coupling_ = self.coupling_ + xp.astype(
                 hebbian_coupling(new, sw, xp), self.coupling_.dtype
@@ -322,9 +321,7 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             converged), ``converged`` (n_samples,) and ``energy`` (n_samples,)
             of the final states.
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="descend")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "descend")
         S, n_iter, converged = self._run(backend, X)
         return Bunch(
             states=backend.to_output(S),
@@ -346,9 +343,7 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         X_new : ndarray of shape (n_samples, n_features)
             Final ``+-1`` states, in the floating dtype of ``X``.
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="transform")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "transform")
         return backend.to_output(self._run(backend, X)[0])
 
     def predict(self, X):
@@ -365,9 +360,7 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             First row of ``memories_`` (of positive weight) equal to the
             recalled state, or -1 (spurious or inverted states).
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="predict")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "predict")
         S = self._run(backend, X)[0]
         return backend.to_output(self._reached(backend, S))
 
@@ -512,7 +505,3 @@ class HopfieldNetwork(DiscreteDenseAM):
 def _binarize(X, xp):
     one = xp.ones_like(X)
     return xp.where(X > 0, one, -one)
-
-
-def _ones(xp, like):
-    return xp.ones((like.shape[0],), dtype=like.dtype, device=array_device(like))

@@ -12,6 +12,7 @@ and closed-form backprop are the energy-graph engine's
 import json
 import math
 import time
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -21,8 +22,9 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
@@ -32,12 +34,13 @@ from skam._docstrings import fill_doc
 from skam._graph import et_unrolled
 from skam._graph.et_unrolled import ETConfig
 from skam._graph.token_embedding import Patcher
+from skam._progress import Progress, convergence_message
 from skam._training import Adam
 from skam._validation import (
     BACKEND_CONSTRAINT,
     backend_for,
-    remember_namespace,
     validate_clamp_mask,
+    validate_fit_input,
     validate_X,
 )
 
@@ -146,7 +149,13 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         and the CLS token move). False lets every token move, as the published
         model was trained.
     learning_rate : float, default=1e-3
-        Adam learning rate.
+        Peak Adam learning rate.
+    learning_rate_schedule : {"cosine", "constant"}, default="cosine"
+        ``"cosine"`` warms the learning rate up linearly over the first 5 %
+        of the training and then decays it along a half cosine to zero at
+        its end; the end is ``max_epochs`` or ``max_time``, whichever comes
+        first (the progress is the larger of the two fractions, so a time
+        budget gets a full schedule). ``"constant"`` keeps it fixed.
     batch_size : int, default=64
         Images per minibatch.
     max_epochs : int, default=20
@@ -164,10 +173,9 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     tol : float, default=1e-4
         Smallest relative improvement of the validation loss that counts.
     max_time : float, default=None
-        Stop training after this many seconds (checked after every
-        minibatch); None trains for ``max_epochs``.
-    verbose : int, default=0
-        Print the losses and the elapsed time after every epoch.
+        Stop training after this many seconds of wall-clock time (checked
+        after every minibatch); None trains for ``max_epochs``.
+    %(verbose)s
     %(random_state)s
     %(backend)s
 
@@ -252,6 +260,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "self_attention": ["boolean"],
         "clamp_visible": ["boolean"],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_schedule": [StrOptions({"cosine", "constant"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "mask_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -280,6 +289,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self_attention=False,
         clamp_visible=True,
         learning_rate=1e-3,
+        learning_rate_schedule="cosine",
         batch_size=64,
         max_epochs=20,
         mask_fraction=0.5,
@@ -304,6 +314,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.self_attention = self_attention
         self.clamp_visible = clamp_visible
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.mask_fraction = mask_fraction
@@ -334,9 +345,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self : object
             The trained model.
         """
-        X = validate_X(self, X, reset=True, method="fit", ensure_all_finite="allow-nan")
-        remember_namespace(self, X)
-        backend = backend_for(self, X)
+        X, backend = validate_fit_input(self, X, ensure_all_finite="allow-nan")
         xp = backend.xp
         Xc = backend.to_compute(X)
         self.image_shape_, self.patch_shape_ = _resolve_shapes(
@@ -414,6 +423,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def _loss_and_grads(
         self, params, config, patches, observed, token_mask, xp, *, need_grads=True
     ):
+        graph = et_unrolled.build_graph(params, config, memo=need_grads)
         result = et_unrolled.forward(
             params,
             config,
@@ -422,9 +432,10 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             xp,
             clamp_visible=self.clamp_visible,
             record=need_grads,
+            graph=graph,
         )
         x_T = result.states[et_unrolled.LAYER]
-        out = et_unrolled.decode(params, config, x_T, patches.shape[1], xp)
+        out = et_unrolled.decode(params, config, x_T, patches.shape[1], xp, graph)
         weight = xp.astype(
             xp.logical_and(observed, token_mask[:, :, None]), patches.dtype
         )
@@ -436,7 +447,14 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if not need_grads:
             return loss, None
         grads = et_unrolled.backward(
-            params, config, patches, token_mask, result, (2.0 / count) * resid, xp
+            params,
+            config,
+            patches,
+            token_mask,
+            result,
+            (2.0 / count) * resid,
+            xp,
+            graph,
         )
         return loss, grads
 
@@ -473,14 +491,28 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             [],
             [] if val_idx is not None else None,
         )
-        best, best_params, stall = np.inf, params, 0
-        start = time.perf_counter()
+        best, best_params, stall, best_epoch = np.inf, params, 0, 0
+        start, cpu_start = self._clock(), time.process_time()
         out_of_time = False
         self.n_iter_ = 0
+        n_updates = self.max_epochs * math.ceil(len(idx) / batch)
+        done = 0
+        report = Progress(
+            type(self).__name__,
+            self.max_epochs,
+            self.verbose,
+            upper_bound=bool(self.early_stopping) or self.max_time is not None,
+            clock=self._clock,
+        )
         for epoch in range(self.max_epochs):
             order = rng.permutation(idx)
             total, seen = 0.0, 0
             for lo in range(0, len(order), batch):
+                progress = done / n_updates
+                if self.max_time is not None:
+                    progress = max(progress, (self._clock() - start) / self.max_time)
+                adam.learning_rate = self.learning_rate * self._schedule(progress)
+                done += 1
                 take = xp.asarray(order[lo : lo + batch], device=_device(patches))
                 P = xp.take(patches, take, axis=0)
                 obs = xp.take(observed, take, axis=0)
@@ -500,37 +532,90 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 total += loss * P.shape[0]
                 seen += P.shape[0]
                 if self.max_time is not None and (
-                    time.perf_counter() - start > self.max_time
+                    self._clock() - start > self.max_time
                 ):
                     out_of_time = True
                     break
             self.n_iter_ = epoch + 1
             train_loss = total / max(seen, 1)
             self.loss_curve_.append(train_loss)
-            message = f"epoch {epoch + 1}/{self.max_epochs}  loss {train_loss:.5f}"
+            metrics = {"loss": train_loss}
             if val_idx is not None:
                 val_loss, _ = self._loss_and_grads(
                     params, config, *val, val_mask, xp, need_grads=False
                 )
                 val_loss = np.inf if val_loss is None else val_loss
                 self.validation_scores_.append(val_loss)
-                message += f"  validation {val_loss:.5f}"
-                if val_loss < best * (1 - self.tol):
-                    best, best_params, stall = val_loss, params, 0
-                else:
-                    stall += 1
-                    if val_loss < best:
-                        best, best_params = val_loss, params
+                metrics["val_loss"] = val_loss
+                stall = 0 if val_loss < best * (1 - self.tol) else stall + 1
+                if val_loss < best:
+                    best, best_params, best_epoch = val_loss, params, epoch + 1
             else:
-                best, best_params = train_loss, params
-            if self.verbose:
-                print(f"{message}  {time.perf_counter() - start:.1f} s", flush=True)
+                best, best_params, best_epoch = train_loss, params, epoch + 1
+            metrics["lr"] = adam.learning_rate
+            metrics["cpu_s"] = round(time.process_time() - cpu_start, 1)
+            report.step(**metrics)
             if out_of_time or (val_idx is not None and stall >= self.n_iter_no_change):
                 break
         self.best_loss_ = float(best)
+        self._report_end(report, out_of_time, stall, best_epoch)
         return best_params
 
+    def _report_end(self, progress, out_of_time, stall, best_epoch):
+        """Last progress line and, when the budget ran out, a ConvergenceWarning."""
+        which = "validation" if self.validation_scores_ is not None else "training"
+        kept = f"kept epoch {best_epoch} ({which} loss {self.best_loss_:.4g})"
+        if out_of_time:
+            progress.close(
+                f"max_time={self.max_time:g} s reached in epoch {self.n_iter_}; {kept}"
+            )
+            warnings.warn(
+                f"{type(self).__name__}: training stopped by max_time="
+                f"{self.max_time:g} s in epoch {self.n_iter_} of max_epochs="
+                f"{self.max_epochs} (that epoch only partly trained); the weights "
+                f"of epoch {best_epoch} are kept ({which} loss "
+                f"{self.best_loss_:.4g}). Increase max_time to train longer.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        elif which == "training":
+            progress.close(f"max_epochs={self.max_epochs} reached; {kept}")
+        elif stall >= self.n_iter_no_change:
+            progress.close(
+                f"stopped early at epoch {self.n_iter_}: no validation-loss "
+                f"improvement for {self.n_iter_no_change} epochs; {kept}"
+            )
+        else:
+            progress.close(f"max_epochs={self.max_epochs} reached; {kept}")
+            warnings.warn(
+                convergence_message(
+                    type(self).__name__,
+                    self.max_epochs,
+                    self.n_iter_no_change,
+                    which,
+                    best_epoch,
+                    self.best_loss_,
+                    self.validation_scores_[-1],
+                    kept="weights",
+                ),
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+
     # -------------------------------------------------------------- helpers
+    #: The clock of ``max_time`` (a subclass may count CPU time instead).
+    _clock = staticmethod(time.perf_counter)
+
+    def _schedule(self, progress):
+        """Learning-rate factor at ``progress`` in [0, 1] of the training."""
+        if self.learning_rate_schedule == "constant":
+            return 1.0
+        warmup = 0.05
+        if progress < warmup:
+            return (progress + 1e-3) / (warmup + 1e-3)
+        p = min(1.0, (progress - warmup) / (1.0 - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * p))
+
     def _compute_params(self, backend, dtype):
         return {k: backend.to_compute(v, dtype) for k, v in self.weights_.items()}
 

@@ -16,17 +16,19 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch, check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
 from skam._dask import dask_dispatch
+from skam._docstrings import fill_doc
 from skam._graph.dynamics import descend_graph
 from skam._graph.graph import EnergyGraph
 from skam._graph.lagrangians import Softmax
 from skam._graph.specs import initial_graph, parse_layers, parse_synapses
 from skam._graph.training import GraphTrainer
+from skam._progress import Progress
 from skam._targets import (
     decode_classes,
     encode_classes,
@@ -38,6 +40,8 @@ from skam._validation import (
     backend_for,
     remember_namespace,
     validate_clamp_mask,
+    validate_fit_input,
+    validate_fitted_input,
     validate_X,
 )
 
@@ -133,18 +137,18 @@ class _HierarchicalBase(BaseEstimator):
         n = Xc.shape[0]
         batch = int(min(self.batch_size, n))
         self.loss_curve_ = []
-        for epoch in range(int(self.max_epochs)):
+        progress = Progress(
+            type(self).__name__, int(self.max_epochs), self.verbose, upper_bound=False
+        )
+        for _ in range(int(self.max_epochs)):
             order = rng.permutation(n)
             losses = []
-            for start in range(0, n, batch):
-                rows = order[start : start + batch]
-                x0, clamp, loss_fn = batch_loss(trainer.graph, rows, rng)
+            for sl in gen_batches(n, batch):
+                x0, clamp, loss_fn = batch_loss(trainer.graph, order[sl], rng)
                 losses.append(trainer.step(x0, clamp, loss_fn))
             self.loss_curve_.append(float(np.mean(losses)))
-            if self.verbose:
-                print(
-                    f"{type(self).__name__}: epoch {epoch + 1}, loss {self.loss_curve_[-1]:.6f}"
-                )
+            progress.step(loss=self.loss_curve_[-1])
+        progress.close()
         self.n_iter_ = int(self.max_epochs)
         return trainer.graph
 
@@ -186,9 +190,7 @@ class _HierarchicalBase(BaseEstimator):
         return backend.to_output(g)
 
     def _settled(self, X, method, **kwargs):
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method=method)
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, method)
         Xc = backend.to_compute(X)
         graph, out = self._run(backend, Xc, {self._layer_names()[0]: True}, **kwargs)
         return backend, graph, out
@@ -239,6 +241,7 @@ def _dev(array):
 
 
 @dask_dispatch()
+@fill_doc
 class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
     """A memory built from layers of neurons and synapses, fitted on masked reconstruction.
 
@@ -296,8 +299,7 @@ class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
         Where NumPy input is computed.
     random_state : int, RandomState instance or None, default=None
         Seeds the starting memories, the masks and the batches.
-    verbose : int, default=0
-        Print the loss of every epoch.
+    %(verbose)s
 
     Attributes
     ----------
@@ -396,9 +398,7 @@ class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
         self : object
             The fitted memory.
         """
-        X = validate_X(self, X, reset=True, method="fit")
-        remember_namespace(self, X)
-        backend = backend_for(self, X)
+        X, backend = validate_fit_input(self, X)
         xp = backend.xp
         Xc = backend.to_compute(X)
         Xh = np.asarray(to_numpy(X), dtype=np.float64)
@@ -467,9 +467,7 @@ class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
             asked, ``energy_trace`` (n_steps + 1, n_samples) and
             ``energy_terms_trace`` (a dict of such arrays, one per part).
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="descend")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "descend")
         Xc = backend.to_compute(X)
         mask = validate_clamp_mask(clamp_mask, Xc, backend)
         visible = self._layer_names()[0]
@@ -507,6 +505,7 @@ def _draw_masks(n, d, n_masked, rng):
 
 
 @dask_dispatch()
+@fill_doc
 class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
     """A layered memory with a label layer, trained to complete the label.
 
@@ -543,8 +542,7 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
         Where NumPy input is computed.
     random_state : int, RandomState instance or None, default=None
         Seeds the starting memories and the batches.
-    verbose : int, default=0
-        Print the loss of every epoch.
+    %(verbose)s
 
     Attributes
     ----------

@@ -45,11 +45,14 @@ from skam._validation import (
     BACKEND_CONSTRAINT,
     DESCENT_CONSTRAINTS,
     ENERGY_CONSTRAINTS,
+    append_sample_weight,
     backend_for,
     check_beta_range,
     make_spec,
     remember_namespace,
     validate_clamp_mask,
+    validate_fit_input,
+    validate_fitted_input,
     validate_sample_weight,
     validate_X,
 )
@@ -230,9 +233,7 @@ class DenseAM(
         self : object
             The fitted memory.
         """
-        X = validate_X(self, X, reset=True, method="fit")
-        remember_namespace(self, X)
-        backend = backend_for(self, X)
+        X, backend = validate_fit_input(self, X)
         self.memories_ = X
         self.memory_weights_ = validate_sample_weight(sample_weight, X, backend)
         self._resolve_beta()
@@ -267,13 +268,9 @@ class DenseAM(
             self._resolve_beta()
         else:
             xp = array_namespace(self.memories_)
-            old_w = self.memory_weights_
-            if old_w is not None or sw is not None:
-                old_w = _ones(xp, self.memories_) if old_w is None else old_w
-                sw = _ones(xp, X) if sw is None else sw
-                self.memory_weights_ = xp.concat(
-                    [old_w, xp.astype(sw, old_w.dtype)], axis=0
-                )
+            self.memory_weights_ = append_sample_weight(
+                self.memories_, self.memory_weights_, X, sw, xp
+            )
             self.memories_ = xp.concat(
                 [self.memories_, xp.astype(X, self.memories_.dtype)], axis=0
             )
@@ -405,9 +402,7 @@ class DenseAM(
             ``converged`` (n_samples,), ``energy`` (n_samples,) of the final
             states and, if asked, ``energy_trace`` (n_steps + 1, n_samples).
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="descend")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "descend")
         r = self._descend(
             backend,
             X,
@@ -441,9 +436,7 @@ class DenseAM(
         X_new : ndarray of shape (n_samples, n_features)
             Retrieved states, in the dtype of ``X`` (float32 stays float32).
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="transform")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "transform")
         states = self._descend(backend, X, clamp_mask, return_trace=False).states
         return backend.to_output(states)
 
@@ -466,9 +459,7 @@ class DenseAM(
         index : ndarray of shape (n_samples,), dtype=int64
             Row of ``memories_`` reached by each query, or -1.
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="predict")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "predict")
         states = self._descend(backend, X, clamp_mask, return_trace=False).states
         return backend.to_output(self._reached(backend, states))
 
@@ -766,10 +757,6 @@ def _two_valued(memories):
     host = to_numpy(memories)
     low, high = host.min(axis=0), host.max(axis=0)
     return bool(np.all((host == low) | (host == high)))
-
-
-def _ones(xp, like):
-    return xp.ones((like.shape[0],), dtype=like.dtype, device=_dev(like))
 
 
 def _dev(array):

@@ -9,7 +9,7 @@ from array_api_compat import device as array_device
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
-from sklearn.utils.validation import _check_y, check_consistent_length, check_is_fitted
+from sklearn.utils.validation import _check_y, check_consistent_length
 
 from skam._backend import to_numpy
 from skam._dask import dask_dispatch
@@ -36,10 +36,12 @@ from skam._targets import (
     validate_class_labels,
 )
 from skam._validation import (
+    append_sample_weight,
     backend_for,
     check_beta_range,
     make_spec,
     remember_namespace,
+    validate_fitted_input,
     validate_sample_weight,
     validate_X,
 )
@@ -72,16 +74,8 @@ def _stored_and_new(estimator, X, sample_weight):
     d = estimator.n_features_in_
     old = estimator.memories_[:, :d]
     X_all = xp.concat([old, xp.astype(X, old.dtype)], axis=0)
-    old_w = estimator.memory_weights_
-    if old_w is None and sw is None:
-        return X_all, None, old.shape[0]
-
-    def ones(n):
-        return xp.ones(n, dtype=old.dtype, device=array_device(old))
-
-    old_w = ones(old.shape[0]) if old_w is None else old_w
-    sw = ones(X.shape[0]) if sw is None else xp.astype(sw, old.dtype)
-    return X_all, xp.concat([old_w, sw], axis=0), old.shape[0]
+    sw_all = append_sample_weight(old, estimator.memory_weights_, X, sw, xp)
+    return X_all, sw_all, old.shape[0]
 
 
 class _SupervisedAM(LabelNeuronAM):
@@ -249,12 +243,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
     %(n_iter_no_change)s
     %(backend)s
     %(random_state)s
-    verbose : int, default=0
-        Progress of the training (parametric mode): 0 is silent; 1 prints
-        the epoch, the losses, the elapsed time and an estimate of the time
-        left at most every 2 seconds, and why training stopped; 2 prints
-        every epoch. With tqdm installed and a terminal attached, a
-        progress bar replaces the epoch lines.
+    %(verbose)s
 
     Attributes
     ----------
@@ -496,9 +485,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
             The label neurons after the descent, clipped at 0 and renormalised
             (columns follow ``classes_``).
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="predict_proba")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "predict_proba")
         return backend.to_output(self._proba(backend, X))
 
     def predict_log_proba(self, X):
@@ -516,9 +503,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
             float32 probabilities one ulp apart keep their order); ``-inf``
             where a class's label neuron ends at (or is clipped to) zero.
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="predict_log_proba")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "predict_log_proba")
         xp = backend.xp
         # float64: logarithms of float32 probabilities one ulp apart would tie
         proba = xp.astype(self._proba(backend, X), xp.float64)
@@ -542,9 +527,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
             (positive means ``classes_[1]``). Otherwise the class
             probabilities of :meth:`predict_proba`.
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="decision_function")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "decision_function")
         proba = self._proba(backend, X)
         if proba.shape[1] == 2:
             proba = proba[:, 1] - proba[:, 0]
@@ -563,9 +546,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         y_pred : ndarray of shape (n_samples,)
             Predicted classes (from ``classes_``).
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="predict")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "predict")
         index = backend.xp.argmax(self._proba(backend, X), axis=1)
         return decode_classes(self.classes_, index, backend)
 
@@ -619,12 +600,7 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
     %(n_iter_no_change)s
     %(backend)s
     %(random_state)s
-    verbose : int, default=0
-        Progress of the training (parametric mode): 0 is silent; 1 prints
-        the epoch, the losses, the elapsed time and an estimate of the time
-        left at most every 2 seconds, and why training stopped; 2 prints
-        every epoch. With tqdm installed and a terminal attached, a
-        progress bar replaces the epoch lines.
+    %(verbose)s
 
     Attributes
     ----------
@@ -838,9 +814,7 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
             ``target_mean_ + target_scale_ * v``, with ``v`` the label
             neurons after the descent (divided by ``label_scale``).
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="predict")
-        backend = backend_for(self, X)
+        X, backend = validate_fitted_input(self, X, "predict")
         R = self._label_neurons(backend, X)
         dtype = R.dtype
         mean = backend.to_compute(self.target_mean_, dtype)

@@ -195,8 +195,16 @@ def test_fit_predict_and_reproducibility(blobs):
 
 def test_training_reduces_loss_and_stops_early(blobs):
     X, _ = blobs
+    # from random centres, with a patient schedule (the default one stops at
+    # the first plateau, which suits the Lloyd start)
     am = AMClustering(
-        n_clusters=4, init="random", max_epochs=500, batch_size=64, random_state=0
+        n_clusters=4,
+        init="random",
+        max_epochs=500,
+        batch_size=64,
+        patience=5,
+        tol=1e-3,
+        random_state=0,
     )
     am.fit(X)
     assert len(am.loss_curve_) == am.n_iter_
@@ -428,11 +436,184 @@ def test_restart_with_lowest_inertia_is_kept(blobs, capsys):
         for line in lines
         if line.startswith("[AMClustering] restart")
     ]
-    assert len(printed) == 3
-    # the evaluation subset is all samples here, so the kept restart's
+    # three trained restarts, then their three starts polished untrained
+    assert len(printed) == 6
+    assert sum("untrained" in line for line in lines) == 3
+    # the evaluation subset is all samples here, so the kept candidate's
     # objective is inertia_, which the last line reports on all samples
     assert am.inertia_ == pytest.approx(min(printed), rel=1e-5)
+    assert am.training_kept_ == (int(np.argmin(printed)) < 3)
     (done,) = [line for line in lines if "done: inertia_" in line]
     assert float(done.split("inertia_ ")[1].split()[0]) == pytest.approx(
         am.inertia_, rel=1e-5
     )
+
+
+# ------------------------------------------------- batched restarts, speed
+def test_batched_restarts_match_one_at_a_time_and_the_engine():
+    from skam._cluster_training import batched_loss_and_grad
+    from skam._training import unrolled_backward, unrolled_forward
+
+    rng = np.random.RandomState(5)
+    b, d, K = 9, 6, 4
+    X = rng.randn(b, d)
+    C = rng.randn(3, K, d)
+    betas = np.array([0.5, 1.3, 4.0])
+    mask = draw_masks(rng, b, d, 2)
+    V0 = np.where(mask, 0.2, X)
+    w = rng.uniform(0.5, 1.5, b)
+    kw = dict(step_size=0.2, n_steps=5)
+    losses, grad, mass = batched_loss_and_grad(
+        X, V0, mask, C, w, xp, beta=betas[:, None, None], **kw
+    )
+    for r in range(3):
+        one, g1, m1 = masked_loss_and_grad(
+            X, V0, mask, C[r], w, xp, beta=betas[r], **kw
+        )
+        np.testing.assert_allclose(losses[r], one, rtol=1e-12)
+        np.testing.assert_allclose(grad[r], g1, rtol=1e-10, atol=1e-14)
+        # the estimators' shared engine (skam._training) as the oracle
+        tape = unrolled_forward(V0, C[r], xp, beta=betas[r], update_mask=mask, **kw)
+        diff = (tape.states[-1] - X) * mask
+        np.testing.assert_allclose(one, (diff**2).sum(axis=1) / d, rtol=1e-12)
+        g_out = diff * (2.0 * w[:, None] / (d * b))
+        g_ref, _, _ = unrolled_backward(tape, C[r], g_out, xp, beta=betas[r])
+        np.testing.assert_allclose(grad[r], g_ref, rtol=1e-9, atol=1e-13)
+        np.testing.assert_allclose(mass[r], tape.weights[-1].sum(axis=0), rtol=1e-12)
+
+
+def test_batched_polish_matches_the_polish_on_all_samples():
+    from skam._cluster_training import polish
+
+    X, _ = make_blobs(n_samples=300, centers=4, cluster_std=1.5, random_state=2)
+    am = AMClustering(n_clusters=4, max_epochs=0, n_polish=0, random_state=0).fit(X)
+    rng = np.random.RandomState(0)
+    C = np.stack([am.cluster_centers_, X[rng.choice(300, 4, replace=False)]])
+    kw = dict(step_size=am.step_size, n_steps=am.n_steps_)
+    Cp, labels = polish(X, None, C, am.beta_, xp, rounds=30, **kw)
+    for r in range(2):
+        # the naive loop: descend, nearest centre, means, until stable
+        ref = C[r].copy()
+        for _ in range(30):
+            out = _numpy_descent(X, ref, am.beta_, am.step_size, am.n_steps_)
+            lab = np.argmin(euclidean_distances(out, ref), axis=1)
+            new = np.array(
+                [
+                    X[lab == k].mean(axis=0) if (lab == k).any() else ref[k]
+                    for k in range(4)
+                ]
+            )
+            if np.allclose(new, ref, rtol=0, atol=0):
+                break
+            ref = new
+        np.testing.assert_allclose(Cp[r], ref, rtol=1e-10, atol=1e-10)
+        out = _numpy_descent(X, Cp[r], am.beta_, am.step_size, am.n_steps_)
+        np.testing.assert_array_equal(
+            labels[r], np.argmin(euclidean_distances(out, Cp[r]), axis=1)
+        )
+
+
+def test_restarts_train_together_each_with_its_schedule(blobs):
+    X, _ = blobs
+    am = AMClustering(
+        n_clusters=4, n_init=3, init="random", max_epochs=60, random_state=1
+    ).fit(X)
+    assert len(am.loss_curve_) == am.n_iter_ <= 60
+    # the kept restart is the one of lowest objective; each one alone
+    # (same start, same draws) gives the same centres as in the batch
+    assert am.inertia_ <= 1.02 * KMeans(4, n_init=10, random_state=0).fit(X).inertia_
+
+
+def test_max_epochs_zero_is_the_polished_lloyd_start(blobs):
+    X, _ = blobs
+    am = AMClustering(n_clusters=4, max_epochs=0, random_state=0).fit(X)
+    assert am.n_iter_ == 0 and am.loss_curve_ == [] and not am.training_kept_
+    km = KMeans(4, n_init=10, random_state=0).fit(X)
+    assert adjusted_rand_score(km.labels_, am.labels_) == pytest.approx(1.0)
+    means = np.array([X[am.labels_ == k].mean(axis=0) for k in range(4)])
+    np.testing.assert_allclose(am.cluster_centers_, means, atol=1e-8)
+
+
+# ----------------------------------------------------- beta="silhouette"
+def test_beta_silhouette_keeps_the_candidate_of_highest_silhouette():
+    X, y = make_blobs(n_samples=300, centers=3, cluster_std=1.0, random_state=3)
+    am = AMClustering(n_clusters=3, beta="silhouette", random_state=0).fit(X)
+    scale = AMClustering(n_clusters=3, max_epochs=0, random_state=0).fit(X).beta_
+    np.testing.assert_allclose(
+        am.beta_candidates_, scale * np.array([1 / 16, 1 / 8, 1 / 4, 1 / 2, 1])
+    )
+    assert am.silhouette_scores_.shape == (5,)
+    best = int(np.argmax(am.silhouette_scores_))
+    assert am.beta_ == am.beta_candidates_[best]
+    # the silhouette reported is that of the kept model's labels (300 samples
+    # < the 2 000 subsample: exact)
+    assert silhouette_score(X, am.labels_) == pytest.approx(
+        am.silhouette_scores_[best], rel=1e-9
+    )
+    assert adjusted_rand_score(y, am.labels_) > 0.95
+    fixed = AMClustering(n_clusters=3, random_state=0).fit(X)
+    assert fixed.beta_candidates_ is None and fixed.silhouette_scores_ is None
+
+
+# ------------------------------------------------------------ partial_fit
+def test_partial_fit_is_adam_continued_across_batches():
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 2)
+    C0 = X[:3] + 0.1
+    am = AMClustering(
+        n_clusters=3, init=C0, mask_prob=0, batch_size=40, learning_rate=0.05
+    )
+    am.partial_fit(X[:20])
+    am.partial_fit(X[20:])
+    # the same by hand: one full-batch Adam step per call on the contraction
+    # loss, with the moments carried over
+    from skam.cluster import _centre_spacing
+
+    lr = 0.05 * _centre_spacing(C0)
+    C, m, v = C0.copy(), np.zeros_like(C0), np.zeros_like(C0)
+    for t, batch in enumerate((X[:20], X[20:]), start=1):
+        _, g, _ = masked_loss_and_grad(
+            batch, batch, None, C, None, xp, beta=am.beta_, step_size=0.1, n_steps=10
+        )
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        step = lr * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+        C = C - step * m / (np.sqrt(v) + 1e-8)
+    np.testing.assert_allclose(am.cluster_centers_, C, rtol=1e-10)
+    assert am.n_iter_ == 2 and len(am.loss_curve_) == 2
+    # labels_ and inertia_ are those of the last batch
+    np.testing.assert_array_equal(am.labels_, am.predict(X[20:]))
+    assert am.inertia_ == pytest.approx(-am.score(X[20:]))
+
+
+def test_partial_fit_streams_to_the_clusters():
+    X, y = make_blobs(n_samples=2000, n_features=5, centers=4, random_state=0)
+    km = KMeans(4, n_init=10, random_state=0).fit(X)
+    for mask_prob in (0.2, 0.0):
+        am = AMClustering(n_clusters=4, mask_prob=mask_prob, random_state=0)
+        for _ in range(2):
+            for start in range(0, 2000, 250):
+                am.partial_fit(X[start : start + 250])
+        assert adjusted_rand_score(y, am.predict(X)) > 0.95
+    # the unmasked (contraction) loss is a relaxed k-means objective: the
+    # streamed centres reach the k-means ones (the masked loss moves them
+    # off the means; fit's basin polish, which partial_fit lacks, undoes that)
+    assert -am.score(X) < 1.01 * km.inertia_
+
+
+def test_partial_fit_checks_features_and_first_batch():
+    pd = pytest.importorskip("pandas")
+    X, _ = make_blobs(n_samples=60, centers=3, random_state=0)
+    am = AMClustering(n_clusters=3, random_state=0).partial_fit(X)
+    assert am.n_features_in_ == 2
+    with pytest.raises(ValueError, match="features"):
+        am.partial_fit(np.zeros((10, 3)))
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    named = AMClustering(n_clusters=3, random_state=0).partial_fit(frame)
+    assert list(named.feature_names_in_) == ["a", "b"]
+    with pytest.raises(ValueError, match="feature names"):
+        named.partial_fit(frame.rename(columns={"b": "c"}))
+    with pytest.raises(ValueError, match="fewer than n_clusters=3"):
+        AMClustering(n_clusters=3).partial_fit(X[:2])
+    with pytest.raises(ValueError, match="partial_fit needs a fixed beta"):
+        AMClustering(n_clusters=3, beta="silhouette").partial_fit(X)

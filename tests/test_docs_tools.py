@@ -25,7 +25,7 @@ Intro with `code`s and **bold** (target: at least 2x). Target: ratio <= 1.3 at d
 | am `beta=1` | 0.96 |
 
 - first point (baselines.md 5.4)
-- second point
+- second point -- memories_; inertia_ and `cluster_centers_`
 
 ![accuracy against beta](figure.png)
 
@@ -53,6 +53,8 @@ def test_markdown_results_become_rst_tables_rubrics_and_images():
     assert "* first point" in rst and "baselines.md" not in rst
     assert "(target" not in rst and "NOT met" not in rst and "Targets" not in rst
     assert "Kept." in rst
+    # fitted attributes are text, not reST references
+    assert "memories\\_; inertia\\_ and ``cluster_centers_``" in rst
     assert "|" not in rst.replace("\\|", "")
 
 
@@ -63,6 +65,7 @@ def test_rendered_rst_parses_without_warnings():
         rst, writer="html", settings_overrides={"report_level": 2, "halt_level": 2}
     ).decode()
     assert "<table" in html and "0.96" in html
+    assert "memories_; inertia_" in html
 
 
 def test_offline_inventories_resolve_real_names(tmp_path):
@@ -84,3 +87,38 @@ def test_offline_inventories_resolve_real_names(tmp_path):
     assert "sklearn.neighbors.KernelDensity.score" in data["py:method"]
     assert "meta-estimator" in data["std:term"]
     assert "metadata_routing" in data["std:label"]
+
+
+def test_docstring_fixups_keep_initials_and_attributes_as_text():
+    docutils = pytest.importorskip("docutils.core")
+    import docstring_fixups
+
+    from skam import DenseAM
+
+    lines = DenseAM.__doc__.splitlines()
+    refs = [line.strip() for line in lines if line.strip().startswith(".. [")]
+    assert any(line.startswith(".. [2] H. Ramsauer") for line in refs)
+    text = "\n".join(refs + ["", "memories of shape (n_features_in_,) here"])
+
+    def render(rst):
+        return docutils.publish_string(
+            rst, writer="html", settings_overrides={"report_level": 1}
+        ).decode()
+
+    fixed = "\n".join(docstring_fixups.fix_line(line) for line in text.splitlines())
+    assert "<ol" in render(text)  # "H." would start a list lettered from H
+    html = render(fixed)
+    assert "<ol" not in html and "H. Ramsauer" in html
+    assert "n_features_in_" in html and 'class="problematic"' not in html
+
+
+def test_docs_check_flags_a_reference_rendered_as_a_list():
+    sys.path.insert(0, str(EXT.parent))
+    import check
+
+    label = '<span class="label"><span class="fn-bracket">[</span>2'
+    label += '<span class="fn-bracket">]</span></span>'
+    page = f'<div class="citation" role="doc-biblioentry">\n{label}\n<p>H. R.</p>'
+    assert check._CITATION_LIST.findall(page) == []
+    listed = page.replace("<p>H. R.</p>", '<ol class="upperalpha" start="8">')
+    assert check._CITATION_LIST.findall(listed) == ["2"]

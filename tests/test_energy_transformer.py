@@ -3,11 +3,14 @@ differences, the descent's guarantees, imputation, and checkpoint I/O."""
 
 import math
 import pickle
+import re
+import warnings
 
 import numpy as np
 import pytest
 from array_api_compat import numpy as xp
 from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
@@ -192,6 +195,26 @@ def test_attention_and_memory_derivatives(self_attention):
             assert _fd(fp, p, w) == pytest.approx(np.sum(d_params[key] * w), rel=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_attention_softmax_falls_back_to_row_shift(dtype):
+    """A row far below its block's maximum is shifted by its own maximum."""
+    att = AttentionEnergy("t", 3, 2, np.ones((1, 1, 2)), np.ones((1, 1, 2)), beta=1.0)
+    S = np.array([[0.0, 1.0, 2.0], [-5000.0, -5001.0, -4999.0], [3.0, 3.0, 3.0]])
+    S = S.astype(dtype)[None, None]
+    P, lse = att._softmax(S, xp)
+    m = S.max(axis=-1, keepdims=True)
+    e = np.exp(S - m)
+    np.testing.assert_allclose(P, e / e.sum(-1, keepdims=True), rtol=1e-6)
+    expected = (m + np.log(e.sum(-1, keepdims=True)))[..., 0]
+    np.testing.assert_allclose(lse, expected, rtol=1e-6)
+    assert P.dtype == dtype and np.all(np.isfinite(P))
+    # the usual case (the block-wide shift) gives the same numbers
+    S2 = S[:, :, [0, 2]][:, :, :, [0, 2]]
+    P2, lse2 = att._softmax(S2, xp)
+    e2 = np.exp(S2 - S2.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(P2, e2 / e2.sum(-1, keepdims=True), rtol=1e-6)
+
+
 def test_tokenwise_layernorm_derivatives():
     rng = np.random.default_rng(1)
     delta = rng.normal(size=6)
@@ -233,7 +256,8 @@ def test_tokenwise_layernorm_derivatives():
 
 @pytest.mark.parametrize("cls", [False, True])
 @pytest.mark.parametrize("clamp_visible", [True, False])
-def test_backprop_through_steps_matches_finite_differences(cls, clamp_visible):
+@pytest.mark.parametrize("memo", [False, True])
+def test_backprop_through_steps_matches_finite_differences(cls, clamp_visible, memo):
     rng = np.random.default_rng(2)
     patcher = Patcher((1, 6, 6), (2, 3))
     Np, Z = patcher.n_patches, patcher.patch_size
@@ -272,6 +296,9 @@ def test_backprop_through_steps_matches_finite_differences(cls, clamp_visible):
         out = et_unrolled.decode(p, config, result.states["tokens"], Np, xp)
         return 0.5 * np.sum((out - target) ** 2)
 
+    # memo=True: the training path, where the backward pass reuses what the
+    # forward pass computed at every state (skam._graph.token_cache)
+    graph = et_unrolled.build_graph(params, config, memo=memo)
     result = et_unrolled.forward(
         params,
         config,
@@ -280,11 +307,15 @@ def test_backprop_through_steps_matches_finite_differences(cls, clamp_visible):
         xp,
         clamp_visible=clamp_visible,
         record=True,
+        graph=graph,
     )
-    out = et_unrolled.decode(params, config, result.states["tokens"], Np, xp)
+    out = et_unrolled.decode(params, config, result.states["tokens"], Np, xp, graph)
     grads = et_unrolled.backward(
-        params, config, patches, token_mask, result, out - target, xp
+        params, config, patches, token_mask, result, out - target, xp, graph
     )
+    if memo:  # 6 steps x (layer norm, attention, memory) + the read-out's
+        # layer norm: the backward pass found every one of them again
+        assert len(graph.layers["tokens"].memo._items) == 3 * 6 + 1
     assert set(grads) == set(params)
     for key, p in params.items():
         w = rng.normal(size=np.shape(p))
@@ -360,6 +391,7 @@ def test_completion_beats_mean_fill_and_loss_falls(digits):
         n_memories=32,
         max_epochs=6,
         learning_rate=1e-2,
+        learning_rate_schedule="constant",
         random_state=0,
     ).fit(X[:1200])
     assert et.loss_curve_[-1] < et.loss_curve_[0]
@@ -412,22 +444,59 @@ def test_float32_stays_float32(digits):
 
 
 def test_early_stopping_and_verbose(digits, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # stopped early: none
+        et = EnergyTransformer(
+            image_shape=(8, 8),
+            patch_shape=(2, 2),
+            **TINY,
+            max_epochs=40,
+            early_stopping=True,
+            n_iter_no_change=2,
+            tol=0.5,
+            verbose=2,
+            random_state=0,
+        ).fit(digits[:200])
+    assert et.n_iter_ < 40  # tol=0.5 asks for halving the loss every 2 epochs
+    assert len(et.validation_scores_) == et.n_iter_
+    assert et.best_loss_ == pytest.approx(min(et.validation_scores_))
+    # skam's one progress format: one line per epoch at verbose=2, then a note
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == et.n_iter_ + 1
+    for k, line in enumerate(lines[:-1], start=1):
+        assert line.startswith(f"[EnergyTransformer] epoch {k}/40 (")
+        val = float(re.search(r"val_loss=(\S+)", line).group(1))
+        assert val == pytest.approx(et.validation_scores_[k - 1], rel=1e-3)
+        assert re.search(r"\| \d+\.\d s, ETA <= ", line)
+    best = int(np.argmin(et.validation_scores_)) + 1
+    assert lines[-1].startswith(
+        f"[EnergyTransformer] stopped early at epoch {et.n_iter_}: "
+    )
+    assert f"kept epoch {best} (validation loss" in lines[-1]
+
+
+def test_max_epochs_without_early_stop_warns_with_the_facts(digits):
     et = EnergyTransformer(
         image_shape=(8, 8),
         patch_shape=(2, 2),
         **TINY,
-        max_epochs=40,
+        max_epochs=3,
         early_stopping=True,
-        n_iter_no_change=2,
-        tol=0.5,
-        verbose=1,
+        n_iter_no_change=5,
         random_state=0,
-    ).fit(digits[:200])
-    assert et.n_iter_ < 40  # tol=0.5 asks for halving the loss every 2 epochs
-    assert len(et.validation_scores_) == et.n_iter_
-    assert et.best_loss_ == pytest.approx(min(et.validation_scores_))
-    out = capsys.readouterr().out
-    assert "validation" in out and " s" in out
+    )
+    with pytest.warns(ConvergenceWarning) as record:
+        et.fit(digits[:200])
+    (message,) = [str(w.message) for w in record]
+    scores = et.validation_scores_
+    best = int(np.argmin(scores)) + 1
+    assert f"lowest at epoch {best} ({min(scores):.4g})" in message
+    assert f"is {scores[-1]:.4g} at the last epoch" in message
+    assert "weights of epoch" in message
+    # without early stopping, max_epochs is the plan: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        et.set_params(early_stopping=False).fit(digits[:200])
 
 
 def test_max_time_stops_training(digits):
@@ -439,7 +508,8 @@ def test_max_time_stops_training(digits):
         max_time=1e-6,
         random_state=0,
     )
-    et.fit(digits[:200])
+    with pytest.warns(ConvergenceWarning, match="stopped by max_time=1e-06 s"):
+        et.fit(digits[:200])
     assert et.n_iter_ == 1
 
 
@@ -606,3 +676,44 @@ def test_load_published_full_size_layout(tmp_path):
     X[0, : 3 * 224 * 16 * 2] = np.nan
     out = et.transform(X)
     assert out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def test_learning_rate_schedule():
+    et = EnergyTransformer(learning_rate_schedule="cosine")
+    # linear warm-up over the first 5 %, then a half cosine down to zero
+    assert et._schedule(0.0) < 0.03
+    np.testing.assert_allclose(et._schedule(0.025), 0.5, atol=0.02)
+    np.testing.assert_allclose(et._schedule(0.05), 1.0)
+    np.testing.assert_allclose(et._schedule(0.525), 0.5)
+    np.testing.assert_allclose(et._schedule(1.0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(et._schedule(2.0), 0.0, atol=1e-12)
+    factors = [et._schedule(p) for p in np.linspace(0.05, 1, 50)]
+    assert np.all(np.diff(factors) < 0)
+    const = EnergyTransformer(learning_rate_schedule="constant")
+    assert const._schedule(0.0) == const._schedule(0.7) == 1.0
+
+
+def test_learning_rate_schedule_reaches_adam(digits, capsys):
+    kw = dict(
+        image_shape=(8, 8),
+        patch_shape=(4, 4),
+        token_dim=8,
+        n_heads=1,
+        head_dim=4,
+        n_memories=8,
+        n_steps=2,
+        max_epochs=3,
+        batch_size=100,
+        random_state=0,
+        verbose=2,
+    )
+    X = digits[:300]
+    a = EnergyTransformer(learning_rate_schedule="cosine", **kw).fit(X)
+    lines = capsys.readouterr().out.strip().splitlines()
+    lines = [line for line in lines if "] epoch " in line]  # not the final note
+    lrs = [float(line.split("lr=")[1].split()[0]) for line in lines]
+    # the last minibatch of epoch e runs at progress (3e + 2) / 9
+    expected = [1e-3 * a._schedule((3 * e + 2) / 9) for e in range(3)]
+    np.testing.assert_allclose(lrs, expected, rtol=0.01)
+    b = EnergyTransformer(learning_rate_schedule="constant", **kw).fit(X)
+    assert not np.allclose(a.weights_["Xi"], b.weights_["Xi"])

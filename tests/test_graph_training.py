@@ -302,3 +302,31 @@ def test_non_lse_regressor_trains():
         )
     assert trained.loss_curve_[-1] < 0.7 * start.loss_curve_[-1]
     assert trained.score(X, y) > start.score(X, y)
+
+
+def test_non_lse_training_runs_on_array_api_strict():
+    pytest.importorskip("array_api_strict")
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from skam import DenseAMClassifier
+
+    rng = np.random.RandomState(0)
+    X = np.concatenate([rng.randn(40, 3) - 1.5, rng.randn(40, 3) + 1.5])
+    y = np.repeat([0, 1], 40)
+    params = dict(
+        mode="parametric",
+        separation="rectified_poly",
+        beta=0.3,
+        max_epochs=3,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        strict = DenseAMClassifier(backend="array_api_strict", **params).fit(X, y)
+        plain = DenseAMClassifier(**params).fit(X, y)
+    np.testing.assert_allclose(
+        np.asarray(strict.memories_), plain.memories_, atol=1e-12
+    )
+    np.testing.assert_allclose(strict.loss_curve_, plain.loss_curve_, rtol=1e-12)

@@ -134,3 +134,26 @@ def test_predict_log_proba_is_minus_inf_where_a_neuron_is_zero():
     with np.errstate(all="raise"):  # no log(0) warning is produced
         log_proba = clf.predict_log_proba([[0.05]])
     assert log_proba[0, 1] == -np.inf and log_proba[0, 0] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("namespace", ["numpy", "array_api_strict"])
+def test_append_sample_weight_is_the_one_rule(namespace):
+    """None on a side means ones; None when neither side is weighted."""
+    from array_api_compat import array_namespace
+
+    from skam._validation import append_sample_weight
+
+    xp = array_namespace(np.zeros(1))
+    if namespace == "array_api_strict":
+        xp = pytest.importorskip("array_api_strict")
+    stored, new = xp.zeros((3, 2)), xp.zeros((2, 2))
+    assert append_sample_weight(stored, None, new, None, xp) is None
+    w_new = xp.asarray([2.0, 5.0], dtype=xp.float32)
+    both = append_sample_weight(stored, None, new, w_new, xp)
+    assert both.dtype == stored.dtype
+    np.testing.assert_array_equal(to_numpy(both), [1, 1, 1, 2, 5])
+    w_old = xp.asarray([3.0, 0.5, 1.0])
+    np.testing.assert_array_equal(
+        to_numpy(append_sample_weight(stored, w_old, new, None, xp)),
+        [3, 0.5, 1, 1, 1],
+    )

@@ -9,7 +9,13 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
-from skam import DenseAMClassifier
+from skam import (
+    DenseAMClassifier,
+    DiffusionAM,
+    EnergyTransformer,
+    HierarchicalAM,
+    HierarchicalAMClassifier,
+)
 from skam._progress import Progress, format_line
 
 
@@ -119,3 +125,67 @@ def test_early_stopping_is_reported_without_warning(capsys):
     assert clf.n_iter_ < 200
     last = capsys.readouterr().out.splitlines()[-1]
     assert f"stopped early at epoch {clf.n_iter_}" in last
+
+
+LAYERS = [("visible", "identity", None), ("hidden", "softmax", 16)]
+
+
+def _digits(n):
+    X, y = load_digits(return_X_y=True)
+    return X[:n] / 16.0, y[:n]
+
+
+@pytest.mark.parametrize(
+    "make, needs_y",
+    [
+        pytest.param(
+            lambda: HierarchicalAM(layers=LAYERS, max_epochs=3, random_state=0),
+            False,
+            id="HierarchicalAM",
+        ),
+        pytest.param(
+            lambda: HierarchicalAMClassifier(
+                layers=LAYERS, max_epochs=3, random_state=0
+            ),
+            True,
+            id="HierarchicalAMClassifier",
+        ),
+        pytest.param(
+            lambda: DiffusionAM(n_memories=8, beta=20.0, max_epochs=3, random_state=0),
+            False,
+            id="DiffusionAM",
+        ),
+        pytest.param(
+            lambda: EnergyTransformer(
+                image_shape=(8, 8),
+                patch_shape=(4, 4),
+                token_dim=8,
+                n_heads=1,
+                head_dim=4,
+                n_memories=8,
+                max_epochs=3,
+                random_state=0,
+            ),
+            False,
+            id="EnergyTransformer",
+        ),
+    ],
+)
+def test_every_long_fit_reports_in_the_one_format(make, needs_y, capsys):
+    X, y = _digits(120)
+    est = make().set_params(verbose=2)
+    est.fit(X, y) if needs_y else est.fit(X)
+    name = type(est).__name__
+    lines = capsys.readouterr().out.splitlines()
+    steps = [line for line in lines if re.match(rf"\[{name}\] epoch \d+/3 ", line)]
+    assert len(steps) == est.n_iter_ == 3
+    for k, line in enumerate(steps, start=1):
+        assert line.startswith(f"[{name}] epoch {k}/3 ({100 * k / 3:.0f}%) loss=")
+        loss = float(re.search(r"loss=(\S+)", line).group(1))
+        assert loss == pytest.approx(est.loss_curve_[k - 1], rel=1e-3)
+        assert re.search(r"\| \d+\.\d s(, ETA \d+\.\d s)?$", line)
+    assert "ETA" in steps[0] and "ETA" not in steps[-1]
+    # silent by default
+    est.set_params(verbose=0)
+    est.fit(X, y) if needs_y else est.fit(X)
+    assert capsys.readouterr().out == ""

@@ -30,6 +30,8 @@ _INTERNAL = re.compile(
 def _escape(text):
     """Plain Markdown text -> reST text (specials that reST would parse)."""
     text = text.replace("\\", "\\\\").replace("|", "\\|")
+    # a word ending in "_" (a fitted attribute: memories_) is a reST reference
+    text = re.sub(r"(?<=\w)_(?!\w)", r"\\_", text)
     return re.sub(r"(?<![\w*])\*(?!\*)", r"\\*", text)
 
 

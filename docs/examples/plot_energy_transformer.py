@@ -19,7 +19,9 @@ See :ref:`energy_transformer` for the energy and its gradient.
 # ``fit`` masks ``mask_fraction`` of the patches of every image, descends
 # ``n_steps`` steps and minimises the squared error on the masked pixels by
 # backpropagation through the steps (Adam). A small model and eight epochs keep
-# this example fast; ``max_time`` would bound the training in seconds.
+# this example fast, at a constant learning rate (the default cosine schedule,
+# which warms up and decays to zero, pays off over longer fits: see the user
+# guide); ``max_time`` would bound the training in seconds.
 import time
 
 import matplotlib.pyplot as plt
@@ -41,6 +43,7 @@ et = EnergyTransformer(
     head_dim=8,
     n_memories=64,
     learning_rate=1e-2,
+    learning_rate_schedule="constant",
     batch_size=64,
     max_epochs=8,
     random_state=0,

@@ -1,7 +1,7 @@
 """
-==========================================================
+===========================================================
 A memory built from layers: energy term by term, completion
-==========================================================
+===========================================================
 
 :class:`skam.HierarchicalAM` builds an associative memory from **neuron
 layers** (each with a convex Lagrangian) and **synapses** (energies of the

@@ -46,14 +46,14 @@ for i, y in enumerate(workers):
         box(ax, 3.35 + j * 1.2, y + 0.12, 1.05, 0.6, f"shard {2 * i + j + 1}\nK_s x d", "#fde9c8", 8)
     arrow(ax, (1.95, 2.3), (3.15, y + 0.5), "V" if i == 0 else None, "#2b6cb0")
     arrow(ax, (5.85, y + 0.5), (6.9, 2.3), "(L_w, O_w)" if i == 0 else None, "#c05621")
-box(ax, 6.95, 1.8, 1.3, 1.0, "merge\n(exact,\nassociative)", "#e2f0d9", 9)
-box(ax, 8.55, 1.8, 1.3, 1.0, "finish\nlog z, grad E\nclip, eps once", "#e2f0d9", 8.5)
+box(ax, 6.95, 1.8, 1.3, 1.0, "merge tree\n(tasks on the\nworkers; exact,\nassociative)", "#e2f0d9", 8.5)
+box(ax, 8.55, 1.8, 1.3, 1.0, "finish\n(client)\nlog z, grad E\nclip, eps once", "#e2f0d9", 8.5)
 arrow(ax, (8.27, 2.3), (8.52, 2.3))
 ax.text(
     5.0,
     0.25,
-    "memories stay on the workers after fit;  per step: V out (n x d), "
-    "one partial state back per worker (n x (d + 1))",
+    "memories stay on the workers after fit;  per step: V out (n x d); the per-worker "
+    "states merge as a tree of tasks;\none state (n x (d + 1)) back to the client",
     ha="center",
     fontsize=9,
     color="0.25",

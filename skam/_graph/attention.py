@@ -26,6 +26,7 @@ namespace.
 """
 
 from skam._graph.synapses import Synapse
+from skam._graph.token_cache import memoised
 
 
 def _to_heads(a, n, n_tokens, heads, hdim, xp):
@@ -41,6 +42,16 @@ def _from_heads(a, xp):
 
 def _t(a, xp):
     return xp.matrix_transpose(a)
+
+
+# Row sums below these (float64, float32) make the block-wide shift unsafe.
+_TINY = {False: 1e-250, True: 1e-20}
+
+
+def _row_sums(a, xp):
+    """Sums over the last axis, keepdims, as a product with a ones vector."""
+    ones = xp.ones((a.shape[-1], 1), dtype=a.dtype, device=_device(a))
+    return a @ ones
 
 
 class AttentionEnergy(Synapse):
@@ -59,10 +70,16 @@ class AttentionEnergy(Synapse):
     self_attention : bool
         Whether a token may attend to itself (the published ImageNet model
         was trained with it; the tutorial's default leaves it out).
+    memo : ForwardMemo or None
+        Keeps the queries, keys and attention weights of every state for the
+        backward pass of a training step (:mod:`skam._graph.token_cache`).
     """
 
-    def __init__(self, layer, n_tokens, dim, Wq, Wk, *, beta, self_attention=False):
+    def __init__(
+        self, layer, n_tokens, dim, Wq, Wk, *, beta, self_attention=False, memo=None
+    ):
         super().__init__((layer,), {"Wq": Wq, "Wk": Wk})
+        self.memo = memo
         self.layer = layer
         self.n_tokens = int(n_tokens)
         self.dim = int(dim)
@@ -92,6 +109,16 @@ class AttentionEnergy(Synapse):
         G = xp.reshape(g, (g.shape[0] * self.n_tokens, self.dim))
         return G, self._heads(G, "Wq", xp), self._heads(G, "Wk", xp)
 
+    def _attend(self, g, xp):
+        """``(G, Q, K, P)`` at activations ``g`` (memoised on training steps)."""
+
+        def compute():
+            G, Q, K = self._qk(g, xp)
+            P, _ = self._softmax(self._logits(Q, K, xp), xp)
+            return G, Q, K, P
+
+        return memoised(self.memo, g, "attention", compute)
+
     def _logits(self, Q, K, xp):
         S = self.beta * (Q @ _t(K, xp))  # (n, H, C=query, B=key)
         if not self.self_attention:
@@ -100,10 +127,25 @@ class AttentionEnergy(Synapse):
         return S
 
     def _softmax(self, S, xp):
-        m = xp.max(S, axis=-1, keepdims=True)
+        """Row softmax of the scores and its log normaliser (n, H, N).
+
+        The scores are shifted by their maximum over each head's whole
+        (N, N) block, a reduction over one contiguous axis, and the row sums
+        are a product with a ones vector: NumPy reduces short trailing axes
+        (N = 16) an order of magnitude slower. A row whose every score lies
+        far below that maximum (its sum underflows) falls back to its own
+        maximum, so the result is that of the row-wise shift.
+        """
+        n, heads, queries, keys = S.shape
+        flat = xp.reshape(S, (n, heads, queries * keys))
+        m = xp.reshape(xp.max(flat, axis=-1), (n, heads, 1, 1))
         e = xp.exp(S - m)
-        z = xp.sum(e, axis=-1, keepdims=True)
-        return e / z, m[..., 0] + xp.log(z[..., 0])
+        z = _row_sums(e, xp)
+        if not bool(xp.all(z > _TINY[e.dtype == xp.float32])):
+            m = xp.max(S, axis=-1, keepdims=True)
+            e = xp.exp(S - m)
+            z = _row_sums(e, xp)
+        return e / z, (m + xp.log(z))[..., 0]
 
     # -- the term interface ------------------------------------------------------
     def energy(self, g, xp):
@@ -120,8 +162,7 @@ class AttentionEnergy(Synapse):
         x = g[self.layer]
         if self._empty:
             return {self.layer: xp.zeros_like(x)}
-        _, Q, K = self._qk(x, xp)
-        P, _ = self._softmax(self._logits(Q, K, xp), xp)
+        _, Q, K, P = self._attend(x, xp)
         dQ = -(P @ K)
         dK = -(_t(P, xp) @ Q)
         return {self.layer: self._back_project(dQ, dK, x.shape, xp)}
@@ -153,13 +194,12 @@ class AttentionEnergy(Synapse):
             }
         heads, hdim, dim = Wq.shape
         n = x.shape[0]
-        G, Q, K = self._qk(x, xp)
-        P, _ = self._softmax(self._logits(Q, K, xp), xp)
+        G, Q, K, P = self._attend(x, xp)
         Uf = xp.reshape(U, (n * self.n_tokens, dim))
         Uq, Uk = self._heads(Uf, "Wq", xp), self._heads(Uf, "Wk", xp)
         Adot = Uq @ _t(K, xp) + Q @ _t(Uk, xp)
         PA = P * Adot
-        Gam = -self.beta * (PA - P * xp.sum(PA, axis=-1, keepdims=True))
+        Gam = -self.beta * (PA - P * _row_sums(PA, xp))
         PT = _t(P, xp)
         dQ = Gam @ K - P @ Uk
         dK = _t(Gam, xp) @ Q - PT @ Uq

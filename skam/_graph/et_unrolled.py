@@ -24,6 +24,7 @@ from skam._graph.backprop import backward as graph_backward
 from skam._graph.dynamics import descend_graph
 from skam._graph.graph import EnergyGraph
 from skam._graph.lagrangians import LayerNorm
+from skam._graph.token_cache import ForwardMemo
 from skam._graph.token_embedding import embed, embed_vjp
 from skam._graph.token_memory import TokenMemoryEnergy
 from skam._graph.tokenwise import TokenWise
@@ -53,12 +54,18 @@ class ETConfig:
     eps: float = 1e-5
 
 
-def build_graph(params, config):
-    """The token layer and the attention and memory synapses on ``params``."""
+def build_graph(params, config, *, memo=False):
+    """The token layer and the attention and memory synapses on ``params``.
+
+    ``memo=True`` gives the terms one :class:`~skam._graph.token_cache.ForwardMemo`:
+    the graph then keeps what its forward pass computed at every state for
+    the backward pass (use it for one training minibatch, then drop it).
+    """
     N, D = config.n_tokens, config.dim
+    memo = ForwardMemo() if memo else None
     norm = LayerNorm(gamma=params["gamma"], delta=params["delta"], eps=config.eps)
     return EnergyGraph(
-        {LAYER: TokenWise(norm, N, legendre=False)},
+        {LAYER: TokenWise(norm, N, legendre=False, memo=memo)},
         {
             ATTENTION: AttentionEnergy(
                 LAYER,
@@ -68,8 +75,9 @@ def build_graph(params, config):
                 params["Wk"],
                 beta=config.beta,
                 self_attention=config.self_attention,
+                memo=memo,
             ),
-            MEMORY: TokenMemoryEnergy(LAYER, N, D, params["Xi"]),
+            MEMORY: TokenMemoryEnergy(LAYER, N, D, params["Xi"], memo=memo),
         },
         sizes={LAYER: N * D},
     )
@@ -103,8 +111,12 @@ def forward(
     record=False,
     trace=False,
     chunk_size=None,
+    graph=None,
 ):
     """Embed the patches and descend ``n_steps`` steps.
+
+    ``graph`` is the graph of ``params`` (built here when None; a training
+    step passes the one it also gives :func:`backward`).
 
     Returns
     -------
@@ -113,7 +125,7 @@ def forward(
         ``trace``, ``tape`` when ``record``.
     """
     n_steps = config.n_steps if n_steps is None else n_steps
-    graph = build_graph(params, config)
+    graph = build_graph(params, config) if graph is None else graph
     n = patches.shape[0]
     x0 = xp.reshape(
         embed(params, patches, token_mask, xp), (n, config.n_tokens * config.dim)
@@ -134,21 +146,23 @@ def forward(
     )
 
 
-def normalised_tokens(params, config, x, xp):
+def normalised_tokens(params, config, x, xp, graph=None):
     """``g = LN(x)`` per token, shape (n, N, D)."""
-    layer = build_graph(params, config).layers[LAYER]
+    graph = build_graph(params, config) if graph is None else graph
+    layer = graph.layers[LAYER]
     return xp.reshape(
         layer.activation(x, xp), (x.shape[0], config.n_tokens, config.dim)
     )
 
 
-def decode(params, config, x, n_patches, xp):
+def decode(params, config, x, n_patches, xp, graph=None):
     """Patches decoded from the layer-normed patch tokens, (n, n_patches, Z)."""
-    g = normalised_tokens(params, config, x, xp)[:, config.n_tokens - n_patches :, :]
+    g = normalised_tokens(params, config, x, xp, graph)
+    g = g[:, config.n_tokens - n_patches :, :]
     return g @ params["W_dec"] + params["b_dec"]
 
 
-def backward(params, config, patches, token_mask, result, grad_patches, xp):
+def backward(params, config, patches, token_mask, result, grad_patches, xp, graph=None):
     """Gradients of a loss of the decoded last state, for every model array.
 
     Parameters
@@ -157,18 +171,20 @@ def backward(params, config, patches, token_mask, result, grad_patches, xp):
         From ``forward(..., record=True)``.
     grad_patches : array of shape (n, n_patches, Z)
         ``dLoss / d decoded patches``.
+    graph : EnergyGraph or None
+        The graph the forward pass ran (with its memo); None builds one.
 
     Returns
     -------
     grads : dict
         One array per key of ``params``.
     """
-    graph = build_graph(params, config)
+    graph = build_graph(params, config) if graph is None else graph
     layer = graph.layers[LAYER]
     n, n_patches, Z = grad_patches.shape
     N, D = config.n_tokens, config.dim
     x_T = result.states[LAYER]
-    g_T = normalised_tokens(params, config, x_T, xp)[:, N - n_patches :, :]
+    g_T = normalised_tokens(params, config, x_T, xp, graph)[:, N - n_patches :, :]
     grads = {
         "W_dec": xp.matrix_transpose(xp.reshape(g_T, (-1, D)))
         @ xp.reshape(grad_patches, (-1, Z)),

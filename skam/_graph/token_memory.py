@@ -14,6 +14,7 @@ the ReLU's mask::
 """
 
 from skam._graph.synapses import Synapse
+from skam._graph.token_cache import memoised
 
 
 class TokenMemoryEnergy(Synapse):
@@ -27,10 +28,14 @@ class TokenMemoryEnergy(Synapse):
         Tokens per sample and their width ``D``.
     Xi : array of shape (n_memories, dim)
         The memories (the trainable ``params``).
+    memo : ForwardMemo or None
+        Keeps the hidden units of every state for the backward pass of a
+        training step (:mod:`skam._graph.token_cache`).
     """
 
-    def __init__(self, layer, n_tokens, dim, Xi):
+    def __init__(self, layer, n_tokens, dim, Xi, *, memo=None):
         super().__init__((layer,), {"Xi": Xi})
+        self.memo = memo
         self.layer = layer
         self.n_tokens = int(n_tokens)
         self.dim = int(dim)
@@ -40,8 +45,11 @@ class TokenMemoryEnergy(Synapse):
         return int(2 * self.n_tokens * self.params["Xi"].shape[0] * itemsize)
 
     def _hidden(self, x, xp):
-        G = xp.reshape(x, (x.shape[0] * self.n_tokens, self.dim))
-        return G, G @ xp.matrix_transpose(self.params["Xi"])
+        def compute():
+            G = xp.reshape(x, (x.shape[0] * self.n_tokens, self.dim))
+            return G, G @ xp.matrix_transpose(self.params["Xi"])
+
+        return memoised(self.memo, x, "memory", compute)
 
     def energy(self, g, xp):
         """Memory energy per sample, shape (n,)."""

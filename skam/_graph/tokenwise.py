@@ -15,6 +15,7 @@ the flag). The energy still never increases in continuous time, since
 """
 
 from skam._graph.lagrangians import Lagrangian
+from skam._graph.token_cache import memoised
 
 
 class TokenWise(Lagrangian):
@@ -29,14 +30,18 @@ class TokenWise(Lagrangian):
     legendre : bool, default=True
         Count the layer's Legendre energy and leak; False for the Energy
         Transformer.
+    memo : ForwardMemo or None
+        Keeps the activation of every state for the backward pass of a
+        training step (:mod:`skam._graph.token_cache`).
     """
 
     _param_names = ("inner", "n_tokens", "legendre")
 
-    def __init__(self, inner, n_tokens, legendre=True):
+    def __init__(self, inner, n_tokens, legendre=True, memo=None):
         self.inner = inner
         self.n_tokens = int(n_tokens)
         self.legendre = bool(legendre)
+        self.memo = memo
 
     def _tokens(self, x, xp):
         return xp.reshape(x, (x.shape[0] * self.n_tokens, x.shape[1] // self.n_tokens))
@@ -55,8 +60,13 @@ class TokenWise(Lagrangian):
 
     def activation(self, x, xp):
         """The inner activation of every token, shape (n, n_tokens * D)."""
-        return self._rows(
-            self.inner.activation(self._tokens(x, xp), xp), x.shape[0], xp
+        return memoised(
+            self.memo,
+            x,
+            "activation",
+            lambda: self._rows(
+                self.inner.activation(self._tokens(x, xp), xp), x.shape[0], xp
+            ),
         )
 
     def hvp(self, x, v, xp):

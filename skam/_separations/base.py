@@ -78,32 +78,3 @@ class Separation:
 
     def __repr__(self):
         return f"{type(self).__name__}()"
-
-
-def log_power_of_base(base, power, coefficient, xp, *, rectified, log_base=None):
-    """``log|c * base^power|`` and its sign, ``-inf`` where it vanishes.
-
-    ``rectified`` uses ``max(base, 0)``; otherwise odd powers of negative
-    bases are negative. ``log_base`` (``log|base|`` where it is nonzero,
-    resp. positive, and 0 elsewhere) may be passed to share it between orders.
-    """
-    if coefficient == 0:
-        return xp.full_like(base, -math.inf), None
-    log_c = math.log(coefficient)
-    if rectified:
-        inside = base > 0
-        if power == 0:
-            return xp.where(inside, xp.zeros_like(base) + log_c, -math.inf), None
-        if log_base is None:
-            log_base = xp.log(xp.where(inside, base, xp.ones_like(base)))
-        return xp.where(inside, log_c + power * log_base, -math.inf), None
-    if power == 0:
-        return xp.zeros_like(base) + log_c, None
-    nonzero = base != 0
-    if log_base is None:
-        log_base = xp.log(xp.where(nonzero, xp.abs(base), xp.ones_like(base)))
-    value = xp.where(nonzero, log_c + power * log_base, -math.inf)
-    sign = None
-    if power % 2:
-        sign = 1.0 - 2.0 * xp.astype(base < 0, base.dtype)
-    return value, sign
