@@ -23,12 +23,23 @@ import sys
 import warnings
 
 import sklearn
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, is_numpy_namespace
 from array_api_compat import device as array_device
 from sklearn import get_config
-from sklearn.utils import gen_batches
 
 __all__ = ["chunk_slices", "concat", "itemsize", "map_chunks", "rows_per_chunk"]
+
+# On CPUs (NumPy), the element-wise passes over a chunk's (rows, K)
+# temporaries (bias, row max, exp, sums) are memory-bound: they run several
+# times faster when those temporaries stay in the cache, so a chunk aims at
+# about this many bytes of them (working_memory still caps it). Measured for
+# one LSE step, n = K = 10 000 (d = 64) and 5 000 (d = 784): 16-64 MiB are
+# 1.3-2.5x faster than one 1 GiB chunk, and at d = 784 64 MiB beats 16 MiB.
+CPU_CHUNK_BYTES = 64 * 2**20
+# ... but a chunk keeps at least this many rows: each chunk's GEMM reads all
+# K memories once, and with too few rows (20 at K = 50 000 with a fixed
+# element cap) it is bound by that read instead of by arithmetic.
+GEMM_MIN_ROWS = 256
 
 # Frames in these packages are skipped when a warning names the user's line.
 _LIBRARY_DIRS = tuple(
@@ -50,8 +61,11 @@ def itemsize(array):
     nbytes : int
         Size of one element in bytes (4 for float32, 8 for float64 or int64).
     """
-    xp = array_namespace(array)
     dtype = array.dtype
+    size = getattr(dtype, "itemsize", None)  # NumPy and CuPy dtypes: no lookup
+    if isinstance(size, int):
+        return size
+    xp = array_namespace(array)
     if xp.isdtype(dtype, "bool"):
         return 1
     if xp.isdtype(dtype, "integral"):
@@ -69,6 +83,7 @@ def rows_per_chunk(
     max_rows=None,
     min_rows=None,
     reserved_bytes=0,
+    xp=None,
 ):
     """Number of rows per chunk so that a chunk fits ``working_memory``.
 
@@ -90,6 +105,11 @@ def rows_per_chunk(
         Bytes the caller holds for the whole call besides the chunks (e.g. a
         derived copy of the memories); the chunks get what is left of
         ``working_memory`` (at least one row).
+    xp : namespace or None, default=None
+        Namespace of the computation. NumPy chunks are also kept near
+        ``CPU_CHUNK_BYTES`` of temporaries (in cache), with at least
+        ``GEMM_MIN_ROWS`` rows; other namespaces (GPUs) get the largest
+        chunks ``working_memory`` allows.
 
     Returns
     -------
@@ -121,6 +141,8 @@ def rows_per_chunk(
             stacklevel=_caller_stacklevel(),
         )
         rows = 1
+    if xp is not None and is_numpy_namespace(xp):
+        rows = min(rows, max(GEMM_MIN_ROWS, CPU_CHUNK_BYTES // bytes_per_row))
     if max_rows is not None:
         rows = min(rows, max(1, int(max_rows)))
     return max(1, min(rows, n_rows))
@@ -134,6 +156,7 @@ def chunk_slices(
     max_rows=None,
     min_rows=None,
     reserved_bytes=0,
+    xp=None,
 ):
     """Slices covering ``range(n_rows)``, each chunk sized by :func:`rows_per_chunk`.
 
@@ -151,6 +174,8 @@ def chunk_slices(
         Lower bound on the rows per chunk (see :func:`rows_per_chunk`).
     reserved_bytes : int, default=0
         Bytes held besides the chunks (see :func:`rows_per_chunk`).
+    xp : namespace or None, default=None
+        Namespace of the computation (see :func:`rows_per_chunk`).
 
     Returns
     -------
@@ -164,8 +189,12 @@ def chunk_slices(
         max_rows=max_rows,
         min_rows=min_rows,
         reserved_bytes=reserved_bytes,
+        xp=xp,
     )
-    return gen_batches(int(n_rows), rows)
+    n_rows = int(n_rows)
+    # plain slices (sklearn's gen_batches validates its arguments on every
+    # call, a noticeable share of a one-row prediction)
+    return (slice(start, min(start + rows, n_rows)) for start in range(0, n_rows, rows))
 
 
 def map_chunks(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from skam._chunking import chunk_slices, concat, itemsize
 from skam._energy import (
+    descent_direction,
     energy_from_log_z,
     half_sq_distances,
     kernel_sum_temporaries,
@@ -80,6 +81,10 @@ class KernelSumOracle:
             V, self.memories, self.spec, self.xp, need_weights=False
         )
         return energy_from_log_z(log_z, self.spec)
+
+    def direction(self, V):
+        """The descent direction alone (optional member of an oracle)."""
+        return descent_direction(V, self.memories, self.spec, self.xp)
 
     def support_sums(self, V):
         return support_sums(V, self.memories, self.spec, self.xp)
@@ -198,11 +203,16 @@ def descend(
     per_row = temporaries * oracle.n_columns * itemsize(V0)
     free = free_mask(clamp_mask, xp)
     parts = []
-    chunk = _descend_chunk_monotone if monotone else _descend_chunk
+    if monotone:
+        chunk = _descend_chunk_monotone
+    elif max_iter == 1 and not return_trace:
+        chunk = _one_step_chunk  # the default of most estimators
+    else:
+        chunk = _descend_chunk
     # the kernel-sum oracle splits its memories into blocks instead of
     # shrinking a chunk below MIN_QUERY_ROWS queries (huge K)
     min_rows = MIN_QUERY_ROWS if getattr(oracle, "splits_memories", False) else None
-    for sl in chunk_slices(n, per_row, chunk_size=chunk_size, min_rows=min_rows):
+    for sl in chunk_slices(n, per_row, chunk_size=chunk_size, min_rows=min_rows, xp=xp):
         parts.append(
             chunk(
                 V0[sl, :],
@@ -363,6 +373,49 @@ def _finish(
         converged=xp.logical_not(active),
         energy=energy if wanted else None,
         energy_trace=trace if return_trace else None,
+    )
+
+
+def _one_step_chunk(
+    V,
+    oracle,
+    xp,
+    *,
+    free,
+    step_size,
+    max_iter,
+    tol,
+    box,
+    lsr_fixed_point,
+    return_trace,
+    compute_energy,
+):
+    """:func:`_descend_chunk` for ``max_iter == 1`` without a trace.
+
+    The same step and the same results, without the bookkeeping of queries
+    that stop early (a dozen small array calls, which weigh on one-row
+    calls).
+    """
+    if hasattr(oracle, "direction"):  # no energy asked: skip log_z
+        direction = oracle.direction(V)
+    else:
+        _, direction = oracle.energy_and_direction(V)
+    step = step_size * direction
+    if free is not None:
+        step = xp.where(free, step, xp.zeros_like(step))
+    V_new = V - step
+    if box is not None:
+        V_new = _project(V_new, box, free, xp)
+        step = V - V_new
+    moved_sq = xp.sum(step * step, axis=1)
+    spec = getattr(oracle, "spec", None)
+    if lsr_fixed_point and spec is not None and spec.function.constant_slope:
+        V_new = lsr_fixed_point_iteration(V_new, oracle, xp, free=free)
+    return DescentResult(
+        states=V_new,
+        n_iter=xp.ones((V.shape[0],), dtype=xp.int64, device=_device(V)),
+        converged=xp.logical_not(moved_sq > tol * tol),
+        energy=oracle.energy(V_new) if compute_energy else None,
     )
 
 

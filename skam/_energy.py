@@ -220,6 +220,18 @@ def log_z_and_direction(V, memories, spec, xp, *, pull_from=0):
     return finish(state, V, memories, spec, xp, pull_from=pull_from)
 
 
+def descent_direction(V, memories, spec, xp, *, pull_from=0):
+    """The direction of :func:`log_z_and_direction` alone, without ``log_z``.
+
+    What a descent step needs when the energy is not asked for (LSE then
+    skips the finishing of ``log_z``).
+    """
+    from skam._partial import finish_direction, reduce_blocks
+
+    state = reduce_blocks(V, memories, spec, xp, pull_from=pull_from)
+    return finish_direction(state, V, memories, spec, xp, pull_from=pull_from)
+
+
 def log_kernel_sum(V, memories, spec, xp, *, need_weights=True):
     """Core of the engine, on one chunk of queries.
 

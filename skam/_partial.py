@@ -493,11 +493,20 @@ def finish(state, V, memories, spec, xp, *, pull_from=0):
     weights only (any block of the memory will do).
     """
     log_z = finish_log_z(state, V, memories, spec, xp)
+    return log_z, finish_direction(
+        state, V, memories, spec, xp, pull_from=pull_from, log_z=log_z
+    )
+
+
+def finish_direction(state, V, memories, spec, xp, *, pull_from=0, log_z=None):
+    """The descent direction of :func:`finish` alone (LSE needs no ``log_z``)."""
     Vp = V[:, pull_from:] if pull_from else V
     cw = memories.coord_weights
     if isinstance(state, LSEState):
         grad = Vp - state.mean if spec.similarity == "sqeuclidean" else -state.mean
     else:
+        if log_z is None:
+            log_z = finish_log_z(state, V, memories, spec, xp)
         keep = xp.logical_and(state.value_sum > 0, xp.isfinite(log_z))
         factor = xp.where(
             keep, _rescale(state.slope_shift, log_z, xp), xp.zeros_like(log_z)
@@ -512,7 +521,7 @@ def finish(state, V, memories, spec, xp, *, pull_from=0):
         grad = grad / xp.where(positive, total, xp.ones_like(total))[:, None]
     if cw is not None:
         grad = grad * (cw[pull_from:] if pull_from else cw)
-    return log_z, grad
+    return grad
 
 
 # ------------------------------------------------------ blocks of memories

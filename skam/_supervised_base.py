@@ -21,12 +21,14 @@ from skam._beta import resolve_beta
 from skam._chunking import itemsize, rows_per_chunk
 from skam._descent import TEMPORARIES_PER_COLUMN, descend
 from skam._energy import (
+    descent_direction,
     energy_from_log_z,
     log_kernel_sum,
     log_z_and_direction,
     prepare_memories,
 )
 from skam._partial import MIN_QUERY_ROWS
+from skam._prepared import PreparedCacheMixin, cached
 from skam._separations import get_separation
 from skam._validation import (
     BACKEND_CONSTRAINT,
@@ -35,14 +37,6 @@ from skam._validation import (
     POSITIVE,
     make_spec,
 )
-
-# At most this many elements per (queries x memories) temporary of a chunk
-# (8 MiB in float64): on CPUs, blocks of this size are reused by the allocator
-# and mostly stay in cache; predicting MNIST (5000 x 5000) this way was about
-# 1.5x faster than in one 200 MB block. The working_memory budget still applies.
-# NumPy only (a GPU wants large blocks), and not an engine default: for
-# DenseAM's one-step retrieval at d = 784 such small chunks are slower.
-MAX_CHUNK_ELEMENTS = 2**20
 
 SUPERVISED_CONSTRAINTS = {
     **ENERGY_CONSTRAINTS,
@@ -240,8 +234,14 @@ class LabelNeuronOracle:
         )
         return energy_from_log_z(log_z, self.spec)
 
+    def direction(self, V):
+        xp, d = self.xp, self.n_features
+        direction = descent_direction(V, self.memories, self.spec, xp, pull_from=d)
+        frozen = xp.zeros((V.shape[0], d), dtype=V.dtype, device=array_device(V))
+        return xp.concat([frozen, direction], axis=1)
 
-class LabelNeuronAM(BaseEstimator):
+
+class LabelNeuronAM(PreparedCacheMixin, BaseEstimator):
     """Prediction machinery shared by the supervised estimators.
 
     Subclasses name their :class:`LabelCode` kind (``_label_kind``) and the
@@ -285,6 +285,29 @@ class LabelNeuronAM(BaseEstimator):
         """The :class:`LabelCode` of this estimator for ``n_labels`` neurons."""
         return LabelCode(self._label_kind, int(n_labels), float(self.label_scale))
 
+    def _prepared(self, backend, dtype):
+        """:class:`PreparedLabelMemories` for this namespace and dtype, cached.
+
+        Built at ``fit`` and ``partial_fit`` (:mod:`skam._prepared`), keyed
+        on the namespace, device, dtype, ``lam`` (the coordinate weights),
+        ``label_scale`` and the energy, and on the identity of ``memories_``
+        and ``memory_weights_``.
+        """
+        key = (
+            id(backend.xp),
+            backend.device,
+            dtype,
+            float(self.lam),
+            float(self.label_scale),
+            make_spec(self, self.beta_),
+        )
+        return cached(
+            self,
+            key,
+            (self.memories_, self.memory_weights_),
+            lambda: PreparedLabelMemories.build(self, backend, dtype),
+        )
+
     def _label_neurons(self, backend, X):
         """Descend on the label neurons from their start; returns ``v / s``.
 
@@ -293,38 +316,67 @@ class LabelNeuronAM(BaseEstimator):
         """
         xp = backend.xp
         Xc = backend.to_compute(X)
-        dtype, dev = Xc.dtype, array_device(Xc)
-        patterns = backend.to_compute(self.memories_, dtype)
-        weights = backend.to_compute(self.memory_weights_, dtype)
-        d = self.n_features_in_
-        n_labels = patterns.shape[1] - d
-        cw = coordinate_weights(d, n_labels, self.lam, xp, dtype, dev)
-        memories = prepare_memories(patterns, xp, weights=weights, coord_weights=cw)
-        spec = make_spec(self, self.beta_)
-        code = self._label_code(n_labels)
-        V0 = code.start_states(Xc, xp)
-        box = None
-        if self.similarity == "dot":
-            box = xp.min(patterns, axis=0), xp.max(patterns, axis=0)
-        K = patterns.shape[0]
-        # a CPU cache/allocator effect caps the blocks; GPUs want big blocks
+        prep = self._prepared(backend, Xc.dtype)
+        V0 = prep.code.start_states(Xc, xp)
+        # the engine's chunks: in cache on CPUs, large enough for the GEMM
         rows = rows_per_chunk(
             Xc.shape[0],
-            TEMPORARIES_PER_COLUMN * K * itemsize(Xc),
-            max_rows=MAX_CHUNK_ELEMENTS // K if backend.is_numpy else None,
+            TEMPORARIES_PER_COLUMN * prep.memories.n_memories * itemsize(Xc),
             min_rows=MIN_QUERY_ROWS,  # huge K: the memories are split instead
+            xp=xp,
         )
         result = descend(
             V0,
-            LabelNeuronOracle(memories, spec, xp, d),
-            spec,
+            prep.oracle,
+            prep.spec,
             xp,
-            clamp_mask=xp.logical_not(label_update_mask(d, n_labels, xp, dev)),
+            clamp_mask=prep.clamp_mask,
             step_size=self.step_size_,
             max_iter=self.max_iter,
             tol=self.tol,
-            box=box,
+            box=prep.box,
             compute_energy=False,
             chunk_size=rows,
         )
-        return code.readout(result.states)
+        return prep.code.readout(result.states)
+
+
+@dataclass(frozen=True)
+class PreparedLabelMemories:
+    """What every prediction of a fitted supervised model reuses.
+
+    The memories in the compute namespace and dtype with their norms and log
+    weights (:func:`skam._energy.prepare_memories`), the energy, the label
+    code, the clamping mask of the features, the projection box of the
+    ``"dot"`` similarity and the energy oracle.
+    """
+
+    memories: object
+    spec: object
+    code: LabelCode
+    clamp_mask: object
+    box: object
+    oracle: object
+
+    @classmethod
+    def build(cls, estimator, backend, dtype):
+        xp = backend.xp
+        patterns = backend.to_compute(estimator.memories_, dtype)
+        weights = backend.to_compute(estimator.memory_weights_, dtype)
+        dev = array_device(patterns)
+        d = estimator.n_features_in_
+        n_labels = patterns.shape[1] - d
+        cw = coordinate_weights(d, n_labels, estimator.lam, xp, dtype, dev)
+        memories = prepare_memories(patterns, xp, weights=weights, coord_weights=cw)
+        spec = make_spec(estimator, estimator.beta_)
+        box = None  # the free coordinates stay in the memories' box
+        if estimator.similarity == "dot":
+            box = xp.min(patterns, axis=0), xp.max(patterns, axis=0)
+        return cls(
+            memories=memories,
+            spec=spec,
+            code=estimator._label_code(n_labels),
+            clamp_mask=xp.logical_not(label_update_mask(d, n_labels, xp, dev)),
+            box=box,
+            oracle=LabelNeuronOracle(memories, spec, xp, d),
+        )

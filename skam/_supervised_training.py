@@ -132,6 +132,7 @@ class LabelNeuronModel:
             update_mask=self.update_mask,
             coord_weights=self.coord_weights,
             spec=self.spec,
+            pull_from=self.n_features,  # features are clamped
         )
 
     def readout(self, tape):

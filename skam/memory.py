@@ -38,6 +38,7 @@ from skam._energy import (
     prepare_memories,
 )
 from skam._partial import MIN_QUERY_ROWS
+from skam._prepared import PreparedCacheMixin, cached
 from skam._sampling import sample_stored as _sample_stored
 from skam._separations import get_separation
 from skam._validation import (
@@ -63,7 +64,9 @@ __all__ = ["DenseAM", "DiscreteDenseAM", "HopfieldNetwork"]
 
 @dask_dispatch(sharded_fit="dense_am")
 @fill_doc
-class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class DenseAM(
+    PreparedCacheMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator
+):
     """Dense Associative Memory: store patterns, retrieve them by energy descent.
 
     ``fit`` stores the training samples as memories ``xi_mu``. ``transform``
@@ -300,14 +303,24 @@ class DenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         rows = _distinct_rows(self.memories_, self.memory_weights_)
         xp_in = array_namespace(self.memories_)
         self._distinct_rows = xp_in.asarray(rows, device=_dev(self.memories_))
+        backend = backend_for(self, self.memories_)
+        self._memories(backend, backend.to_compute(self.memories_).dtype)
 
     # ------------------------------------------------------------------ engine
     def _memories(self, backend, dtype):
-        """Memories in the compute namespace and dtype (no caching)."""
-        xp = backend.xp
-        patterns = backend.to_compute(self.memories_, dtype)
-        weights = backend.to_compute(self.memory_weights_, dtype)
-        return prepare_memories(patterns, xp, weights=weights)
+        """Memories in the compute namespace and dtype, prepared once.
+
+        Built at ``fit`` and ``partial_fit`` and cached (:mod:`skam._prepared`)
+        for the namespace, device and dtype of the last call.
+        """
+
+        def build():
+            patterns = backend.to_compute(self.memories_, dtype)
+            weights = backend.to_compute(self.memory_weights_, dtype)
+            return prepare_memories(patterns, backend.xp, weights=weights)
+
+        key = (id(backend.xp), backend.device, dtype)
+        return cached(self, key, (self.memories_, self.memory_weights_), build)
 
     def _spec(self):
         return replace(make_spec(self, self.beta_), similarity=self.similarity_)

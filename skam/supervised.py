@@ -114,6 +114,7 @@ class _SupervisedAM(LabelNeuronAM):
             self.memories_ = backend.to_output(memories)
             self.memory_weights_ = sw
             self.n_iter_ = 1
+            self._prepared(backend, dtype)  # predictions reuse it
             return
         self._check_parametric()
         rng = check_random_state(self.random_state)
@@ -180,6 +181,7 @@ class _SupervisedAM(LabelNeuronAM):
         self.n_iter_ = result.n_epochs
         self.loss_curve_ = result.loss_curve
         self.validation_loss_curve_ = result.validation_loss_curve
+        self._prepared(backend, dtype)  # predictions reuse it
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
