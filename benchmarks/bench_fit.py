@@ -69,11 +69,15 @@ def main():
 
     old, _ = import_baseline(args.baseline)
     X, what = data()
+    load_start = os.getloadavg()[0]
+    cpu_seconds = {"before": 0.0, "after": 0.0}
     rows = {"before": [], "after": []}
     models = {}
     for _ in range(args.repeats):
         for label, module in (("before", old), ("after", skam)):
+            cpu = time.process_time()
             seconds, models[label] = timed(lambda m=module: m.DenseAM().fit(X))
+            cpu_seconds[label] += time.process_time() - cpu
             rows[label].append(seconds)
     med = {k: float(np.median(v)) for k, v in rows.items()}
     lines = [
@@ -82,7 +86,9 @@ def main():
         f"Data: {what}, float64. `before`: {Path(old.__file__).parent}; `after`: "
         f"{Path(skam.__file__).parent}. {args.repeats} interleaved repeats "
         f"(before, after, before, after, ...), load average "
-        f"{os.getloadavg()[0]:.2f} at the end, {os.cpu_count()} cores.",
+        f"{load_start:.2f} at the start and {os.getloadavg()[0]:.2f} at the end, "
+        f"{os.cpu_count()} cores, one BLAS thread. Process CPU seconds over all "
+        f"repeats: before {cpu_seconds['before']:.1f}, after {cpu_seconds['after']:.1f}.",
         "",
         "| version | fit times (s) | median (s) | beta_ |",
         "|---|---|---:|---:|",

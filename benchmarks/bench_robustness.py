@@ -56,12 +56,20 @@ def run(label, seconds):
         rows.append(
             {"group": group, "case": case, "category": category, "detail": detail}
         )
+    seconds = round(time.perf_counter() - start, 1)
+    memory = {}
+    if label == "after":  # the before checkout has no memory cases
+        memory = {
+            case: round(catalog.peak_ratio(est, method, Q), 2)
+            for case, est, method, Q in catalog.memory_cases()
+        }
     record = {
         "label": label,
         "skam": str(Path(skam.__file__).resolve().parent),
-        "seconds": round(time.perf_counter() - start, 1),
+        "seconds": seconds,
         "load_average": os.getloadavg()[0],
         "cases": rows,
+        "memory": memory,
     }
     (RESULTS / f"robustness_{label}.json").write_text(json.dumps(record, indent=1))
     return record
@@ -133,7 +141,37 @@ def write_report():
         for c in bad:
             detail = c["detail"].replace("|", "\\|").replace("\n", " ")
             lines.append(f"- {c['category']}: `{c['case']}` -- {detail}")
+    lines += _memory_report(runs)
     (RESULTS / "robustness.md").write_text("\n".join(lines) + "\n")
+
+
+def _memory_report(runs):
+    """Peak traced memory / working_memory of every chunked method."""
+    after = next((r["memory"] for r in runs if r.get("memory")), None)
+    if not after:
+        return []
+    path = RESULTS / "robustness_memory_before.json"
+    before = json.loads(path.read_text()) if path.exists() else {"ratios": {}}
+    lines = [
+        "",
+        "## Peak memory of every chunked method",
+        "",
+        "Peak traced memory (tracemalloc) of one call beyond its output, divided",
+        "by `working_memory` (1 MiB; queries x memories about 11 MB, so only",
+        "chunked code can pass), from `tests/test_fuzz.py::memory_cases`; the",
+        "test asserts <= 1.25 for every row. *before*: " + before.get("note", "-"),
+        "",
+        "| method | before | after |",
+        "|---|---:|---:|",
+    ]
+    for case, ratio in after.items():
+        old = before["ratios"].get(case)
+        lines.append(
+            f"| `{case}` | {'-' if old is None else f'{old:.2f}'} | {ratio:.2f} |"
+        )
+    lines.append("")
+    lines.append(f"Largest after: {max(after.values()):.2f}.")
+    return lines
 
 
 def main():

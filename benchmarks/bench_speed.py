@@ -20,6 +20,9 @@ load average is printed at the start and at the end. Workloads:
   generated 50 000 x 784 set, ``--epochs`` epochs (default 1; the issue's
   reference is 10): wall and process CPU seconds, s/epoch, and test accuracy.
   No baseline: the target is absolute (60 s).
+* ``clustering``: ``AMClustering.fit`` against ``KMeans(n_init=10)`` on blobs,
+  n = 10^3 to 10^5, d = 2 and 64, k = 10 and 100, and the growth in n (the
+  rows of ``bench_clustering_speed.py``, wall and process CPU seconds).
 * ``growth``: log-log slopes of fit and predict time in the number of
   training points K (queries fixed) and in the number of queries n (K fixed).
 
@@ -386,6 +389,27 @@ def workload_growth(args):
             by_n[-1],
             note=f"log-log slope {slope(ns, by_n):.2f}",
         ),
+    ]
+    for row in rows:
+        print_row(row)
+    return rows
+
+
+@workload("clustering")
+def workload_clustering(args):
+    """AMClustering.fit against KMeans(n_init=10): bench_clustering_speed.py's rows."""
+    from bench_clustering_speed import fit_rows
+
+    rows = [
+        Row(
+            r["workload"],
+            r["skam_cpu_s"],
+            r["baseline"],
+            r["baseline_cpu_s"],
+            r["note"],
+            wall_ratio=r["skam_s"] / r["baseline_s"],
+        )
+        for r in fit_rows(quick=args.quick, rounds=args.rounds)
     ]
     for row in rows:
         print_row(row)

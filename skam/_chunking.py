@@ -76,7 +76,14 @@ def itemsize(array):
 
 
 def rows_per_chunk(
-    n_rows, bytes_per_row, *, chunk_size=None, max_rows=None, min_rows=None, xp=None
+    n_rows,
+    bytes_per_row,
+    *,
+    chunk_size=None,
+    max_rows=None,
+    min_rows=None,
+    reserved_bytes=0,
+    xp=None,
 ):
     """Number of rows per chunk so that a chunk fits ``working_memory``.
 
@@ -94,6 +101,10 @@ def rows_per_chunk(
         Lower bound on the rows per chunk, for callers that split the other
         axis instead when rows alone do not fit (the engine's memory blocks,
         :mod:`skam._partial`); no warning then.
+    reserved_bytes : int, default=0
+        Bytes the caller holds for the whole call besides the chunks (e.g. a
+        derived copy of the memories); the chunks get what is left of
+        ``working_memory`` (at least one row).
     xp : namespace or None, default=None
         Namespace of the computation. NumPy chunks are also kept near
         ``CPU_CHUNK_BYTES`` of temporaries (in cache), with at least
@@ -117,6 +128,9 @@ def rows_per_chunk(
     budget_mib = get_config()["working_memory"]
     bytes_per_row = max(1, int(bytes_per_row))
     rows = int(budget_mib * 2**20 // bytes_per_row)
+    if reserved_bytes and rows >= 1:
+        left = budget_mib * 2**20 - int(reserved_bytes)
+        rows = max(1, int(left // bytes_per_row))
     if min_rows is not None:
         rows = max(rows, int(min_rows))
     if rows < 1:
@@ -135,7 +149,14 @@ def rows_per_chunk(
 
 
 def chunk_slices(
-    n_rows, bytes_per_row, *, chunk_size=None, max_rows=None, min_rows=None, xp=None
+    n_rows,
+    bytes_per_row,
+    *,
+    chunk_size=None,
+    max_rows=None,
+    min_rows=None,
+    reserved_bytes=0,
+    xp=None,
 ):
     """Slices covering ``range(n_rows)``, each chunk sized by :func:`rows_per_chunk`.
 
@@ -151,6 +172,8 @@ def chunk_slices(
         Upper bound on the rows per chunk.
     min_rows : int or None, default=None
         Lower bound on the rows per chunk (see :func:`rows_per_chunk`).
+    reserved_bytes : int, default=0
+        Bytes held besides the chunks (see :func:`rows_per_chunk`).
     xp : namespace or None, default=None
         Namespace of the computation (see :func:`rows_per_chunk`).
 
@@ -165,6 +188,7 @@ def chunk_slices(
         chunk_size=chunk_size,
         max_rows=max_rows,
         min_rows=min_rows,
+        reserved_bytes=reserved_bytes,
         xp=xp,
     )
     n_rows = int(n_rows)
@@ -183,6 +207,7 @@ def map_chunks(
     chunk_size=None,
     max_rows=None,
     min_rows=None,
+    reserved_bytes=0,
 ):
     """``fn(slice)`` for each chunk of rows, the results concatenated.
 
@@ -204,42 +229,49 @@ def map_chunks(
         Upper bound on the rows per chunk.
     min_rows : int or None, default=None
         Lower bound on the rows per chunk (see :func:`rows_per_chunk`).
+    reserved_bytes : int, default=0
+        Bytes held besides the chunks (see :func:`rows_per_chunk`).
 
     Returns
     -------
     result : array
         The chunk results concatenated along ``axis``.
     """
-    slices = list(
-        chunk_slices(
-            n_rows,
-            bytes_per_row,
-            chunk_size=chunk_size,
-            max_rows=max_rows,
-            min_rows=min_rows,
-        )
+    rows = rows_per_chunk(
+        n_rows,
+        bytes_per_row,
+        chunk_size=chunk_size,
+        max_rows=max_rows,
+        min_rows=min_rows,
+        reserved_bytes=reserved_bytes,
     )
-    first = fn(slices[0])
-    if len(slices) == 1:
+    n_rows = int(n_rows)
+    # slices made one at a time: a list of them costs O(n_rows / rows) memory
+    slices = (
+        slice(start, min(start + rows, n_rows)) for start in range(0, n_rows, rows)
+    )
+    first_slice = next(slices)
+    first = fn(first_slice)
+    if rows >= n_rows:
         return first
     if axis == 0:
         # fill one preallocated result: the chunks and their concatenation
         # would hold the whole output twice
         try:
             out = xp.empty(
-                (int(n_rows), *first.shape[1:]),
+                (n_rows, *first.shape[1:]),
                 dtype=first.dtype,
                 device=array_device(first),
             )
-            out[slices[0], ...] = first
+            out[first_slice, ...] = first
         except (TypeError, NotImplementedError, ValueError):
             pass  # a namespace without item assignment (Dask, JAX): concatenate
         else:
             del first
-            for sl in slices[1:]:
+            for sl in slices:
                 out[sl, ...] = fn(sl)
             return out
-    return concat([first] + [fn(sl) for sl in slices[1:]], xp, axis=axis)
+    return concat([first] + [fn(sl) for sl in slices], xp, axis=axis)
 
 
 def concat(parts, xp, axis=0):

@@ -36,7 +36,7 @@ from skam._energy import (
     log_z_and_direction,
     lsr_support_radius_sq,
 )
-from skam._partial import MIN_QUERY_ROWS
+from skam._partial import MIN_QUERY_ROWS, memory_block_rows
 
 # How many (n_chunk, oracle.n_columns) temporaries a descent step holds at
 # once, for oracles that do not say (``oracle.temporaries``): the
@@ -488,11 +488,23 @@ def support_sums(V, memories, spec, xp):
     Returns ``(total, summed)`` of shapes (n, 1) and (n, D): a plain sum over
     memories, so blocks (or shards) of memories merge by addition.
     """
-    sq = 2.0 * half_sq_distances(V, memories, xp)
-    weights = xp.astype(sq < lsr_support_radius_sq(spec), V.dtype)
-    if memories.log_weights is not None:
-        weights = weights * xp.exp(memories.log_weights)[None, :]
-    return xp.sum(weights, axis=1, keepdims=True), weights @ memories.patterns
+    K = memories.n_memories
+    rows = memory_block_rows(V.shape[0], K, itemsize(V))
+    total, summed = None, None
+    for start in range(0, K, rows):  # blocks of memories within working_memory
+        block = memories if rows >= K else memories.block(slice(start, start + rows))
+        inside = half_sq_distances(V, block, xp) < 0.5 * lsr_support_radius_sq(spec)
+        weights = xp.astype(inside, V.dtype)
+        del inside
+        if block.log_weights is not None:
+            weights *= xp.exp(block.log_weights)[None, :]
+        part = xp.sum(weights, axis=1, keepdims=True), weights @ block.patterns
+        del weights
+        if total is None:
+            total, summed = part
+        else:
+            total, summed = total + part[0], summed + part[1]
+    return total, summed
 
 
 def lsr_fixed_point_iteration(V, oracle, xp, *, free=None, max_rounds=50):

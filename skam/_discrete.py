@@ -43,13 +43,23 @@ import numpy as np
 from array_api_compat import device as array_device
 from array_api_compat import is_numpy_namespace
 
-from skam._chunking import chunk_slices, concat, itemsize
+from skam._chunking import chunk_slices, concat, itemsize, map_chunks
 
 DISCRETE_SEPARATIONS = ("quadratic", "poly", "rectified_poly", "exp")
 
 # (n_chunk, K) temporaries alive at once in a sweep: overlaps, A, B and the
 # shifted separations they come from.
 _TEMPORARIES = 5
+# (n_chunk, D) arrays alive at once in a sweep (measured peak about 9 with
+# tracemalloc): the prepared chunk and its working copy, the new states and
+# the mask of moved rows, the fields (two (n, 2D) products and the signed
+# fields of the overlap form), the rows set aside and their reassembly.
+_STATE_TEMPORARIES = 10
+
+
+def bytes_per_row(field, n_features, nbytes):
+    """Bytes of temporaries one query needs in a sweep of ``field``."""
+    return (_TEMPORARIES * field.n_columns + _STATE_TEMPORARIES * n_features) * nbytes
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,7 @@ class CouplingField:
         self.coupling = coupling
         self.n_columns = coupling.shape[0]
         self.margin = _round_off(xp.sum(xp.abs(coupling), axis=0), coupling.dtype, xp)
+        self.nbytes = 0  # the couplings are the model's own
 
     def start(self, S):
         return None
@@ -119,12 +130,17 @@ class OverlapField:
     """
 
     def __init__(self, patterns, weights, spec, xp):
-        D = patterns.shape[1]
-        self.patterns_t = xp.asarray(patterns.T, copy=True)
-        upper = xp.astype(patterns > 0, patterns.dtype)
-        # [U | L], (K, 2D), and per neuron its two columns, (D, K, 2)
-        self.split = xp.concat([upper, 1.0 - upper], axis=1)
-        self.columns = xp.stack([self.split[:, :D].T, self.split[:, D:].T], axis=2)
+        K, D = patterns.shape
+        self.patterns_t = patterns.T  # a view: the overlaps are S @ Xi^T
+        self.n_features = D
+        # [U | L], (K, 2D): the one copy of the memories the field needs
+        if is_numpy_namespace(xp):
+            self.split = np.empty((K, 2 * D), dtype=patterns.dtype)
+            np.greater(patterns, 0, out=self.split[:, :D])
+            np.less_equal(patterns, 0, out=self.split[:, D:])
+        else:
+            upper = xp.astype(patterns > 0, patterns.dtype)
+            self.split = xp.concat([upper, 1.0 - upper], axis=1)
         self.weights = weights
         self.spec = spec
         self.xp = xp
@@ -198,7 +214,14 @@ class OverlapField:
         _, A, B = state
         if rows is not None:  # NumPy only: a few rows
             A, B, S = A[rows, :], B[rows, :], S[rows, :]
-        return self._field(A, B, self.columns[i, ...], S[:, i : i + 1])[:, 0]
+        D = self.n_features
+        columns = self.xp.stack([self.split[:, i], self.split[:, D + i]], axis=1)
+        return self._field(A, B, columns, S[:, i : i + 1])[:, 0]
+
+    @property
+    def nbytes(self):
+        """Bytes of the field's own arrays (held for the whole call)."""
+        return self.split.shape[0] * self.split.shape[1] * itemsize(self.split)
 
     def flipped(self, S, state, i, delta, changed):
         """Rank-one update of the overlaps of the rows whose neuron ``i`` flipped."""
@@ -225,13 +248,16 @@ def _power(x, spec, xp):
 
 
 # -------------------------------------------------------------- dynamics
-def run_dynamics(S0, field, xp, *, update, max_iter, seed, chunk_size=None):
+def run_dynamics(
+    S0, field, xp, *, update, max_iter, seed, chunk_size=None, prepare=None, finish=None
+):
     """Sign dynamics from the +-1 states ``S0`` until no neuron changes.
 
     Parameters
     ----------
     S0 : array of shape (n, D)
-        Initial +-1 states (compute namespace and dtype).
+        Initial states (compute namespace and dtype): +-1, or anything
+        ``prepare`` turns into +-1 states.
     field : CouplingField or OverlapField
     xp : namespace
     update : {"async", "sync"}
@@ -241,19 +267,35 @@ def run_dynamics(S0, field, xp, *, update, max_iter, seed, chunk_size=None):
         Seed of the neuron order of the asynchronous sweeps; every chunk uses
         the same orders, so results do not depend on the chunk size.
     chunk_size : int or None
-        Queries per chunk; None sizes chunks from ``working_memory``.
+        Queries per chunk; None sizes chunks from ``working_memory``
+        (:func:`bytes_per_row`).
+    prepare : callable or None
+        Applied to each chunk of ``S0`` first (the binarisation), so that no
+        whole-size copy of the queries is made.
+    finish : callable or None
+        ``finish(states, n_iter, converged)`` -> one array per chunk (what
+        the caller keeps, e.g. the recalled pattern's index); the results
+        fill one output array.
 
     Returns
     -------
     states, n_iter, converged : arrays of shape (n, D), (n,), (n,)
         Final states, sweeps taken by each query (the last one changes
-        nothing when it converged), whether it reached a fixed point.
+        nothing when it converged), whether it reached a fixed point; or,
+        with ``finish``, its results concatenated over the chunks.
     """
-    per_row = _TEMPORARIES * field.n_columns * itemsize(S0)
-    parts = [
-        _run_chunk(S0[sl, :], field, xp, update, max_iter, seed)
-        for sl in chunk_slices(S0.shape[0], per_row, chunk_size=chunk_size)
-    ]
+    per_row = bytes_per_row(field, S0.shape[1], itemsize(S0))
+
+    def run(sl):
+        S = S0[sl, :] if prepare is None else prepare(S0[sl, :])
+        return _run_chunk(S, field, xp, update, max_iter, seed)
+
+    sizes = {"chunk_size": chunk_size, "reserved_bytes": field.nbytes}
+    if finish is not None:
+        return map_chunks(
+            lambda sl: finish(*run(sl)), S0.shape[0], per_row, xp, **sizes
+        )
+    parts = [run(sl) for sl in chunk_slices(S0.shape[0], per_row, **sizes)]
     return tuple(concat([p[k] for p in parts], xp) for k in range(3))
 
 
@@ -347,7 +389,8 @@ def discrete_energy(S, patterns, weights, spec, xp, *, coupling=None):
         return -0.5 * xp.sum((S @ coupling) * S, axis=1)
     D = S.shape[1]
     parts = []
-    for sl in chunk_slices(S.shape[0], 2 * patterns.shape[0] * itemsize(S)):
+    # the overlaps, their scaled copy and its power (or the logits, shifted, exp)
+    for sl in chunk_slices(S.shape[0], 3 * patterns.shape[0] * itemsize(S)):
         M = S[sl, :] @ patterns.T
         if spec.separation == "exp":
             logits = spec.beta * M

@@ -250,8 +250,7 @@ def log_kernel_sum(V, memories, spec, xp, *, need_weights=True):
         finish_log_z,
         lse_block,
         reduce_blocks,
-        signed_block,
-        signed_terms,
+        signed_gradient_weights,
     )
 
     if not need_weights:
@@ -260,34 +259,24 @@ def log_kernel_sum(V, memories, spec, xp, *, need_weights=True):
     if spec.is_lse:
         state, T, r = lse_block(V, memories, spec, xp, need_mean=False)
         return finish_log_z(state, V, memories, spec, xp), T / r[:, None]
-    terms = signed_terms(V, memories, spec, xp)
-    state = signed_block(V, memories, spec, xp, need_slope=False, terms=terms)
-    log_z = finish_log_z(state, V, memories, spec, xp)
-    log_df, sign_df = terms[2], terms[3]
-    finite_z = xp.isfinite(log_z)
-    shift = xp.where(finite_z, log_z, xp.zeros_like(log_z))
-    P = xp.exp(log_df - shift[:, None])
-    if sign_df is not None:
-        P = P * sign_df
-    keep = xp.logical_and(state.value_sum > 0, finite_z)
-    return log_z, xp.where(keep[:, None], P, xp.zeros_like(P))
+    return signed_gradient_weights(V, memories, spec, xp)
 
 
 def kernel_sum_temporaries(spec, *, need_weights=True):
     """How many (n, K) arrays :func:`log_kernel_sum` holds at once, at most.
 
     Chunked callers size their chunks with it (``temporaries * K * itemsize``
-    bytes per query). LSE with the squared-Euclidean similarity works in its
-    shift-invariant form, in place: the logits, their exponential and the
-    normalised weights (measured peak 1.3 of these arrays). The other
-    separations keep ``z``, ``log F``, ``log F'``, their exponentials, the
-    masks of the sign-aware log-sum-exp and the mergeable partial state
-    (measured peak 16.7, 19.6 for ``"poly"``), about as many without the
-    weights.
+    bytes per query); it is the partial state's own count
+    (:func:`skam._partial.block_temporaries`), measured with tracemalloc:
+    LSE holds its logits, their exponential in place and (with the weights)
+    the normalised softmax, peak 2.0; the power separations hold
+    ``log|1 + z|``, one array of terms updated in place and (with the
+    weights) nothing more, peak 2.2 (NumPy; namespaces without ``out=``
+    allocate one transient more).
     """
-    if spec.is_lse and spec.similarity == "sqeuclidean":
-        return 3
-    return 20
+    from skam._partial import block_temporaries
+
+    return block_temporaries(spec)
 
 
 def energy_from_log_z(log_z, spec):

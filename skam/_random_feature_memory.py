@@ -595,7 +595,8 @@ class RandomFeatureAM(
         return_trajectory : bool, default=False
             Also return every state.
         random_state : int, RandomState instance or None, default=None
-            Seed of the draws (the frequencies keep ``self.random_state``).
+            Seed of the draws (the frequencies keep ``self.random_state``);
+            with None, NumPy's global generator is used, so two calls differ.
         chunks : int or None, default=None
             Dask: draw ``n_samples`` rows in blocks of ``chunks`` rows on the
             workers and return a lazy dask array (as does a dask ``X``); see

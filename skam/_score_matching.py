@@ -146,6 +146,10 @@ def fit_memories(
                     p = xp.asarray([floor], dtype=X.dtype, device=dev)
                     opt.params[1] = p
         losses.append(total / order.shape[0])
+        if not math.isfinite(losses[-1]):
+            _overflowed("loss", len(losses), X, beta_min, xp)
+    if not bool(xp.all(xp.isfinite(Xi))):
+        _overflowed("memories", len(losses), X, beta_min, xp)
         if progress is not None:
             progress.step(loss=losses[-1])
     if progress is not None:
@@ -164,6 +168,15 @@ def median_spacing(Xi):
     d2 = sq[:, None] + sq[None, :] - 2 * A @ A.T
     np.fill_diagonal(d2, np.inf)
     return float(np.sqrt(max(np.median(np.min(d2, axis=1)), 0.0)))
+
+
+def _overflowed(what, epoch, X, beta_min, xp):
+    raise ValueError(
+        f"The denoising score-matching {what} is not finite (epoch {epoch}): "
+        f"X spans scales (largest |X| = {float(xp.max(xp.abs(X))):.3g}) whose "
+        f"squared distances at beta_min={beta_min:.3g} overflow {X.dtype}. "
+        "Rescale X (e.g. with StandardScaler) or pass a larger beta_min."
+    )
 
 
 def _device(array):

@@ -170,7 +170,45 @@ def validate_X(estimator, X, *, reset, method, bounded=True, **check_params):
         )
     if bounded:
         check_magnitude(X, "X")
+    check_queries = getattr(estimator, "_check_query_range", None)
+    if not reset and check_queries is not None:
+        check_queries(X)
     return X
+
+
+def check_query_range(beta, X, memory_top):
+    """Raise if ``beta`` times the similarities of ``X`` to the memories overflows.
+
+    The engine computes ``beta * S`` of queries against memories; its terms
+    (``beta v.xi``, ``beta/2 ||v||^2``, ``beta/2 ||xi||^2``) stay within
+    ``beta * 2 d max(max|X|, max|xi|)^2``, the bound of
+    :func:`check_beta_range` at fit. Queries far outside the memories at a
+    huge ``beta`` would give an infinite (or NaN) energy; they raise here.
+
+    Parameters
+    ----------
+    beta : float
+    X : array of shape (n_samples, n_features)
+        Validated queries.
+    memory_top : float
+        ``max |xi|`` over the memories.
+    """
+    if 0 in X.shape:
+        return
+    xp = array_namespace(X)
+    top = max(float(xp.max(X)), -float(xp.min(X)), float(memory_top))
+    if not top > 0:
+        return
+    log_reach = math.log(2.0 * X.shape[1]) + 2.0 * math.log(top)
+    log_max = math.log(float(xp.finfo(X.dtype).max)) - 2.0
+    if math.log(beta) + log_reach > log_max:
+        dtype = str(X.dtype).rsplit(".", 1)[-1].strip("'>")
+        raise ValueError(
+            f"X lies too far from the memories for beta={beta:.3g}: beta times "
+            f"the similarities of X to the memories (up to exp({log_reach:.4g})) "
+            f"overflows {dtype}, so the energy of these states is not finite. "
+            "Rescale X or use a smaller beta."
+        )
 
 
 _FLOATS = (np.dtype(np.float64), np.dtype(np.float32))

@@ -13,7 +13,7 @@ from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from skam._chunking import chunk_slices, concat, itemsize
+from skam._chunking import chunk_slices, concat, itemsize, map_chunks
 from skam._dask import dask_dispatch
 from skam._discrete import (
     DISCRETE_SEPARATIONS,
@@ -198,6 +198,7 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.memory_weights_ = validate_sample_weight(
             sample_weight, X, backend_for(self, X)
         )
+        _check_weight_total(self.memory_weights_, X.shape[1])
         if self._separation() == "quadratic":
             self.coupling_ = hebbian_coupling(self.memories_, self.memory_weights_, xp)
         self._update_seed = fit_seed(self.random_state)
@@ -227,9 +228,11 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         xp = array_namespace(X)
         new = xp.astype(_binarize(X, xp), self.memories_.dtype)
         sw = validate_sample_weight(sample_weight, X, backend_for(self, X))
-        self.memory_weights_ = append_sample_weight(
+        weights = append_sample_weight(
             self.memories_, self.memory_weights_, new, sw, xp
         )
+        _check_weight_total(weights, X.shape[1])  # before anything changes
+        self.memory_weights_ = weights
         if self._separation() == "quadratic":
             self.coupling_ = self.coupling_ + xp.astype(
                 hebbian_coupling(new, sw, xp), self.coupling_.dtype
@@ -262,29 +265,45 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             return CouplingField(coupling, xp)
         return OverlapField(patterns, weights, self._spec(), xp)
 
-    def _run(self, backend, X):
-        """Dynamics from validated X; (states, n_iter, converged), compute ns."""
+    def _run(self, backend, X, finish=None):
+        """Dynamics from validated X; (states, n_iter, converged), compute ns.
+
+        Queries are binarised chunk by chunk; ``finish`` (see
+        :func:`skam._discrete.run_dynamics`) keeps one array per chunk.
+        """
         xp = backend.xp
-        S = _binarize(backend.to_compute(X), xp)
+        Xc = backend.to_compute(X)
         # drawn once at fit (fit_seed): repeated calls on one model agree, also
         # with random_state=None; a model without one (sharded fit) draws here
         seed = getattr(self, "_update_seed", None)
         if seed is None:
             seed = fit_seed(self.random_state)
         return run_dynamics(
-            S,
-            self._field(backend, S.dtype),
+            Xc,
+            self._field(backend, Xc.dtype),
             xp,
             update=self.update,
             max_iter=self.max_iter,
             seed=seed,
+            prepare=lambda block: _binarize(block, xp),
+            finish=finish,
         )
 
-    def _energy_of_states(self, backend, S):
+    def _energy_of_states(self, backend, S, prepare=None):
+        """Energy of each row of ``S`` (``prepare``: applied to each chunk)."""
+        xp = backend.xp
         patterns, weights, coupling = self._compute_arrays(backend, S.dtype)
-        return discrete_energy(
-            S, patterns, weights, self._spec(), backend.xp, coupling=coupling
-        )
+        columns = S.shape[1] if coupling is not None else patterns.shape[0]
+
+        def chunk(sl):
+            block = S[sl, :] if prepare is None else prepare(S[sl, :])
+            return discrete_energy(
+                block, patterns, weights, self._spec(), xp, coupling=coupling
+            )
+
+        # the (n, K) overlaps and their separations, or S @ W and its product
+        per_row = (3 * columns + 2 * S.shape[1]) * itemsize(S)
+        return map_chunks(chunk, S.shape[0], per_row, xp)
 
     def _reached(self, backend, S):
         """Row of the stored pattern equal to each state, -1 where none."""
@@ -344,7 +363,7 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             Final ``+-1`` states, in the floating dtype of ``X``.
         """
         X, backend = validate_fitted_input(self, X, "transform")
-        return backend.to_output(self._run(backend, X)[0])
+        return backend.to_output(self._run(backend, X, finish=lambda S, *_: S))
 
     def predict(self, X):
         """Index of the stored pattern each query recalls exactly (-1 if none).
@@ -361,8 +380,8 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             recalled state, or -1 (spurious or inverted states).
         """
         X, backend = validate_fitted_input(self, X, "predict")
-        S = self._run(backend, X)[0]
-        return backend.to_output(self._reached(backend, S))
+        index = self._run(backend, X, finish=lambda S, *_: self._reached(backend, S))
+        return backend.to_output(index)
 
     def energy(self, X):
         """Energy of each (binarised) row of ``X``; lower is more memory-like.
@@ -384,8 +403,11 @@ class DiscreteDenseAM(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def _energy(self, X):
         backend = backend_for(self, X)
-        S = _binarize(backend.to_compute(X), backend.xp)
-        return backend.to_output(self._energy_of_states(backend, S))
+        xp = backend.xp
+        energy = self._energy_of_states(
+            backend, backend.to_compute(X), prepare=lambda block: _binarize(block, xp)
+        )
+        return backend.to_output(energy)
 
     def score_samples(self, X):
         """Score each (binarised) state by minus its energy.
@@ -500,6 +522,25 @@ class HopfieldNetwork(DiscreteDenseAM):
 
     def _separation(self):
         return "quadratic"
+
+
+def _check_weight_total(weights, n_features):
+    """Raise if the energy's bound, ``n_features * sum(w)``, overflows.
+
+    Every energy of a binary memory is at most ``n_features * sum(w)`` in
+    magnitude; only relative weights matter for the dynamics.
+    """
+    if weights is None:
+        return
+    xp = array_namespace(weights)
+    total = float(xp.sum(weights))
+    limit = float(xp.finfo(weights.dtype).max) / (4.0 * n_features)
+    if not total <= limit:
+        raise ValueError(
+            f"sample_weight sums to {total:.3g}: the energy (up to n_features * "
+            f"sum(sample_weight)) overflows {weights.dtype} above {limit:.3g}. "
+            "Rescale sample_weight: only relative weights change the dynamics."
+        )
 
 
 def _binarize(X, xp):

@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from skam._backend import to_numpy
+from skam._chunking import itemsize, map_chunks
 from skam._dask import dask_dispatch
 from skam._docstrings import fill_doc
 from skam._graph.dynamics import descend_graph
@@ -95,13 +96,21 @@ class _HierarchicalBase(BaseEstimator):
             step[visible] = float(self.step_size)
         return schedule, step
 
-    def _start(self, graph, Xc, xp):
+    def _start(self, graph, Xc, xp, *, broadcast=False):
+        """Initial states: ``Xc`` on the visible layer, zeros elsewhere.
+
+        ``broadcast`` gives the zeros as read-only views of one row (the
+        descent never writes into its initial states), so inference holds no
+        (n, width) array per hidden layer.
+        """
         names = list(graph.layers)
         x0 = {names[0]: Xc}
+        n = Xc.shape[0]
         for name in names[1:]:
-            x0[name] = xp.zeros(
-                (Xc.shape[0], graph.sizes[name]), dtype=Xc.dtype, device=_dev(Xc)
-            )
+            shape = (1 if broadcast else n, graph.sizes[name])
+            x0[name] = xp.zeros(shape, dtype=Xc.dtype, device=_dev(Xc))
+            if broadcast:
+                x0[name] = xp.broadcast_to(x0[name], (n, graph.sizes[name]))
         return x0
 
     def _run(self, backend, Xc, clamp, **kwargs):
@@ -109,7 +118,7 @@ class _HierarchicalBase(BaseEstimator):
         schedule, step = self._schedule(graph)
         return graph, descend_graph(
             graph,
-            self._start(graph, Xc, backend.xp),
+            self._start(graph, Xc, backend.xp, broadcast=True),
             backend.xp,
             step_size=step,
             schedule=schedule,
@@ -185,9 +194,21 @@ class _HierarchicalBase(BaseEstimator):
             )
         backend = backend_for(self, X)
         Xc = backend.to_compute(X)
-        graph, out = self._run(backend, Xc, {names[0]: True}, compute_energy=False)
-        g = graph.layers[layer].activation(out.states[layer], backend.xp)
-        return backend.to_output(g)
+        xp = backend.xp
+        graph = _graph_on(self.graph_, backend, Xc.dtype)
+
+        def activations(sl):  # chunk by chunk: no (n, width) state besides G
+            _, out = self._run(
+                backend,
+                Xc[sl, :],
+                {names[0]: True},
+                compute_energy=False,
+                keep=(layer,),
+            )
+            return graph.layers[layer].activation(out.states[layer], xp)
+
+        per_row = graph.bytes_per_row(itemsize(Xc)) + graph.sizes[layer] * itemsize(Xc)
+        return backend.to_output(map_chunks(activations, Xc.shape[0], per_row, xp))
 
     def _settled(self, X, method, **kwargs):
         X, backend = validate_fitted_input(self, X, method)
@@ -207,7 +228,7 @@ class _HierarchicalBase(BaseEstimator):
         -------
         energy : ndarray of shape (n_samples,)
         """
-        backend, _, out = self._settled(X, "energy")
+        backend, _, out = self._settled(X, "energy", keep=())
         return backend.to_output(out.energy)
 
     def energy_terms(self, X):
@@ -298,7 +319,9 @@ class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
     backend : {"numpy", "cupy"}, default="numpy"
         Where NumPy input is computed.
     random_state : int, RandomState instance or None, default=None
-        Seeds the starting memories, the masks and the batches.
+        Seeds the starting memories, the masks and the batches; pass an int for
+        reproducible fits. With None, NumPy's global generator is used (two
+        fits differ); inference draws nothing, so repeated calls agree.
     %(verbose)s
 
     Attributes
@@ -405,7 +428,7 @@ class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
         rng = check_random_state(self.random_state)
         n, d = Xh.shape
         layers, synapses = self._parsed(d)
-        graph0 = initial_graph(layers, synapses, Xh, rng)
+        graph0 = initial_graph(layers, synapses, Xh, rng, dtype=_host_dtype(Xc))
         fill = Xh.mean(axis=0)
         self.fill_ = fill.astype(Xh.dtype if X.dtype == np.float64 else np.float32)
         fill_c = backend.to_compute(np.asarray(fill), Xc.dtype)
@@ -477,6 +500,7 @@ class HierarchicalAM(OneToOneFeatureMixin, TransformerMixin, _HierarchicalBase):
             None if mask is None else {visible: mask},
             return_trace=return_energy_trace,
             return_term_trace=return_energy_trace,
+            keep=(visible,),
         )
         result = Bunch(
             states=backend.to_output(out.states[visible]),
@@ -541,7 +565,9 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
     backend : {"numpy", "cupy"}, default="numpy"
         Where NumPy input is computed.
     random_state : int, RandomState instance or None, default=None
-        Seeds the starting memories and the batches.
+        Seeds the starting memories and the batches; pass an int for
+        reproducible fits. With None, NumPy's global generator is used (two
+        fits differ); inference draws nothing, so repeated calls agree.
     %(verbose)s
 
     Attributes
@@ -629,7 +655,7 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
         C = self.classes_.shape[0]
         extra = [(LABELS, Softmax(beta=1.0), C, "softmax")]
         layers, synapses = self._parsed(Xh.shape[1], extra)
-        graph0 = initial_graph(layers, synapses, Xh, rng)
+        graph0 = initial_graph(layers, synapses, Xh, rng, dtype=_host_dtype(Xc))
         onehot = (y_idx[:, None] == np.arange(C)[None, :]).astype(np.float64)
         Y = backend.to_compute(onehot, Xc.dtype)
         visible = layers[0][0]
@@ -653,7 +679,9 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
         return self
 
     def _proba(self, X, method):
-        backend, graph, out = self._settled(X, method, compute_energy=False)
+        backend, graph, out = self._settled(
+            X, method, compute_energy=False, keep=(LABELS,)
+        )
         xp = backend.xp
         return backend, xp.exp(_log_softmax(out.states[LABELS], xp))
 
@@ -698,3 +726,8 @@ def _log_softmax(x, xp):
 
 
 __all__ = ["EnergyGraph", "HierarchicalAM", "HierarchicalAMClassifier"]
+
+
+def _host_dtype(Xc):
+    """The NumPy dtype matching the compute dtype of ``Xc`` (float32 or float64)."""
+    return np.float32 if itemsize(Xc) == 4 else np.float64

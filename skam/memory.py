@@ -48,6 +48,7 @@ from skam._validation import (
     append_sample_weight,
     backend_for,
     check_beta_range,
+    check_query_range,
     make_spec,
     remember_namespace,
     validate_clamp_mask,
@@ -276,6 +277,14 @@ class DenseAM(
             )
         self._finish_storing()
         return self
+
+    def _check_query_range(self, X):
+        """Queries whose energy would overflow at ``beta_`` raise (validate_X)."""
+        if not hasattr(self, "beta_") or not hasattr(self, "memories_"):
+            return  # a sharded memory (Dask) checks nothing here
+        xp = array_namespace(self.memories_)
+        memory_top = float(xp.max(xp.abs(self.memories_)))
+        check_query_range(self.beta_, X, memory_top)
 
     def _resolve_beta(self):
         backend = backend_for(self, self.memories_)
@@ -661,7 +670,8 @@ class DenseAM(
         return_trajectory : bool, default=False
             Also return every state of ``"langevin"`` / ``"anneal"``.
         random_state : int, RandomState instance or None, default=None
-            Seed of the draws.
+            Seed of the draws; pass an int for reproducible samples. With
+            None, NumPy's global generator is used, so two calls differ.
         chunks : int or None, default=None
             Dask: draw ``n_samples`` rows in blocks of ``chunks`` rows on the
             workers and return a lazy dask array (as does a dask ``X``, or a

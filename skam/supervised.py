@@ -83,13 +83,15 @@ class _SupervisedAM(LabelNeuronAM):
 
     _parameter_constraints: dict = dict(SUPERVISED_CONSTRAINTS)
 
-    def _fit_memories(self, X, targets, sw, *, stratify):
+    def _fit_memories(self, X, targets, sw, *, stratify, beta=None):
         """Set ``memories_``, ``memory_weights_``, ``beta_``, ``step_size_`` and
         ``n_iter_`` (and the training curves in parametric mode).
 
         ``targets`` (n, n_labels) is the host label code (one-hot or
         standardised targets) and ``sw`` the validated sample weights (None or
-        an array in the namespace the fit runs in).
+        an array in the namespace the fit runs in). ``beta``: the
+        ``beta_`` to keep (``partial_fit`` after the first call), else
+        resolved here.
         """
         backend = backend_for(self, X)
         xp = backend.xp
@@ -98,7 +100,9 @@ class _SupervisedAM(LabelNeuronAM):
         code = self._label_code(targets.shape[1])
         self.step_size_ = self._resolved_step_size()
         if self.mode == "nonparametric":
-            self.beta_ = self._resolved_beta(Xc, backend.to_compute(sw, dtype))
+            if beta is None:
+                beta = self._resolved_beta(Xc, backend.to_compute(sw, dtype))
+            self.beta_ = beta
             check_beta_range(
                 self.beta_,
                 Xc,
@@ -222,7 +226,8 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         ``beta * lam = 4 * log(K) / r2`` (``K`` memories, ``r2`` the median
         squared distance from one to its nearest other), so that every memory
         is close to a fixed point. Standardise the features first and tune
-        ``beta`` by cross-validation.
+        ``beta`` by cross-validation. ``"scale"`` is resolved by ``fit`` or
+        the first ``partial_fit`` and kept by later ``partial_fit`` calls.
     %(degree)s
     %(epsilon)s
     %(lam)s
@@ -394,7 +399,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
         self._fit_classes(X, y_idx, sw)
         return self
 
-    def _fit_classes(self, X, y_idx, sw):
+    def _fit_classes(self, X, y_idx, sw, beta=None):
         n_classes = self.classes_.shape[0]
         onehot = (y_idx[:, None] == np.arange(n_classes)[None, :]).astype(np.float64)
         self._fit_memories(
@@ -402,6 +407,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
             onehot,
             sw,
             stratify=y_idx,
+            beta=beta,
         )
 
     @available_if(_nonparametric)
@@ -411,8 +417,11 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
 
         The memories are the training samples, so this is exact:
         ``partial_fit(A, ...)`` then ``partial_fit(B)`` gives the same model as
-        ``fit`` on ``A`` and ``B`` together (``beta="scale"`` is re-derived
-        from all stored samples).
+        ``fit`` on ``A`` and ``B`` together with ``beta=beta_``. As in
+        :class:`~skam.DenseAM` and :class:`~skam.RandomFeatureAM`,
+        ``beta="scale"`` is resolved by the first call (``fit`` or the first
+        ``partial_fit``) and kept afterwards: adding samples never changes
+        the temperature of the memories already stored.
 
         Parameters
         ----------
@@ -464,7 +473,7 @@ class DenseAMClassifier(ClassifierMixin, _SupervisedAM):
             d = self.n_features_in_
             label_part = np.asarray(to_numpy(self.memories_[:, d:]))
             y_idx = np.concatenate([np.argmax(label_part, axis=1), y_idx])
-        self._fit_classes(X_all, y_idx, sw_all)
+        self._fit_classes(X_all, y_idx, sw_all, beta=self.beta_ if n_old else None)
         return self
 
     def _proba(self, backend, X):
@@ -579,7 +588,8 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
     beta : float or "scale", default="scale"
         Inverse temperature of the energy; ``"scale"`` as in
         :class:`DenseAMClassifier` (Scott's rule in nonparametric mode, the
-        separation rule on the initial memories in parametric mode).
+        separation rule on the initial memories in parametric mode),
+        resolved by ``fit`` or the first ``partial_fit`` and then kept.
     %(degree)s
     %(epsilon)s
     %(lam)s
@@ -727,7 +737,7 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         self._fit_targets(X, Y, sw)
         return self
 
-    def _fit_targets(self, X, Y, sw):
+    def _fit_targets(self, X, Y, sw, beta=None):
         w = _weights_on_host(sw, Y.shape[0], np.float64)
         # standardise in units of the largest |y| (no overflow for huge y)
         top = np.max(np.abs(Y), axis=0)
@@ -747,7 +757,9 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
         backend = backend_for(self, X)
         self.target_mean_ = backend.from_host(mean, X.dtype)
         self.target_scale_ = backend.from_host(std, X.dtype)
-        self._fit_memories(X, (Y / top - mean_s) * (top / std), sw, stratify=None)
+        self._fit_memories(
+            X, (Y / top - mean_s) * (top / std), sw, stratify=None, beta=beta
+        )
 
     @available_if(_nonparametric)
     @_fit_context(prefer_skip_nested_validation=True)
@@ -756,8 +768,10 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
 
         The memories are the training samples, so this is exact:
         ``partial_fit(A)`` then ``partial_fit(B)`` gives the same model as
-        ``fit`` on ``A`` and ``B`` together (the target mean and scale and
-        ``beta="scale"`` are re-derived from all stored samples).
+        ``fit`` on ``A`` and ``B`` together with ``beta=beta_`` (the target
+        mean and scale are re-derived from all stored samples). As in
+        :class:`~skam.DenseAM` and :class:`~skam.RandomFeatureAM`,
+        ``beta="scale"`` is resolved by the first call and kept afterwards.
 
         Parameters
         ----------
@@ -797,7 +811,7 @@ class DenseAMRegressor(RegressorMixin, _SupervisedAM):
             scale = np.asarray(to_numpy(self.target_scale_), np.float64)
             Y = np.concatenate([mean + scale * label_part / self.label_scale, Y])
         X_all, sw_all, _ = _stored_and_new(self, X, sample_weight)
-        self._fit_targets(X_all, Y, sw_all)
+        self._fit_targets(X_all, Y, sw_all, beta=None if first else self.beta_)
         return self
 
     def predict(self, X):

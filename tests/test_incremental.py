@@ -1,7 +1,9 @@
 """partial_fit of the nonparametric classifier/regressor and predict_log_proba.
 
 Oracle: ``fit`` on all the data at once (the nonparametric memories are the
-samples, so adding them in batches must give the same model).
+samples, so adding them in batches must give the same model), with the
+``beta_`` that ``beta="scale"`` resolved on the first batch (one policy with
+DenseAM and RandomFeatureAM: resolved by the first call, kept afterwards).
 """
 
 import numpy as np
@@ -25,17 +27,24 @@ def iris():
 def test_classifier_batches_equal_one_fit(iris, weighted):
     X, y = iris
     w = np.random.RandomState(1).uniform(0.5, 2, len(y)) if weighted else None
-    full = DenseAMClassifier().fit(X, y, sample_weight=w)
     inc = DenseAMClassifier()
-    for batch in np.array_split(np.arange(len(y)), 4):
+    batches = np.array_split(np.arange(len(y)), 4)
+    first = batches[0]
+    beta_first = (
+        DenseAMClassifier()
+        .fit(X[first], y[first], sample_weight=None if w is None else w[first])
+        .beta_
+    )
+    for batch in batches:
         inc.partial_fit(
             X[batch],
             y[batch],
             classes=["a", "b", "c"] if batch[0] == 0 else None,
             sample_weight=None if w is None else w[batch],
         )
+    assert inc.beta_ == beta_first  # resolved by the first call, kept
+    full = DenseAMClassifier(beta=inc.beta_).fit(X, y, sample_weight=w)
     assert_array_equal(inc.classes_, full.classes_)
-    assert inc.beta_ == pytest.approx(full.beta_)
     assert_allclose(inc.memories_, full.memories_)
     assert_allclose(inc.predict_proba(X), full.predict_proba(X), atol=1e-12)
 
@@ -49,7 +58,7 @@ def test_classifier_first_batch_may_miss_classes(iris):
     assert_array_equal(inc.classes_, ["a", "b", "c"])
     assert inc.predict_proba(X[:3]).shape == (3, 3)
     inc.partial_fit(X[order[40:]], y[order[40:]])
-    full = DenseAMClassifier().fit(X[order], y[order])
+    full = DenseAMClassifier(beta=inc.beta_).fit(X[order], y[order])
     assert_allclose(inc.predict_proba(X), full.predict_proba(X), atol=1e-12)
 
 
@@ -79,10 +88,13 @@ def test_regressor_batches_equal_one_fit(n_targets):
     X, y = make_regression(240, 4, n_targets=n_targets, noise=5, random_state=0)
     X = StandardScaler().fit_transform(X)
     w = np.random.RandomState(2).uniform(0.2, 3, len(X))
-    full = DenseAMRegressor().fit(X, y, sample_weight=w)
     inc = DenseAMRegressor()
     for batch in np.array_split(np.arange(len(X)), 3):
         inc.partial_fit(X[batch], y[batch], sample_weight=w[batch])
+        if batch[0] == 0:
+            beta_first = inc.beta_
+    assert inc.beta_ == beta_first
+    full = DenseAMRegressor(beta=inc.beta_).fit(X, y, sample_weight=w)
     assert_allclose(inc.target_mean_, full.target_mean_, rtol=1e-12)
     assert_allclose(inc.target_scale_, full.target_scale_, rtol=1e-12)
     assert_allclose(inc.memories_, full.memories_, atol=1e-10)
@@ -95,9 +107,11 @@ def test_regressor_batches_equal_one_fit(n_targets):
 def test_partial_fit_after_fit_extends_the_memories(iris):
     X, y = iris
     clf = DenseAMClassifier().fit(X[:100], y[:100])
+    beta_first = clf.beta_
     clf.partial_fit(X[100:], y[100:])
     assert clf.memories_.shape[0] == len(y)
-    full = DenseAMClassifier().fit(X, y)
+    assert clf.beta_ == beta_first
+    full = DenseAMClassifier(beta=clf.beta_).fit(X, y)
     assert_allclose(clf.predict_proba(X), full.predict_proba(X), atol=1e-12)
 
 
@@ -108,7 +122,7 @@ def test_partial_fit_on_array_api_strict(iris, strict_input):
         strict_input(X[:60]), y_idx[:60], classes=[0, 1, 2]
     )
     inc.partial_fit(strict_input(X[60:]), y_idx[60:])
-    full = DenseAMClassifier().fit(X, y_idx)
+    full = DenseAMClassifier(beta=inc.beta_).fit(X, y_idx)
     assert_allclose(
         to_numpy(inc.predict_proba(strict_input(X))),
         full.predict_proba(X),

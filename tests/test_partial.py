@@ -246,3 +246,50 @@ def test_classifier_label_direction_unchanged_by_memory_blocks():
     with config_context(working_memory=1 / 256):
         got = clf.predict_proba(X[:40])
     np.testing.assert_allclose(got, want, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "separation, similarity, degree",
+    [s for s in SPECS if s[0] != "lse"] + [("poly", "dot", 1), ("poly", "dot", 4)],
+)
+def test_in_place_power_block_matches_the_generic_form(
+    separation, similarity, degree, dtype
+):
+    """The lean power-separation state equals the generic log-space one."""
+    from skam._partial import signed_block, signed_gradient_weights, signed_terms
+
+    rng = np.random.RandomState(3)
+    Xi, V = rng.randn(40, 5).astype(dtype), rng.randn(7, 5).astype(dtype)
+    w = rng.rand(40).astype(dtype)
+    w[:5] = 0
+    spec = EnergySpec(separation, similarity, 0.3, degree)
+    mem = prepare_memories(Xi, np_xp, weights=w)
+    lean = signed_block(V, mem, spec, np_xp)
+    generic = signed_block(V, mem, spec, np_xp, terms=signed_terms(V, mem, spec, np_xp))
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for field in ("value_sum", "slope_sum", "pulled"):
+        a, b = getattr(lean, field), getattr(generic, field)
+        assert a.dtype == dtype
+        a = (
+            a
+            * np.exp(lean.value_shift if field == "value_sum" else lean.slope_shift)[
+                (...,) + (None,) * (a.ndim - 1)
+            ]
+        )
+        b = (
+            b
+            * np.exp(
+                generic.value_shift if field == "value_sum" else generic.slope_shift
+            )[(...,) + (None,) * (b.ndim - 1)]
+        )
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-30)
+    log_z, P = signed_gradient_weights(V, mem, spec, np_xp)
+    assert P.dtype == dtype
+    expected_log_z = finish_log_z(generic, V, mem, spec, np_xp)
+    np.testing.assert_allclose(log_z, expected_log_z, rtol=rtol, atol=rtol)
+    _, _, log_df, sign_df = signed_terms(V, mem, spec, np_xp)
+    expected_P = np.exp(log_df - expected_log_z[:, None])
+    expected_P *= 1 if sign_df is None else sign_df
+    expected_P[generic.value_sum <= 0] = 0
+    np.testing.assert_allclose(P, expected_P, rtol=rtol, atol=1e-30)

@@ -163,6 +163,7 @@ def descend_graph(
     record=False,
     chunk_size=None,
     return_term_trace=False,
+    keep=None,
 ):
     """Clamped descent of every query of an :class:`~skam._graph.graph.EnergyGraph`.
 
@@ -197,6 +198,10 @@ def descend_graph(
         Also record the energy of every part (layers and synapses) before
         every step and after the last: ``result.term_trace``, a dict of
         (T + 1, n) arrays.
+    keep : iterable of str or None
+        Layers whose final states are returned (None: all). Each is filled
+        chunk by chunk into one array; the others are dropped with their
+        chunk, so a caller that needs one layer holds no state of the rest.
 
     Returns
     -------
@@ -216,45 +221,87 @@ def descend_graph(
     if record:
         chunk_size = max(n, 1)
     per_row = graph.bytes_per_row(itemsize(first), sizes)
-    parts = []
+    kept = names if keep is None else [name for name in names if name in set(keep)]
+    rows = {name: _RowFiller(n, xp) for name in kept}
+    rows["n_iter"], rows["converged"] = _RowFiller(n, xp), _RowFiller(n, xp)
+    if compute_energy:
+        rows["energy"] = _RowFiller(n, xp)
+    traces, term_traces, part = [], [], None
     for sl in chunk_slices(n, per_row, chunk_size=chunk_size):
         x = {name: x0[name][sl, :] for name in names}
         free_sl = {name: _rows(mask, sl) for name, mask in free.items()}
-        parts.append(
-            _descend_chunk(
-                graph,
-                x,
-                xp,
-                groups=groups,
-                factors=_step_factors(graph, step_size, free_sl, xp),
-                free=free_sl,
-                max_iter=max_iter,
-                tol=tol,
-                bounds=bounds,
-                return_trace=return_trace,
-                compute_energy=compute_energy,
-                record=record,
-                return_term_trace=return_term_trace,
-            )
+        part = _descend_chunk(
+            graph,
+            x,
+            xp,
+            groups=groups,
+            factors=_step_factors(graph, step_size, free_sl, xp),
+            free=free_sl,
+            max_iter=max_iter,
+            tol=tol,
+            bounds=bounds,
+            return_trace=return_trace,
+            compute_energy=compute_energy,
+            record=record,
+            return_term_trace=return_term_trace,
         )
-    if len(parts) == 1:
-        return parts[0]
-    trace = term_trace = None
-    if return_trace:
-        trace = concat([p.energy_trace for p in parts], xp, 1)
+        if sl.stop - sl.start >= n:  # one chunk: nothing to assemble
+            part.states = {name: part.states[name] for name in kept}
+            return part
+        for name in kept:
+            rows[name].add(sl, part.states[name])
+        rows["n_iter"].add(sl, part.n_iter)
+        rows["converged"].add(sl, part.converged)
+        if compute_energy:
+            rows["energy"].add(sl, part.energy)
+        if return_trace:
+            traces.append(part.energy_trace)
+        if return_term_trace:
+            term_traces.append(part.term_trace)
+        part = None  # this chunk's other layers are dropped here
+    term_trace = None
     if return_term_trace:
         term_trace = {
-            key: concat([p.term_trace[key] for p in parts], xp, 1)
-            for key in parts[0].term_trace
+            key: concat([t[key] for t in term_traces], xp, 1) for key in term_traces[0]
         }
     return GraphDescentResult(
-        states={name: concat([p.states[name] for p in parts], xp) for name in names},
-        n_iter=concat([p.n_iter for p in parts], xp),
-        converged=concat([p.converged for p in parts], xp),
-        energy=concat([p.energy for p in parts], xp) if compute_energy else None,
-        energy_trace=trace,
+        states={name: rows[name].result() for name in kept},
+        n_iter=rows["n_iter"].result(),
+        converged=rows["converged"].result(),
+        energy=rows["energy"].result() if compute_energy else None,
+        energy_trace=concat(traces, xp, 1) if return_trace else None,
         term_trace=term_trace,
     )
+
+
+class _RowFiller:
+    """Chunk results of consecutive rows, written into one preallocated array.
+
+    Namespaces without item assignment (Dask, JAX) concatenate instead.
+    """
+
+    def __init__(self, n, xp):
+        self.n, self.xp, self.out, self.parts = n, xp, None, []
+
+    def add(self, sl, part):
+        if self.out is None and not self.parts:
+            try:
+                out = self.xp.empty(
+                    (self.n, *part.shape[1:]), dtype=part.dtype, device=_device(part)
+                )
+                out[sl, ...] = part
+            except (TypeError, NotImplementedError, ValueError):
+                pass
+            else:
+                self.out = out
+                return
+        if self.out is not None:
+            self.out[sl, ...] = part
+        else:
+            self.parts.append(part)
+
+    def result(self):
+        return self.out if self.out is not None else concat(self.parts, self.xp)
 
 
 def _descend_chunk(

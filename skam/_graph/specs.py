@@ -111,8 +111,17 @@ def _rows(X, k, rng):
     return np.asarray(X[idx], dtype=np.float64)
 
 
-def initial_graph(layers, synapses, X, rng):
-    """The starting :class:`EnergyGraph` (NumPy float64) and resolved layers."""
+def initial_graph(layers, synapses, X, rng, *, dtype=np.float64):
+    """The starting :class:`EnergyGraph` (NumPy float64) and resolved layers.
+
+    ``beta="scale"`` is resolved in ``dtype``, the dtype the graph will run
+    in: a beta that does not fit it raises a clear ValueError
+    (:func:`skam._beta.resolve_beta`) instead of overflowing later.
+    """
+
+    def scale_beta(xi, rule):
+        return resolve_beta("scale", xi.astype(dtype, copy=False), rule=rule)
+
     names = [name for name, *_ in layers]
     sizes = {name: size for name, _, size, _ in layers}
     lagrangians = {name: lag for name, lag, _, _ in layers}
@@ -130,8 +139,7 @@ def initial_graph(layers, synapses, X, rng):
                 built[label] = Dense(xi.T.copy(), conn)
                 if lagrangians[b].beta is None:
                     lagrangians[b] = Softmax(
-                        beta=SOFTMAX_BETA_FRACTION
-                        * resolve_beta("scale", xi, rule="separation")
+                        beta=SOFTMAX_BETA_FRACTION * scale_beta(xi, "separation")
                     )
             else:
                 # activations of a softmax layer sum to 1 (norm <= 1); others
@@ -164,9 +172,7 @@ def initial_graph(layers, synapses, X, rng):
             xi = _rows(X, int(options.get("n_memories", 32)), rng)
             beta = options.get("beta", "scale")
             if beta == "scale":
-                beta = resolve_beta(
-                    "scale", xi, rule=scale_rule(separation, "sqeuclidean")
-                )
+                beta = scale_beta(xi, scale_rule(separation, "sqeuclidean"))
             spec = EnergySpec(
                 separation=separation,
                 beta=float(beta),
