@@ -148,10 +148,10 @@ def fit_memories(
         losses.append(total / order.shape[0])
         if not math.isfinite(losses[-1]):
             _overflowed("loss", len(losses), X, beta_min, xp)
-    if not bool(xp.all(xp.isfinite(Xi))):
-        _overflowed("memories", len(losses), X, beta_min, xp)
         if progress is not None:
             progress.step(loss=losses[-1])
+    if not bool(xp.all(xp.isfinite(Xi))):
+        _overflowed("memories", len(losses), X, beta_min, xp)
     if progress is not None:
         progress.close()
     return Xi, abs(float(p[0])), losses
