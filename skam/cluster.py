@@ -18,7 +18,7 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.metrics import silhouette_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_array
 
 from skam._backend import to_numpy
 from skam._beta import median_nearest_sq_distance, resolve_beta
@@ -39,6 +39,7 @@ from skam._validation import (
     check_beta_range,
     check_magnitude,
     remember_namespace,
+    validate_fitted_input,
     validate_sample_weight,
     validate_X,
 )
@@ -826,11 +827,7 @@ class AMClustering(
         labels : ndarray of shape (n_samples,), dtype=int64
             Index of the cluster each sample belongs to.
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="predict")
-        backend = backend_for(self, X)
-        Xc = backend.to_compute(X)
-        centres = self._fitted_centres(backend, Xc.dtype)
+        backend, Xc, centres = self._fitted_input(X, "predict")
         return backend.to_output(self._assign(backend, Xc, centres))
 
     def contract(self, X):
@@ -849,11 +846,7 @@ class AMClustering(
         X_contracted : ndarray of shape (n_samples, n_features)
             The states reached, in the dtype of ``X``.
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="contract")
-        backend = backend_for(self, X)
-        Xc = backend.to_compute(X)
-        centres = self._fitted_centres(backend, Xc.dtype)
+        backend, Xc, centres = self._fitted_input(X, "contract")
         return backend.to_output(self._contract(backend, Xc, centres))
 
     def transform(self, X):
@@ -872,12 +865,9 @@ class AMClustering(
         X_new : ndarray of shape (n_samples, n_clusters)
             Distances to the cluster centres, in the dtype of ``X``.
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="transform")
-        backend = backend_for(self, X)
+        backend, Xc, centres = self._fitted_input(X, "transform")
         xp = backend.xp
-        Xc = backend.to_compute(X)
-        memories = prepare_memories(self._fitted_centres(backend, Xc.dtype), xp)
+        memories = prepare_memories(centres, xp)
         distances = map_chunks(
             lambda sl: xp.sqrt(2.0 * half_sq_distances(Xc[sl, :], memories, xp)),
             Xc.shape[0],
@@ -904,16 +894,18 @@ class AMClustering(
             Minus the weighted sum of squared distances of the samples to the
             centre of their cluster (higher is better).
         """
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False, method="score")
-        backend = backend_for(self, X)
+        backend, Xc, centres = self._fitted_input(X, "score")
         xp = backend.xp
-        sw = validate_sample_weight(sample_weight, X, backend)
-        Xc = backend.to_compute(X)
+        sw = validate_sample_weight(sample_weight, Xc, backend)
         w = None if sw is None else backend.to_compute(sw, Xc.dtype)
-        centres = self._fitted_centres(backend, Xc.dtype)
         labels = self._assign(backend, Xc, centres)
         return -float(_inertia(Xc, centres, labels, w, xp))
+
+    def _fitted_input(self, X, method):
+        """The preamble of every fitted method: ``(backend, Xc, centres)``."""
+        X, backend = validate_fitted_input(self, X, method)
+        Xc = backend.to_compute(X)
+        return backend, Xc, self._fitted_centres(backend, Xc.dtype)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
