@@ -338,7 +338,7 @@ def write_table(args, rows, et, info, per_step, rises, energy):
     lines = [
         f"# Energy Transformer imputation: {args.dataset}, half the patches hidden",
         "",
-        f"Machine: shared, 2 cores, 8 sessions at once (load average "
+        f"Machine: 2 cores, possibly shared (load average "
         f"{info['load_start']:.1f} at the start of the EnergyTransformer's fit, "
         f"{info['load_end']:.1f} at its end, {load1:.1f} when this table was "
         "written). Every method runs on one BLAS thread; CPU seconds are this "
