@@ -33,7 +33,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from array_api_compat import device as array_device
+from array_api_compat import device as _device
 from array_api_compat import is_numpy_array
 from sklearn.utils import gen_batches
 
@@ -97,10 +97,6 @@ def _beta_array(beta, C, xp):
     """``beta`` (a float or one per restart) as an ``(R, 1, 1)`` array."""
     host = np.broadcast_to(np.asarray(beta, dtype=np.float64), (C.shape[0],))
     return xp.asarray(np.reshape(host, (-1, 1, 1)), dtype=C.dtype, device=_device(C))
-
-
-def _device(a):
-    return array_device(a)
 
 
 def _step_scale(step_size, mask, dtype, xp):

@@ -26,6 +26,8 @@ memories, e.g. the distributed memory of the random-feature AM
 
 from dataclasses import dataclass
 
+from array_api_compat import device as _device
+
 from skam._chunking import chunk_slices, concat, itemsize
 from skam._energy import (
     descent_direction,
@@ -525,9 +527,3 @@ def lsr_fixed_point_iteration(V, oracle, xp, *, free=None, max_rounds=50):
             break
         V = V_new
     return V
-
-
-def _device(array):
-    from array_api_compat import device
-
-    return device(array)

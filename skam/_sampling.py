@@ -45,6 +45,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+from array_api_compat import device as _device
 
 from skam._chunking import chunk_slices, concat, itemsize, rows_per_chunk
 from skam._descent import TEMPORARIES_PER_COLUMN
@@ -383,12 +384,6 @@ def anneal(
             trajectory.append(V)
     traj = xp.stack(trajectory, axis=0) if return_trajectory else None
     return V, traj
-
-
-def _device(array):
-    from array_api_compat import device
-
-    return device(array)
 
 
 # ---------------------------------------------------------- estimator glue

@@ -38,6 +38,7 @@ levels, noise) are drawn on the host and moved to the compute namespace.
 import math
 
 import numpy as np
+from array_api_compat import device as _device
 
 from skam._training import Adam, unrolled_backward, unrolled_forward
 
@@ -177,9 +178,3 @@ def _overflowed(what, epoch, X, beta_min, xp):
         f"squared distances at beta_min={beta_min:.3g} overflow {X.dtype}. "
         "Rescale X (e.g. with StandardScaler) or pass a larger beta_min."
     )
-
-
-def _device(array):
-    from array_api_compat import device
-
-    return device(array)

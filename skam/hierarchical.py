@@ -24,6 +24,7 @@ from skam._backend import to_numpy
 from skam._chunking import itemsize, map_chunks
 from skam._dask import dask_dispatch
 from skam._docstrings import fill_doc
+from skam._energy import log_softmax
 from skam._graph.dynamics import descend_graph
 from skam._graph.graph import EnergyGraph
 from skam._graph.lagrangians import Softmax
@@ -668,7 +669,7 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
 
             def loss_fn(states):
                 x = states[LABELS]
-                log_p = _log_softmax(x, xp)
+                log_p = log_softmax(x, xp)
                 loss = -float(xp.sum(Yb * log_p)) / b
                 return loss, {LABELS: (xp.exp(log_p) - Yb) / b}
 
@@ -683,7 +684,7 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
             X, method, compute_energy=False, keep=(LABELS,)
         )
         xp = backend.xp
-        return backend, xp.exp(_log_softmax(out.states[LABELS], xp))
+        return backend, xp.exp(log_softmax(out.states[LABELS], xp))
 
     def predict_proba(self, X):
         """Class probabilities: the label layer's activations after settling.
@@ -717,12 +718,6 @@ class HierarchicalAMClassifier(ClassifierMixin, _HierarchicalBase):
         backend, proba = self._proba(X, "predict")
         idx = backend.xp.argmax(proba, axis=1)
         return decode_classes(self.classes_, idx, backend)
-
-
-def _log_softmax(x, xp):
-    from skam._energy import log_softmax
-
-    return log_softmax(x, xp)
 
 
 __all__ = ["EnergyGraph", "HierarchicalAM", "HierarchicalAMClassifier"]

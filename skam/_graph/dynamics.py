@@ -32,6 +32,8 @@ chunking helper, with each term reporting its bytes per row.
 
 from dataclasses import dataclass, field
 
+from array_api_compat import device as _device
+
 from skam._chunking import chunk_slices, concat, itemsize
 
 
@@ -58,12 +60,6 @@ class Tape:
     """Forward record for backpropagation: one entry per group update."""
 
     entries: list = field(default_factory=list)  # (group, states before, factors)
-
-
-def _device(array):
-    from array_api_compat import device
-
-    return device(array)
 
 
 def _free_masks(clamp, x, xp):

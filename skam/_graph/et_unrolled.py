@@ -19,6 +19,8 @@ the last tokens.
 
 from dataclasses import dataclass
 
+from array_api_compat import device as _device
+
 from skam._graph.attention import AttentionEnergy
 from skam._graph.backprop import backward as graph_backward
 from skam._graph.dynamics import descend_graph
@@ -212,9 +214,3 @@ def backward(params, config, patches, token_mask, result, grad_patches, xp, grap
         )
     )
     return grads
-
-
-def _device(a):
-    from array_api_compat import device
-
-    return device(a)

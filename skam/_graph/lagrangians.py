@@ -31,6 +31,8 @@ normalising layers are smooth at 0.
 
 import math
 
+from array_api_compat import device as _device
+
 
 def _row_sum(a, xp):
     return xp.sum(a, axis=1)
@@ -38,12 +40,6 @@ def _row_sum(a, xp):
 
 def _row_dot(a, b, xp):
     return xp.sum(a * b, axis=1, keepdims=True)
-
-
-def _device(a):
-    from array_api_compat import device
-
-    return device(a)
 
 
 def _row_mean(a, xp):

@@ -14,6 +14,8 @@ the flag). The energy still never increases in continuous time, since
 ``dE/dt = -(dE/dg)^T H (dE/dg) <= 0``.
 """
 
+from array_api_compat import device as _device
+
 from skam._graph.lagrangians import Lagrangian
 from skam._graph.token_cache import memoised
 
@@ -91,9 +93,3 @@ class TokenWise(Lagrangian):
 
     def bytes_per_row(self, d, itemsize):
         return 4 * d * itemsize
-
-
-def _device(a):
-    from array_api_compat import device
-
-    return device(a)
