@@ -702,16 +702,50 @@ def memory_block_rows(n_rows, n_memories, itemsize, *, temporaries=None):
     return rows_per_chunk(n_memories, n_rows * itemsize * temporaries, min_rows=1)
 
 
+# On CPUs, the passes of the LSE read-out over a chunk's (n, K) logits (row
+# maximum, shift, exp) run about twice as fast on blocks of memories that stay
+# in the cache: a block aims at this many bytes of logits, unless merging the
+# blocks' states costs more than it saves (pulled width above 1/32 of the
+# block: d = 784 retrieval). Measured, one LSE step, n = K = 10 000, d = 64:
+# 4-8 MiB blocks 5-8% faster than one block of 22 MiB, 2 MiB slower.
+CPU_TILE_BYTES = 8 * 2**20
+TILE_WIDTH_RATIO = 32
+
+
+def cache_block_rows(n_rows, width, itemsize):
+    """Memories per block for the cache, on CPUs (see ``CPU_TILE_BYTES``).
+
+    Parameters
+    ----------
+    n_rows : int
+        Queries in the chunk.
+    width : int
+        Pulled coordinates of the state (0: no direction); a block keeps at
+        least ``TILE_WIDTH_RATIO * width`` memories.
+    itemsize : int
+        Bytes per element.
+    """
+    fitting = CPU_TILE_BYTES // max(1, n_rows * itemsize)
+    return max(1, int(fitting), TILE_WIDTH_RATIO * int(width))
+
+
 def reduce_blocks(
     V, memories, spec, xp, *, pull_from=0, need_direction=True, block_rows=None
 ):
-    """Partial state of all memories for one chunk, block by block."""
+    """Partial state of all memories for one chunk, block by block.
+
+    Blocks fit ``working_memory``; on CPUs (NumPy), LSE blocks are also kept
+    near ``CPU_TILE_BYTES`` per (n, K_b) array (:func:`cache_block_rows`).
+    """
     K = memories.n_memories
     if block_rows is None:
         itemsize = 4 if V.dtype == xp.float32 else 8
         block_rows = memory_block_rows(
             V.shape[0], K, itemsize, temporaries=block_temporaries(spec)
         )
+        if spec.is_lse and is_numpy_namespace(xp):
+            width = V.shape[1] - pull_from if need_direction else 0
+            block_rows = min(block_rows, cache_block_rows(V.shape[0], width, itemsize))
     if block_rows >= K:
         return block_state(
             V, memories, spec, xp, pull_from=pull_from, need_direction=need_direction
