@@ -23,7 +23,13 @@ from sklearn.utils.validation import check_array
 from skam._backend import to_numpy
 from skam._beta import median_nearest_sq_distance, resolve_beta
 from skam._chunking import chunk_slices, itemsize, map_chunks, rows_per_chunk
-from skam._cluster_training import TrainingSetup, basin_labels, polish, train
+from skam._cluster_training import (
+    TrainingSetup,
+    basin_labels,
+    polish,
+    polish_tolerance,
+    train,
+)
 from skam._dask import dask_dispatch
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
@@ -55,6 +61,9 @@ _LLOYD_CANDIDATES = 10
 # When the evaluation set is a subsample, the kept restart gets at most this
 # many more polish rounds on all samples (each costs one full assignment).
 _FULL_DATA_POLISH_ROUNDS = 5
+# The polish stops when the centres moved by at most this times the mean
+# per-feature variance of the data (sum of squared shifts): KMeans's tol.
+_POLISH_TOL = 1e-4
 # beta="silhouette": the candidates, as multiples of the "scale" rule, and
 # the samples (at most) the silhouette of each is computed on.
 _SILHOUETTE_GRID = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
@@ -431,8 +440,16 @@ class AMClustering(
         if guard:  # the polished starts compete with the trained restarts
             candidates = xp.concat([result.centres, starts], axis=0)
             cand_betas = np.concatenate([row_betas, row_betas])
+        shift_tol = polish_tolerance(Xc, _POLISH_TOL, xp)
         centres, labels = polish(
-            X_eval, w_eval, candidates, cand_betas, xp, rounds=self.n_polish, **kw
+            X_eval,
+            w_eval,
+            candidates,
+            cand_betas,
+            xp,
+            rounds=self.n_polish,
+            tol=shift_tol,
+            **kw,
         )
         objectives = [
             float(_inertia(X_eval, centres[r, ...], labels[r, ...], w_eval, xp))
@@ -454,7 +471,9 @@ class AMClustering(
         best = best % R  # the restart of the kept candidate
         if X_eval.shape[0] < n:
             rounds = min(self.n_polish, _FULL_DATA_POLISH_ROUNDS)
-            centres, labels = self._polish(backend, Xc, weights, centres, rounds)
+            centres, labels = self._polish(
+                backend, Xc, weights, centres, rounds, shift_tol
+            )
         # else the evaluation set is the data: its basins are the labels
         centres, labels = self._relocate_empty(backend, Xc, weights, centres, labels)
         self.cluster_centers_ = backend.to_output(centres)
@@ -696,21 +715,30 @@ class AMClustering(
             f"evaluation samples{epochs}{reseeded}"
         )
 
-    def _polish(self, backend, Xc, weights, centres, rounds):
+    def _polish(self, backend, Xc, weights, centres, rounds, tol):
         """Fixed-point polish on all samples: centres move to their basin means.
 
-        Returns the centres and the basin labels of those centres.
+        The rounds as :func:`skam._cluster_training.polish` (screened
+        assignments, KMeans's centre-shift tolerance ``tol``). Returns the
+        centres and the exact basin labels of those centres.
         """
         xp = backend.xp
-        labels = self._assign(backend, Xc, centres)
+        kw = dict(step_size=float(self.step_size), n_steps=self.n_steps_)
+        labels = basin_labels(Xc, centres[None, ...], self.beta_, xp, screen=True, **kw)
         for _ in range(rounds):
-            centres = _basin_means(Xc, labels, weights, centres, xp)
-            new_labels = self._assign(backend, Xc, centres)
+            new = _basin_means(Xc, labels[0, ...], weights, centres, xp)
+            shift = float(xp.sum((new - centres) ** 2))
+            centres = new
+            if shift <= tol:
+                break
+            new_labels = basin_labels(
+                Xc, centres[None, ...], self.beta_, xp, screen=True, **kw
+            )
             converged = bool(xp.all(new_labels == labels))
             labels = new_labels
             if converged:
                 break
-        return centres, labels
+        return centres, self._assign(backend, Xc, centres)
 
     def _setup(self, Xc, weights, backend, *, beta, lr_scale):
         xp = backend.xp
