@@ -382,6 +382,9 @@ def train(X, weights, centres, rng, setup, optimizer=None):
         opt.m[0], opt.v[0], opt.t = optimizer
     schedules = [_Plateau(setup) for _ in range(R)]
     monitor = _Monitor(X, weights, rng, setup) if setup.max_epochs > 1 else None
+    if monitor is not None:
+        basins = monitor.basins(centres, beta)
+        unchanged = np.zeros(R, dtype=int)
     result = TrainingResult(
         centres=centres,
         loss_curves=[[] for _ in range(R)],
@@ -446,9 +449,14 @@ def train(X, weights, centres, rng, setup, optimizer=None):
         if last:
             break
         watched = monitor.losses(opt.params[0], beta)
+        new_basins = monitor.basins(opt.params[0], beta)
+        same = np.all(new_basins == basins, axis=1)
+        unchanged = np.where(same, unchanged + 1, 0)
+        basins = new_basins
         for r in np.flatnonzero(running):
             rates[r] = schedules[r].update(float(watched[r]), rates[r])
-            if rates[r] < _STOP_FRACTION * setup.learning_rate:
+            settled = unchanged[r] >= setup.patience
+            if settled or rates[r] < _STOP_FRACTION * setup.learning_rate:
                 running[r] = False
                 rates[r] = 0.0
         if not running.any():
@@ -481,6 +489,19 @@ class _Monitor:
             self.mask = _to_device(draw_masks(rng, rows, d, setup.n_masked), setup)
         self.X, self.weights, self.setup = X, weights, setup
         self.V0 = _masked_input(X, self.mask, setup.fill, xp)
+
+    def basins(self, centres, beta):
+        """Host basin labels (R, rows) of the monitored samples (unmasked)."""
+        setup = self.setup
+        labels = basin_labels(
+            self.X,
+            centres,
+            beta,
+            setup.xp,
+            step_size=setup.step_size,
+            n_steps=setup.n_steps,
+        )
+        return np.asarray(to_numpy(labels))
 
     def losses(self, centres, beta):
         setup, w = self.setup, self.weights
