@@ -54,9 +54,10 @@ _STOP_FRACTION = 0.9
 # loss it has no noise from the random masks and batches, so that a plateau
 # is seen after ``patience`` epochs.
 _MONITOR_ROWS = 512
-# Softmax logits below the largest by more than 80 are raised to -80 before
-# the exponential: exp(-80) is a normal number in float32 and float64.
+# Softmax logits below the largest by more than 80 (float32: 40) are raised
+# to that floor before the exponential (see _softmax_mean).
 _LOGIT_FLOOR = -80.0
+_LOGIT_FLOOR_32 = -40.0
 # The polish rounds stop descending a row after one step when one centre
 # has at least 1 - _SETTLED of its softmax weight (for every restart).
 _SETTLED = 1e-6
@@ -92,15 +93,18 @@ def _softmax_mean(VT, C_beta, half_beta_sq, CT, xp):
 
     The (R, K, b) temporaries are updated in place (a fresh product each
     step): allocating each of them anew costs more than the arithmetic.
-    Logits more than ``-_LOGIT_FLOOR`` below a row's largest are raised to
-    it before the exponential: their weights (below ``exp(-80)`` of the
-    largest) change by less than the rounding of the sum, and no weight is
-    a subnormal number (arithmetic on those is many times slower).
+    Logits more than 80 (float32: 40) below a row's largest are raised to
+    that floor before the exponential: their weights (below ``exp(-80)``,
+    float32 ``exp(-40)``, of the largest) change by less than the rounding
+    of the sum, and no weight, nor its product with a gradient in the
+    backward pass, is a subnormal number (arithmetic on those is many times
+    slower).
     """
     P = C_beta @ VT
     P -= half_beta_sq
     P -= xp.max(P, axis=-2, keepdims=True)
-    P = _exp_(_clip_low_(P, _LOGIT_FLOOR, xp), xp)
+    floor = _LOGIT_FLOOR_32 if P.dtype == xp.float32 else _LOGIT_FLOOR
+    P = _exp_(_clip_low_(P, floor, xp), xp)
     P /= xp.sum(P, axis=-2, keepdims=True)
     return P, CT @ P
 
@@ -226,6 +230,7 @@ def batched_loss_and_grad(
     g = diff * scale if weights is None else diff * (weights * scale)
     grad = xp.zeros_like(C)
     A_cols = xp.zeros_like(C[..., :1])
+    keep = 1.0 - aT
     for t in range(n_steps - 1, -1, -1):
         VT, P, MT = states[t], Ps[t], Ms[t]
         u = aT * g
@@ -242,7 +247,7 @@ def batched_loss_and_grad(
             back = CT @ A  # beta (A C - v sum(A)) in place
             back -= VT * xp.sum(A, axis=-2, keepdims=True)
             back *= beta
-            g = (1.0 - aT) * g
+            g = keep * g
             g += back
     grad -= beta * (A_cols * C)
     return sample_losses, grad, mass
@@ -284,9 +289,12 @@ def draw_masks(rng, n_rows, n_features, n_masked, *, shared=False):
     """
     rows = 1 if shared else n_rows
     keys = rng.random_sample((rows, n_features))
-    hidden = np.argsort(keys, axis=1)[:, :n_masked]
+    # the n_masked smallest keys of each row (a partition: the same set as
+    # a full sort, at a fraction of its cost)
     mask = np.zeros((rows, n_features), dtype=bool)
-    np.put_along_axis(mask, hidden, True, axis=1)
+    if n_masked > 0:
+        hidden = np.argpartition(keys, n_masked - 1, axis=1)[:, :n_masked]
+        np.put_along_axis(mask, hidden, True, axis=1)
     return mask
 
 
@@ -448,15 +456,18 @@ def train(X, weights, centres, rng, setup, optimizer=None):
             setup.progress.step(**metrics)
         if last:
             break
-        watched = monitor.losses(opt.params[0], beta)
+        # the clustering of the monitored samples no longer changes: stop
         new_basins = monitor.basins(opt.params[0], beta)
-        same = np.all(new_basins == basins, axis=1)
-        unchanged = np.where(same, unchanged + 1, 0)
+        unchanged = np.where(np.all(new_basins == basins, axis=1), unchanged + 1, 0)
         basins = new_basins
+        settled = running & (unchanged >= setup.patience)
+        running &= ~settled
+        rates[settled] = 0.0
+        if running.any():  # the loss plateau (ClAM's schedule)
+            watched = monitor.losses(opt.params[0], beta)
         for r in np.flatnonzero(running):
             rates[r] = schedules[r].update(float(watched[r]), rates[r])
-            settled = unchanged[r] >= setup.patience
-            if settled or rates[r] < _STOP_FRACTION * setup.learning_rate:
+            if rates[r] < _STOP_FRACTION * setup.learning_rate:
                 running[r] = False
                 rates[r] = 0.0
         if not running.any():
@@ -491,7 +502,7 @@ class _Monitor:
         self.V0 = _masked_input(X, self.mask, setup.fill, xp)
 
     def basins(self, centres, beta):
-        """Host basin labels (R, rows) of the monitored samples (unmasked)."""
+        """Host basin labels (R, rows) of the monitored samples (screened)."""
         setup = self.setup
         labels = basin_labels(
             self.X,
@@ -500,6 +511,7 @@ class _Monitor:
             setup.xp,
             step_size=setup.step_size,
             n_steps=setup.n_steps,
+            screen=True,
         )
         return np.asarray(to_numpy(labels))
 
