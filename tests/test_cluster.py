@@ -654,22 +654,28 @@ def test_softmax_weights_match_a_naive_softmax_and_are_never_subnormal(dtype):
     assert ref.min() < np.finfo(np.float64).tiny  # the floor was needed
 
 
-def test_screened_labels_stop_settled_rows_after_one_step():
-    from skam._cluster_training import basin_labels
+def test_screened_labels_stop_settled_rows_after_one_step(monkeypatch):
+    import skam._cluster_training as ct
 
     X, _ = make_blobs(n_samples=400, centers=5, cluster_std=1.8, random_state=4)
     C = X[np.random.RandomState(0).choice(400, 5, replace=False)]
     kw = dict(step_size=0.1, n_steps=10)
+    out = {beta: _numpy_descent(X, C, beta, **kw) for beta in (0.5, 3.0)}
     for beta in (0.5, 3.0):
         ref, done = _naive_screened_labels(X, C, beta, **kw)
         assert 0 < done.sum() < 400  # both kinds of rows occur
-        got = basin_labels(X, C[None], beta, xp, screen=True, **kw)[0]
+        got = ct.basin_labels(X, C[None], beta, xp, screen=True, **kw)[0]
         np.testing.assert_array_equal(got, ref)
-        exact = basin_labels(X, C[None], beta, xp, **kw)[0]
-        out = _numpy_descent(X, C, beta, **kw)
-        np.testing.assert_array_equal(
-            exact, np.argmin(euclidean_distances(out, C), axis=1)
-        )
+        exact = ct.basin_labels(X, C[None], beta, xp, **kw)[0]
+        nearest = np.argmin(euclidean_distances(out[beta], C), axis=1)
+        np.testing.assert_array_equal(exact, nearest)
+    # a loose threshold settles rows whose descent ends elsewhere: the rule
+    # is what decides their labels
+    monkeypatch.setattr(ct, "_SETTLED", 0.6)
+    ref, _ = _naive_screened_labels(X, C, 0.5, settled=0.6, **kw)
+    got = ct.basin_labels(X, C[None], 0.5, xp, screen=True, **kw)[0]
+    np.testing.assert_array_equal(got, ref)
+    assert (ref != np.argmin(euclidean_distances(out[0.5], C), axis=1)).any()
 
 
 def test_polish_stops_on_the_kmeans_centre_shift_tolerance():
@@ -729,6 +735,10 @@ def test_fit_on_the_float32_copy_is_translation_invariant():
     am = AMClustering(n_clusters=4, random_state=0).fit(X)
     far = AMClustering(n_clusters=4, random_state=0).fit(X + 1e6)
     np.testing.assert_array_equal(far.labels_, am.labels_)
+    # the float32 training saw the same numbers (uncentred, its logits of
+    # order 1e12 would be rounding noise)
+    assert far.n_iter_ == am.n_iter_
+    np.testing.assert_allclose(far.loss_curve_, am.loss_curve_, rtol=1e-4)
     np.testing.assert_allclose(
         far.cluster_centers_ - 1e6, am.cluster_centers_, atol=1e-6
     )
