@@ -692,7 +692,8 @@ def test_polish_stops_on_the_kmeans_centre_shift_tolerance():
         # the centres moved by at most the tolerance
         ref, rounds = C0.copy(), 0
         lab, _ = _naive_screened_labels(X, ref, beta, **kw)
-        for rounds in range(1, 31):
+        while rounds < 30:
+            rounds += 1
             new = np.array([X[lab == k].mean(axis=0) for k in range(6)])
             shift = ((new - ref) ** 2).sum()
             ref = new
