@@ -316,6 +316,7 @@ class DenseAM(
         self._distinct_rows = xp_in.asarray(rows, device=_dev(self.memories_))
         backend = backend_for(self, self.memories_)
         self._memories(backend, backend.to_compute(self.memories_).dtype)
+        self._memory_top()  # at fit: calls leave the estimator's dict unchanged
 
     # ------------------------------------------------------------------ engine
     def _memories(self, backend, dtype):
