@@ -161,17 +161,18 @@ def exp_floor(dtype, xp):
 
 
 # ------------------------------------------------------------- block states
-def lse_logits(V, block, spec, xp):
+def lse_logits(V, block, spec, xp, pull_from=0):
     """``beta S + log w`` of LSE, shift-invariant form for squared Euclidean.
 
     The softmax does not depend on ``1/2 ||v||^2``, so the logits are
     ``beta * (v.xi - 1/2 ||xi||^2) + log w``: one GEMM on ``beta * v`` and one
     bias vector; :func:`finish` adds ``-beta/2 ||v||^2`` to ``log_z`` only.
     Memories that serve many calls (``block.derived``) fold the bias into the
-    GEMM instead (:func:`_folded_logits`).
+    GEMM instead (:func:`_folded_logits`; ``pull_from``: the coordinates
+    before it are the only ones that may differ between queries, see there).
     """
     if block.derived is not None:
-        return _folded_logits(V, block, spec, xp)
+        return _folded_logits(V, block, spec, xp, pull_from)
     logits = _cross(V, block, spec.beta)
     bias = _lse_bias(block, spec)
     if bias is not None:
@@ -195,25 +196,68 @@ def _with_ones(M, xp):
     return xp.concat([M, ones], axis=1)
 
 
-def _folded_logits(V, block, spec, xp):
+# At most this many pulled coordinates equal in every query of a chunk are
+# folded into the bias (see _folded_logits).
+MAX_UNIFORM_TAIL = 64
+
+
+def _uniform_tail(V, pull_from, xp):
+    """Coordinates ``pull_from:`` as a tuple when every row of V has the same.
+
+    None when they differ, when there are none or too many, and outside
+    NumPy.
+    """
+    width = V.shape[1] - pull_from
+    if not pull_from or width > MAX_UNIFORM_TAIL or not is_numpy_namespace(xp):
+        return None
+    tail = V[:, pull_from:]
+    if not bool((tail == tail[0]).all()):
+        return None
+    return tuple(tail[0].tolist())
+
+
+def _folded_logits(V, block, spec, xp, pull_from=0):
     """The logits of :func:`lse_logits` in one GEMM: ``[beta c v, 1] @ [xi, bias].T``.
 
     The per-memory bias is one more column of the memories (built once,
     :class:`~skam._energy.DerivedArrays`), so the GEMM writes the logits and
-    no pass over the (n, K) block adds it.
+    no pass over the (n, K) block adds it. When the pulled coordinates
+    (``pull_from:``) hold the same values in every query (the label neurons
+    at their start: the first step of a supervised prediction), their part
+    of the similarity is one number per memory, folded into the bias as
+    well, and the GEMM runs on the other coordinates only.
     """
+    tail = _uniform_tail(V, pull_from, xp)
 
     def build(memories):
         bias = _lse_bias(memories, spec)
+        head = memories.patterns
+        if tail is not None:
+            cw = memories.coord_weights
+            values = xp.asarray(tail, dtype=head.dtype, device=_device(head))
+            if cw is not None:
+                values = values * cw[pull_from:]
+            shift = spec.beta * (head[:, pull_from:] @ values)
+            bias = shift if bias is None else bias + shift
+            head = head[:, :pull_from]
         if bias is None:
-            return memories.patterns
-        return xp.concat([memories.patterns, bias[:, None]], axis=1)
+            return head
+        return xp.concat([head, bias[:, None]], axis=1)
 
-    operand = block.derived.get(("lse_logits", spec.beta, spec.similarity), build)
-    factor = spec.beta
-    if block.coord_weights is not None:
-        factor = spec.beta * block.coord_weights
+    def build_factor(memories):  # a tuple: the same for every block
+        cw = memories.coord_weights
+        return (spec.beta if cw is None else spec.beta * cw,)
+
+    if tail is None:
+        key, version = ("lse_logits", spec.beta, spec.similarity), None
+    else:  # one slot: the values of the tail are part of the operand
+        key, version = ("lse_logits_tail", spec.beta, spec.similarity, pull_from), tail
+        V = V[:, :pull_from]
+    operand = block.derived.get(key, build, version)
+    (factor,) = block.derived.get(("lse_factor", spec.beta), build_factor)
     n, D = V.shape
+    if tail is not None and not isinstance(factor, float):
+        factor = factor[:D]
     if operand.shape[1] == D:  # no bias to fold
         return (V * factor) @ operand.T
     if is_numpy_namespace(xp):
@@ -300,22 +344,24 @@ def pulled_sums(T, block, pull_from, xp):
         pulled = memories.patterns[:, pull_from:]
         K = pulled.shape[0]
         if not is_numpy_namespace(xp) or K < 2:
-            return None, None
+            return None, None, None
         change = np.any(pulled[1:] != pulled[:-1], axis=1)
         n_runs = 1 + int(np.count_nonzero(change))
         if n_runs > MAX_RUNS or n_runs * RUN_MIN_LENGTH > K:
-            return None, None
+            return None, None, None
         starts = np.concatenate([[0], np.flatnonzero(change) + 1])
         run_of = np.concatenate([[0], np.cumsum(change)])  # run of each memory
-        return _with_ones(pulled[starts], xp), run_of
+        return _with_ones(pulled[starts], xp), run_of, starts
 
-    run_rows, run_of = derived.get(("pulled_runs", pull_from), build_runs)
+    run_rows, run_of, starts = derived.get(("pulled_runs", pull_from), build_runs)
     if run_rows is None:
         return T @ derived.get(("pulled", pull_from), build_pulled)
-    run_of = run_of[derived.rows]
-    starts = np.concatenate([[0], np.flatnonzero(run_of[1:] != run_of[:-1]) + 1])
-    by_run = np.add.reduceat(T, starts, axis=1)
-    return by_run @ run_rows[int(run_of[0]) : int(run_of[-1]) + 1]
+    if derived.rows != slice(None):  # a block: its own runs
+        run_of = run_of[derived.rows]
+        change = np.flatnonzero(run_of[1:] != run_of[:-1]) + 1
+        starts = np.concatenate([[0], change])
+        run_rows = run_rows[int(run_of[0]) : int(run_of[-1]) + 1]
+    return np.add.reduceat(T, starts, axis=1) @ run_rows
 
 
 def lse_block(V, block, spec, xp, *, pull_from=0, need_mean=True):
@@ -330,7 +376,7 @@ def lse_block(V, block, spec, xp, *, pull_from=0, need_mean=True):
     (a column of ones appended to the pulled coordinates).
     """
     numpy = is_numpy_namespace(xp)  # ndarray methods: a few µs less per call
-    logits = lse_logits(V, block, spec, xp)
+    logits = lse_logits(V, block, spec, xp, pull_from)
     above = _above_floor(V, block, spec, xp)
     raw_max = logits.max(axis=1) if numpy else xp.max(logits, axis=1)
     # rows of -inf only (a block of zero-weight memories) are the exception

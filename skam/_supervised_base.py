@@ -13,6 +13,7 @@ coordinates by ``1 - lam`` (the engine's ``coord_weights``).
 from dataclasses import dataclass
 from numbers import Integral, Real
 
+import numpy as np
 from array_api_compat import device as array_device
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
@@ -191,6 +192,8 @@ def normalise_label_neurons(R, xp):
     """
     clipped = xp.maximum(R, 0.0)
     total = xp.sum(clipped, axis=1, keepdims=True)
+    if isinstance(R, np.ndarray) and bool((total > 0).all()):
+        return clipped / total  # every row has evidence (NumPy: a few calls less)
     uniform = xp.ones_like(R) / R.shape[1]
     has_mass = total > 0
     return xp.where(

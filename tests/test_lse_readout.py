@@ -114,7 +114,7 @@ def test_pulled_sums_run_by_run_equal_the_product(rows):
     T = rng.uniform(0, 1, (30, block.n_memories))
     assert ("pulled_runs", 4) not in memories.derived._entries  # built below
     got = pulled_sums(T, block, 4, xp)
-    run_rows, run_of = memories.derived.get(("pulled_runs", 4), None)
+    run_rows, run_of, starts = memories.derived.get(("pulled_runs", 4), None)
     assert run_rows.shape == (5, 6)  # the runs were found and used
     expected = T @ np.concatenate([M[rows, 4:], np.ones((block.n_memories, 1))], 1)
     np.testing.assert_allclose(got, expected, rtol=1e-13)
@@ -125,7 +125,7 @@ def test_pulled_sums_run_by_run_equal_the_product(rows):
         [dense.patterns[rows, 2:], np.ones((len(T[0]), 1))], 1
     )
     np.testing.assert_allclose(got, expected, rtol=1e-13)
-    assert dense.derived.get(("pulled_runs", 2), None) == (None, None)
+    assert dense.derived.get(("pulled_runs", 2), None) == (None, None, None)
 
 
 def test_blocks_of_a_block_see_their_rows():
@@ -193,3 +193,39 @@ def digits_data():
 
     X, y = load_digits(return_X_y=True)
     return X / 16.0, y
+
+
+@pytest.mark.parametrize("coord_weights", [False, True])
+def test_uniform_tail_is_folded_into_the_bias(coord_weights):
+    """Label neurons at their start: their part of the logits is per memory."""
+    rng = np.random.RandomState(7)
+    reused, plain = _memories(rng, K=300, D=7, coord_weights=coord_weights)
+    spec = EnergySpec(beta=1.1)
+    V = rng.standard_normal((80, 7))
+    V[:, 4:] = [0.3, -0.2, 0.5]  # the same tail in every query
+    folded = lse_logits(V, reused, spec, xp, pull_from=4)
+    np.testing.assert_allclose(
+        folded, lse_logits(V, plain, spec, xp), rtol=1e-12, atol=1e-12
+    )
+    slot = reused.derived._entries[("lse_logits_tail", 1.1, "sqeuclidean", 4)]
+    assert slot[0] == (0.3, -0.2, 0.5) and slot[1].shape == (300, 5)  # d + 1
+    fast, _, _ = lse_block(V, reused, spec, xp, pull_from=4)
+    slow, _, _ = lse_block(V, plain, spec, xp, pull_from=4)
+    np.testing.assert_allclose(fast.mean, slow.mean, rtol=1e-12, atol=1e-14)
+    V[:, 4:] = [1.0, 0.0, -1.0]  # another tail: the one slot is rebuilt
+    np.testing.assert_allclose(
+        lse_logits(V, reused, spec, xp, pull_from=4),
+        lse_logits(V, plain, spec, xp),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+    key = ("lse_logits_tail", 1.1, "sqeuclidean", 4)
+    assert reused.derived._entries[key][0] == (1.0, 0.0, -1.0)
+    V[0, 5] += 1.0  # tails differ: the full GEMM
+    np.testing.assert_allclose(
+        lse_logits(V, reused, spec, xp, pull_from=4),
+        lse_logits(V, plain, spec, xp),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+    assert ("lse_logits", 1.1, "sqeuclidean") in reused.derived._entries
