@@ -113,19 +113,20 @@ def test_pulled_sums_run_by_run_equal_the_product(rows):
     block = memories.block(rows)
     T = rng.uniform(0, 1, (30, block.n_memories))
     assert ("pulled_runs", 4) not in memories.derived._entries  # built below
-    got = pulled_sums(T, block, 4, xp)
+    sums, r = pulled_sums(T, block, 4, xp)
     run_rows, run_of, starts = memories.derived.get(("pulled_runs", 4), None)
     assert run_rows.shape == (5, 6)  # the runs were found and used
-    expected = T @ np.concatenate([M[rows, 4:], np.ones((block.n_memories, 1))], 1)
-    np.testing.assert_allclose(got, expected, rtol=1e-13)
-    # continuous pulled coordinates have no runs: the product is used
-    dense = prepare_memories(rng.standard_normal((500, 6)), xp, reuse=True)
-    got = pulled_sums(T, dense.block(rows), 2, xp)
-    expected = T @ np.concatenate(
-        [dense.patterns[rows, 2:], np.ones((len(T[0]), 1))], 1
-    )
-    np.testing.assert_allclose(got, expected, rtol=1e-13)
-    assert dense.derived.get(("pulled_runs", 2), None) == (None, None, None)
+    np.testing.assert_allclose(sums, T @ M[rows, 4:], rtol=1e-13)
+    np.testing.assert_allclose(r, T.sum(axis=1), rtol=1e-13)
+    # continuous pulled coordinates have no runs: the product is used, with
+    # the row sums as a column of ones
+    for width in (4, 8):
+        dense = prepare_memories(rng.standard_normal((500, width + 2)), xp, reuse=True)
+        sums, r = pulled_sums(T, dense.block(rows), 2, xp)
+        np.testing.assert_allclose(sums, T @ dense.patterns[rows, 2:], rtol=1e-13)
+        np.testing.assert_allclose(r, T.sum(axis=1), rtol=1e-13)
+        assert dense.derived.get(("pulled_runs", 2), None) == (None, None, None)
+        assert ("pulled", 2) in dense.derived._entries
 
 
 def test_blocks_of_a_block_see_their_rows():
