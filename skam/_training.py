@@ -430,9 +430,7 @@ class Adam:
         xp = self.xp
         b1, b2 = self.beta1, self.beta2
         if self._scratch is None:
-            self._scratch = [
-                (xp.empty_like(p), xp.empty_like(p)) for p in self.params
-            ]
+            self._scratch = [(xp.empty_like(p), xp.empty_like(p)) for p in self.params]
         arrays = zip(self.params, self.m, self.v, grads, self._scratch, strict=True)
         for p, m, v, g, (s, r) in arrays:  # the operations of step, in order
             m *= b1
