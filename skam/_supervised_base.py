@@ -48,6 +48,7 @@ SUPERVISED_CONSTRAINTS = {
     "tol": [NON_NEGATIVE],
     "mode": [StrOptions({"nonparametric", "parametric"})],
     "n_memories": [
+        StrOptions({"auto"}),
         Interval(Integral, 1, None, closed="left"),
         Interval(RealNotInt, 0, 1, closed="right"),
     ],
