@@ -54,6 +54,13 @@ _STOP_FRACTION = 0.9
 # loss it has no noise from the random masks and batches, so that a plateau
 # is seen after ``patience`` epochs.
 _MONITOR_ROWS = 512
+# Softmax logits below the largest by more than 80 (float32: 40) are raised
+# to that floor before the exponential (see _softmax_mean).
+_LOGIT_FLOOR = -80.0
+_LOGIT_FLOOR_32 = -40.0
+# The polish rounds stop descending a row after one step when one centre
+# has at least 1 - _SETTLED of its softmax weight (for every restart).
+_SETTLED = 1e-6
 
 
 def _mT(a, xp):
@@ -74,16 +81,30 @@ def _exp_(a, xp):
     return xp.exp(a)
 
 
+def _clip_low_(a, low, xp):
+    """``max(a, low)``, in place for NumPy (``a`` is a temporary)."""
+    if is_numpy_array(a):
+        return np.maximum(a, low, out=a)
+    return xp.clip(a, min=low)
+
+
 def _softmax_mean(VT, C_beta, half_beta_sq, CT, xp):
     """``P^T`` (R, K, b) of the LSE step at ``V^T`` and the pulled means ``(P C)^T``.
 
     The (R, K, b) temporaries are updated in place (a fresh product each
     step): allocating each of them anew costs more than the arithmetic.
+    Logits more than 80 (float32: 40) below a row's largest are raised to
+    that floor before the exponential: their weights (below ``exp(-80)``,
+    float32 ``exp(-40)``, of the largest) change by less than the rounding
+    of the sum, and no weight, nor its product with a gradient in the
+    backward pass, is a subnormal number (arithmetic on those is many times
+    slower).
     """
     P = C_beta @ VT
     P -= half_beta_sq
     P -= xp.max(P, axis=-2, keepdims=True)
-    P = _exp_(P, xp)
+    floor = _LOGIT_FLOOR_32 if P.dtype == xp.float32 else _LOGIT_FLOOR
+    P = _exp_(_clip_low_(P, floor, xp), xp)
     P /= xp.sum(P, axis=-2, keepdims=True)
     return P, CT @ P
 
@@ -209,6 +230,7 @@ def batched_loss_and_grad(
     g = diff * scale if weights is None else diff * (weights * scale)
     grad = xp.zeros_like(C)
     A_cols = xp.zeros_like(C[..., :1])
+    keep = 1.0 - aT
     for t in range(n_steps - 1, -1, -1):
         VT, P, MT = states[t], Ps[t], Ms[t]
         u = aT * g
@@ -225,7 +247,7 @@ def batched_loss_and_grad(
             back = CT @ A  # beta (A C - v sum(A)) in place
             back -= VT * xp.sum(A, axis=-2, keepdims=True)
             back *= beta
-            g = (1.0 - aT) * g
+            g = keep * g
             g += back
     grad -= beta * (A_cols * C)
     return sample_losses, grad, mass
@@ -267,9 +289,12 @@ def draw_masks(rng, n_rows, n_features, n_masked, *, shared=False):
     """
     rows = 1 if shared else n_rows
     keys = rng.random_sample((rows, n_features))
-    hidden = np.argsort(keys, axis=1)[:, :n_masked]
+    # the n_masked smallest keys of each row (a partition: the same set as
+    # a full sort, at a fraction of its cost)
     mask = np.zeros((rows, n_features), dtype=bool)
-    np.put_along_axis(mask, hidden, True, axis=1)
+    if n_masked > 0:
+        hidden = np.argpartition(keys, n_masked - 1, axis=1)[:, :n_masked]
+        np.put_along_axis(mask, hidden, True, axis=1)
     return mask
 
 
@@ -365,6 +390,9 @@ def train(X, weights, centres, rng, setup, optimizer=None):
         opt.m[0], opt.v[0], opt.t = optimizer
     schedules = [_Plateau(setup) for _ in range(R)]
     monitor = _Monitor(X, weights, rng, setup) if setup.max_epochs > 1 else None
+    if monitor is not None:
+        basins = monitor.basins(centres, beta)
+        unchanged = np.zeros(R, dtype=int)
     result = TrainingResult(
         centres=centres,
         loss_curves=[[] for _ in range(R)],
@@ -428,7 +456,15 @@ def train(X, weights, centres, rng, setup, optimizer=None):
             setup.progress.step(**metrics)
         if last:
             break
-        watched = monitor.losses(opt.params[0], beta)
+        # the clustering of the monitored samples no longer changes: stop
+        new_basins = monitor.basins(opt.params[0], beta)
+        unchanged = np.where(np.all(new_basins == basins, axis=1), unchanged + 1, 0)
+        basins = new_basins
+        settled = running & (unchanged >= setup.patience)
+        running &= ~settled
+        rates[settled] = 0.0
+        if running.any():  # the loss plateau (ClAM's schedule)
+            watched = monitor.losses(opt.params[0], beta)
         for r in np.flatnonzero(running):
             rates[r] = schedules[r].update(float(watched[r]), rates[r])
             if rates[r] < _STOP_FRACTION * setup.learning_rate:
@@ -464,6 +500,20 @@ class _Monitor:
             self.mask = _to_device(draw_masks(rng, rows, d, setup.n_masked), setup)
         self.X, self.weights, self.setup = X, weights, setup
         self.V0 = _masked_input(X, self.mask, setup.fill, xp)
+
+    def basins(self, centres, beta):
+        """Host basin labels (R, rows) of the monitored samples (screened)."""
+        setup = self.setup
+        labels = basin_labels(
+            self.X,
+            centres,
+            beta,
+            setup.xp,
+            step_size=setup.step_size,
+            n_steps=setup.n_steps,
+            screen=True,
+        )
+        return np.asarray(to_numpy(labels))
 
     def losses(self, centres, beta):
         setup, w = self.setup, self.weights
@@ -545,23 +595,67 @@ def sq_distances(X, C, xp):
     return xp.clip(sq_x - 2.0 * (C @ xp.permute_dims(X, (1, 0))) + sq_c, min=0.0)
 
 
-def basin_labels(X, C, beta, xp, *, step_size, n_steps):
+def basin_labels(X, C, beta, xp, *, step_size, n_steps, screen=False):
     """Cluster of each row for every restart: nearest centre of its contraction.
 
     ``X`` (n, d), ``C`` (R, K, d); returns int64 labels of shape (R, n),
     computed in row chunks that fit ``working_memory``.
+
+    ``screen=True`` (the polish rounds, not the labels a fit returns) stops
+    descending a row after the first step when, for every restart, one
+    centre has at least ``1 - _SETTLED`` of its softmax weight: the row goes
+    to that centre (its nearest), the rest are descended in full.
     """
     R, K, d = C.shape
     half_sq_c = 0.5 * xp.sum(C * C, axis=-1)[..., None]
     parts = []
     for sl in chunk_slices(X.shape[0], R * (3 * K + 3 * d) * itemsize(C)):
+        if screen and n_steps > 1:
+            parts.append(
+                _screened_labels(X[sl, :], C, beta, half_sq_c, xp, step_size, n_steps)
+            )
+            continue
         VT = batched_descent(
             X[sl, :], C, beta, xp, step_size=step_size, n_steps=n_steps
         )
-        # the nearest centre minimises ||c||^2 / 2 - c.v
-        score = half_sq_c - C @ VT
-        parts.append(xp.astype(xp.argmin(score, axis=-2), xp.int64))
+        parts.append(_nearest(VT, C, half_sq_c, xp))
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=-1)
+
+
+def _nearest(VT, C, half_sq_c, xp):
+    """Nearest centre (R, b) of the states ``V^T`` (R, d, b)."""
+    # the nearest centre minimises ||c||^2 / 2 - c.v
+    return xp.astype(xp.argmin(half_sq_c - C @ VT, axis=-2), xp.int64)
+
+
+def _screened_labels(X, C, beta, half_sq_c, xp, step_size, n_steps):
+    """:func:`basin_labels` of one chunk, settled rows stopped after one step."""
+    C_beta, hb, CT = _prepared(C, beta, xp)
+    VT = xp.permute_dims(X, (1, 0))
+    P, MT = _softmax_mean(VT, C_beta, hb, CT, xp)
+    settled = xp.all(xp.max(P, axis=-2) >= 1.0 - _SETTLED, axis=0)  # (b,)
+    first = xp.astype(xp.argmax(P, axis=-2), xp.int64)
+    open_rows = np.flatnonzero(~np.asarray(to_numpy(settled), dtype=bool))
+    if open_rows.size == 0:
+        return first
+    dev = _device(X)
+    idx = xp.asarray(open_rows, device=dev)
+    VT = xp.take(VT + step_size * (MT - VT), idx, axis=-1)
+    for _ in range(n_steps - 1):
+        _, MT = _softmax_mean(VT, C_beta, hb, CT, xp)
+        VT = VT + step_size * (MT - VT)
+    done = np.flatnonzero(np.asarray(to_numpy(settled), dtype=bool))
+    # the labels in the order [settled rows, open rows], then back in place
+    order = np.concatenate([done, open_rows])
+    inverse = xp.asarray(np.argsort(order), device=dev)
+    stacked = xp.concat(
+        [
+            xp.take(first, xp.asarray(done, device=dev), axis=-1),
+            _nearest(VT, C, half_sq_c, xp),
+        ],
+        axis=-1,
+    )
+    return xp.take(stacked, inverse, axis=-1)
 
 
 def batched_basin_means(X, labels, weights, C, xp):
@@ -581,23 +675,32 @@ def batched_basin_means(X, labels, weights, C, xp):
     return xp.where(filled, sums / safe, C)
 
 
-def polish(X, weights, C, beta, xp, *, step_size, n_steps, rounds):
+def polish(X, weights, C, beta, xp, *, step_size, n_steps, rounds, tol=0.0):
     """Fixed-point polish of every restart: centres move to their basin means.
 
     At most ``rounds`` rounds of "assign each row to its descent basin, move
-    each centre to the mean of its basin"; a restart whose basins no longer
-    change keeps its centres. Returns the centres (R, K, d) and the basin
-    labels (R, n) of those centres.
+    each centre to the mean of its basin", until every restart has
+    converged: its basins no longer change, or its centres moved by at most
+    ``tol`` (the sum of their squared shifts, KMeans's rule). The rounds
+    assign with ``screen=True`` (:func:`basin_labels`); the labels returned
+    are the exact basins of the returned centres. Returns the centres
+    (R, K, d) and the basin labels (R, n) of those centres.
     """
     beta = _beta_array(beta, C, xp)
     kw = dict(step_size=step_size, n_steps=n_steps)
-    labels = basin_labels(X, C, beta, xp, **kw)
+    labels = basin_labels(X, C, beta, xp, screen=True, **kw)
     for _ in range(rounds):
         new_C = batched_basin_means(X, labels, weights, C, xp)
-        new_labels = basin_labels(X, new_C, beta, xp, **kw)
-        changed = xp.any(new_labels != labels, axis=-1)
+        shift = xp.sum((new_C - C) ** 2, axis=(-2, -1))
         C = new_C
+        new_labels = basin_labels(X, C, beta, xp, screen=True, **kw)
+        moving = xp.any(new_labels != labels, axis=-1) & (shift > tol)
         labels = new_labels
-        if not bool(xp.any(changed)):
+        if not bool(xp.any(moving)):
             break
-    return C, labels
+    return C, basin_labels(X, C, beta, xp, **kw)
+
+
+def polish_tolerance(X, tol, xp):
+    """KMeans's tolerance: ``tol`` times the mean per-feature variance of ``X``."""
+    return float(tol) * float(xp.mean(xp.var(X, axis=0)))

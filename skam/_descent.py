@@ -88,6 +88,10 @@ class KernelSumOracle:
         """The descent direction alone (optional member of an oracle)."""
         return descent_direction(V, self.memories, self.spec, self.xp)
 
+    def direction_from(self, V, start):
+        """The direction on coordinates ``start:`` (:func:`step_from`)."""
+        return descent_direction(V, self.memories, self.spec, self.xp, pull_from=start)
+
     def support_sums(self, V):
         return support_sums(V, self.memories, self.spec, self.xp)
 
@@ -419,6 +423,45 @@ def _one_step_chunk(
         converged=xp.logical_not(moved_sq > tol * tol),
         energy=oracle.energy(V_new) if compute_energy else None,
     )
+
+
+def step_from(V0, oracle, xp, *, start, step_size=1.0, chunk_size=None):
+    """One descent step of coordinates ``start:`` of every row, the others clamped.
+
+    The default prediction of the supervised estimators (``max_iter=1``,
+    the features clamped, no box): the step :func:`descend` takes, computed
+    and returned on the free coordinates only, shape (n, D - start), without
+    the (n, D) arrays of the clamped ones (a zero direction, the masked step,
+    the new states, the update norms: about as many passes over the queries
+    as the GEMM's read-out on MNIST-sized data). ``oracle`` provides
+    ``direction_from(V, start)``, the direction on those coordinates.
+
+    Parameters
+    ----------
+    V0 : array of shape (n, D)
+        Initial states (compute namespace, compute dtype).
+    oracle : energy oracle with ``direction_from`` and ``n_columns``
+    xp : namespace
+    start : int
+        First free coordinate.
+    step_size : float
+    chunk_size : int or None
+        Queries per chunk; None sizes chunks from ``working_memory``.
+
+    Returns
+    -------
+    free : array of shape (n, D - start)
+    """
+    temporaries = getattr(oracle, "temporaries", TEMPORARIES_PER_COLUMN)
+    per_row = temporaries * oracle.n_columns * itemsize(V0)
+    min_rows = MIN_QUERY_ROWS if getattr(oracle, "splits_memories", False) else None
+    parts = [
+        V0[sl, start:] - step_size * oracle.direction_from(V0[sl, :], start)
+        for sl in chunk_slices(
+            V0.shape[0], per_row, chunk_size=chunk_size, min_rows=min_rows, xp=xp
+        )
+    ]
+    return concat(parts, xp)
 
 
 def _descend_chunk_monotone(

@@ -168,7 +168,7 @@ validation_fraction : float or None, default=0.1
     monitors the training loss instead (parametric mode).
 """,
     "n_iter_no_change": """
-n_iter_no_change : int, default=10
+n_iter_no_change : int, default=5
     Stop after this many epochs without an improvement of the monitored
     loss by at least ``1e-4`` (parametric mode).
 """,

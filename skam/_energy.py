@@ -42,7 +42,7 @@ registered separation works in every function of this module.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from skam._separations import SEPARATIONS, get_separation
@@ -99,13 +99,17 @@ class Memories:
 
     ``patterns`` has shape (K, D). ``log_weights`` is None or (K,).
     ``coord_weights`` is None or (D,). ``half_sqnorms`` is
-    ``1/2 * sum_i c_i xi_i^2`` of each memory, shape (K,).
+    ``1/2 * sum_i c_i xi_i^2`` of each memory, shape (K,). ``derived`` is
+    None or a :class:`DerivedArrays` of memories that serve many calls (an
+    estimator's prepared memories): operands the engine builds once from
+    them (e.g. the folded ones of :func:`skam._partial.lse_block`).
     """
 
     patterns: object
     log_weights: object
     coord_weights: object
     half_sqnorms: object
+    derived: object = field(default=None, compare=False, repr=False)
 
     @property
     def n_memories(self):
@@ -118,13 +122,59 @@ class Memories:
             None if self.log_weights is None else self.log_weights[rows],
             self.coord_weights,
             None if self.half_sqnorms is None else self.half_sqnorms[rows],
+            None if self.derived is None else self.derived.block(rows),
         )
 
 
-def prepare_memories(patterns, xp, *, weights=None, coord_weights=None):
+class DerivedArrays:
+    """Arrays derived from a fixed set of memories, each built once, on first use.
+
+    An entry is built from the full memories (``build(memories)``) and kept;
+    it is an array whose first axis runs over the memories, or a tuple of
+    scalars valid for every block of them (bounds). The view of a block
+    (:meth:`Memories.block`) builds entries on the full memories and returns
+    its rows of them, so every block and every call shares one copy.
+    """
+
+    def __init__(self, parent=None, rows=None):
+        self.memories = None  # the full memories, set by prepare_memories
+        self._parent, self._rows, self._entries = parent, rows, {}
+
+    def get(self, key, build, version=None):
+        """The entry ``key``, built by ``build(full_memories)`` if absent.
+
+        ``version``: what the entry also depends on, for entries with one
+        slot (rebuilt, not added, when it changes).
+        """
+        if self._parent is not None:
+            value = self._parent.get(key, build, version)
+            return value if isinstance(value, tuple) else value[self._rows, ...]
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != version:
+            entry = self._entries[key] = (version, build(self.memories))
+        return entry[1]
+
+    @property
+    def rows(self):
+        """The rows of the full memories this view holds (a slice)."""
+        return slice(None) if self._rows is None else self._rows
+
+    def block(self, rows):
+        """The view of the memories' rows ``rows`` (a slice, step 1)."""
+        if self._parent is None:
+            start, stop, _ = rows.indices(self.memories.n_memories)
+            return DerivedArrays(self, slice(start, stop))
+        inner = range(self._rows.start, self._rows.stop)[rows]  # compose
+        return DerivedArrays(self._parent, slice(inner.start, inner.stop))
+
+
+def prepare_memories(patterns, xp, *, weights=None, coord_weights=None, reuse=False):
     """Build :class:`Memories` (log weights, weighted half squared norms).
 
-    All arrays must already live in ``xp`` with the compute dtype.
+    All arrays must already live in ``xp`` with the compute dtype. ``reuse``:
+    the memories will serve many calls (an estimator's cache), so operands
+    derived from them are built once and kept (:class:`DerivedArrays`);
+    otherwise (memories rebuilt per call or per batch) nothing is derived.
     """
     if coord_weights is None:
         half_sqnorms = 0.5 * xp.sum(patterns * patterns, axis=1)
@@ -135,7 +185,13 @@ def prepare_memories(patterns, xp, *, weights=None, coord_weights=None):
         positive = weights > 0
         safe = xp.where(positive, weights, xp.ones_like(weights))
         log_weights = xp.where(positive, xp.log(safe), -math.inf)
-    return Memories(patterns, log_weights, coord_weights, half_sqnorms)
+    if not reuse:
+        return Memories(patterns, log_weights, coord_weights, half_sqnorms)
+    memories = Memories(
+        patterns, log_weights, coord_weights, half_sqnorms, DerivedArrays()
+    )
+    memories.derived.memories = memories
+    return memories
 
 
 def _weighted(V, memories):

@@ -122,7 +122,7 @@ def _rescale(shift, new_shift, xp):
     )
 
 
-def exp_shifted(logits, xp):
+def exp_shifted(logits, xp, *, clamp=None):
     """``exp`` of max-shifted logits (all <= 0), without the subnormal slow path.
 
     ``exp`` of arguments whose result is subnormal or zero (below about -708
@@ -131,7 +131,9 @@ def exp_shifted(logits, xp):
     floored at -700 (float64) or -87 (float32) first: a weight below
     ``1e-304`` (``1e-37``) of the largest one in its row, zero-weight memories
     included, becomes that tiny value instead of 0, far below the rounding
-    error of the row sum (>= 1). Chunks without them pay one reduction. (A
+    error of the row sum (>= 1). ``clamp``: None checks the chunk (one
+    reduction); True floors without checking; False skips the floor (the
+    caller has a bound that the logits are above it, :func:`lse_block`). (A
     block whose row is all ``-inf``, zero weights only, is handled by the
     caller: its state is the merge identity.)
 
@@ -140,9 +142,12 @@ def exp_shifted(logits, xp):
     filling a fresh one (about 20% of a one-step retrieval at d = 784, about
     half of it at d = 64). Other namespaces have no ``out=`` and allocate.
     """
-    floor = -87.0 if logits.dtype == xp.float32 else -700.0
+    floor = exp_floor(logits.dtype, xp)
     in_place = is_numpy_namespace(xp)
-    if bool(xp.min(logits) < floor):
+    if clamp is None:
+        low = logits.min() if in_place else xp.min(logits)
+        clamp = bool(low < floor)
+    if clamp:
         if in_place:
             logits = xp.maximum(logits, floor, out=logits)
         else:
@@ -150,42 +155,297 @@ def exp_shifted(logits, xp):
     return xp.exp(logits, out=logits) if in_place else xp.exp(logits)
 
 
+def exp_floor(dtype, xp):
+    """The floor of :func:`exp_shifted`: -87 in float32, -700 in float64."""
+    return -87.0 if dtype == xp.float32 else -700.0
+
+
 # ------------------------------------------------------------- block states
-def lse_logits(V, block, spec, xp):
+def lse_logits(V, block, spec, xp, pull_from=0, shift=None):
     """``beta S + log w`` of LSE, shift-invariant form for squared Euclidean.
 
     The softmax does not depend on ``1/2 ||v||^2``, so the logits are
     ``beta * (v.xi - 1/2 ||xi||^2) + log w``: one GEMM on ``beta * v`` and one
     bias vector; :func:`finish` adds ``-beta/2 ||v||^2`` to ``log_z`` only.
+    Memories that serve many calls (``block.derived``) fold the bias, and a
+    per-query ``shift`` (n,) to subtract, into the GEMM instead
+    (:func:`_folded_logits`; ``pull_from``: the coordinates before it are the
+    only ones that may differ between queries, see there).
     """
+    if block.derived is not None:
+        return _folded_logits(V, block, spec, xp, pull_from, shift)
     logits = _cross(V, block, spec.beta)
-    bias = None
-    if spec.similarity == "sqeuclidean":
-        bias = (-spec.beta) * block.half_sqnorms
-    if block.log_weights is not None:
-        bias = block.log_weights if bias is None else bias + block.log_weights
+    bias = _lse_bias(block, spec)
     if bias is not None:
         logits += bias[None, :]
+    if shift is not None:
+        logits -= shift[:, None]
     return logits
+
+
+def _lse_bias(memories, spec):
+    """``-beta/2 ||xi||^2 + log w`` per memory (None when it is 0)."""
+    bias = None
+    if spec.similarity == "sqeuclidean":
+        bias = (-spec.beta) * memories.half_sqnorms
+    if memories.log_weights is not None:
+        bias = memories.log_weights if bias is None else bias + memories.log_weights
+    return bias
+
+
+def _with_ones(M, xp):
+    """``[M, 1]``: one more column of ones, (K, P + 1)."""
+    ones = xp.ones((M.shape[0], 1), dtype=M.dtype, device=_device(M))
+    return xp.concat([M, ones], axis=1)
+
+
+def _lse_operand(block, spec, xp, pull_from=0, tail=None):
+    """``[bias | xi | 1]`` of the memories, (K, D + 2), built once per energy.
+
+    The one derived copy of the memories that both products of the LSE
+    read-out use: the logits' GEMM reads ``[bias | xi]`` (and the ones
+    column when it also subtracts a per-query shift), the pulled product
+    ``[xi[:, pull_from:] | 1]`` (the ones give the row sums). With a uniform
+    ``tail`` (see :func:`_folded_logits`) it is ``[bias' | xi[:, :pull_from]
+    | 1]``, the tail's part of the similarity in ``bias'`` (one slot).
+    """
+
+    def build(memories):
+        bias = _lse_bias(memories, spec)
+        head = memories.patterns
+        if tail is not None:
+            cw = memories.coord_weights
+            values = xp.asarray(tail, dtype=head.dtype, device=_device(head))
+            if cw is not None:
+                values = values * cw[pull_from:]
+            extra = spec.beta * (head[:, pull_from:] @ values)
+            bias = extra if bias is None else bias + extra
+            head = head[:, :pull_from]
+        if bias is None:
+            bias = xp.zeros((head.shape[0],), dtype=head.dtype, device=_device(head))
+        return _with_ones(xp.concat([bias[:, None], head], axis=1), xp)
+
+    if tail is None:
+        return block.derived.get(("lse_operand", spec.beta, spec.similarity), build)
+    key = ("lse_operand_tail", spec.beta, spec.similarity, pull_from)
+    return block.derived.get(key, build, tail)
+
+
+# At most this many pulled coordinates equal in every query of a chunk are
+# folded into the bias (see _folded_logits).
+MAX_UNIFORM_TAIL = 64
+
+
+def _uniform_tail(V, pull_from, xp):
+    """Coordinates ``pull_from:`` as a tuple when every row of V has the same.
+
+    None when they differ, when there are none or too many, and outside
+    NumPy.
+    """
+    width = V.shape[1] - pull_from
+    if not pull_from or width > MAX_UNIFORM_TAIL or not is_numpy_namespace(xp):
+        return None
+    tail = V[:, pull_from:]
+    if not bool((tail == tail[0]).all()):
+        return None
+    return tuple(tail[0].tolist())
+
+
+def _folded_logits(V, block, spec, xp, pull_from=0, shift=None):
+    """The logits of :func:`lse_logits` in one GEMM: ``[1, beta c v, -s] @ [bias, xi, 1].T``.
+
+    The per-memory bias is one more column of the memories (built once,
+    :func:`_lse_operand`), so the GEMM writes the logits and no pass over
+    the (n, K) block adds it; a per-query ``shift`` ``s`` rides on the ones
+    column. When the pulled coordinates (``pull_from:``) hold the same
+    values in every query (the label neurons at their start: the first step
+    of a supervised prediction), their part of the similarity is one number
+    per memory, folded into the bias as well, and the GEMM runs on the other
+    coordinates only.
+    """
+    tail = _uniform_tail(V, pull_from, xp)
+    operand = _lse_operand(block, spec, xp, pull_from, tail)
+
+    def build_factor(memories):  # a tuple: the same for every block
+        cw = memories.coord_weights
+        return (spec.beta if cw is None else spec.beta * cw,)
+
+    (factor,) = block.derived.get(("lse_factor", spec.beta), build_factor)
+    if tail is not None:
+        V = V[:, :pull_from]
+        if not isinstance(factor, float):
+            factor = factor[:pull_from]
+    n, D = V.shape
+    width = D + 1 if shift is None else D + 2
+    if is_numpy_namespace(xp):
+        A = np.empty((n, width), dtype=V.dtype)
+        A[:, 0] = 1.0
+        np.multiply(V, factor, out=A[:, 1 : D + 1])
+        if shift is not None:
+            np.negative(shift, out=A[:, D + 1])
+    else:
+        ones = xp.ones((n, 1), dtype=V.dtype, device=_device(V))
+        parts = [ones, V * factor] + ([] if shift is None else [-shift[:, None]])
+        A = xp.concat(parts, axis=1)
+    return A @ operand[:, :width].T
+
+
+# Below this many (n, K) elements a chunk checks its shifted logits against the
+# floor of exp_shifted directly (one reduction of a small block is cheaper
+# than the bound's few (n, D) array calls).
+BOUND_MIN_ELEMENTS = 2**16
+
+
+def _above_floor(V, block, spec, xp):
+    """Whether every shifted logit of this chunk is above ``exp_floor``, by a bound.
+
+    ``l_mu - max_nu l_nu >= -beta/2 ||v - xi_mu||^2 - (max log w - min log w)``
+    and ``||v - xi_mu|| <= ||v - c|| + R`` (``c`` the centroid of the memories,
+    ``R`` their largest distance to it; the dot product: the logits span at
+    most ``2 beta ||v|| R``): an O(n D) bound that spares the O(n K) check
+    or the floor when it holds. Returns None (check the block) for small
+    chunks and memories without derived arrays.
+    """
+    if block.derived is None or V.shape[0] * block.n_memories < BOUND_MIN_ELEMENTS:
+        return None
+
+    def build(memories):
+        patterns, cw = memories.patterns, memories.coord_weights
+        centre = xp.mean(patterns, axis=0)
+        diff = patterns - centre
+        sq = diff * diff if cw is None else cw * diff * diff
+        radius = math.sqrt(float(xp.max(xp.sum(sq, axis=1))))
+        spread = top = 0.0
+        lw = memories.log_weights
+        if lw is not None:
+            top = float(xp.max(lw))
+            spread = top - float(xp.min(lw))  # inf with zero weights
+        return centre, radius, spread, top
+
+    centre, radius, spread, _ = block.derived.get(("lse_bound",), build)
+    cw = block.coord_weights
+    diff = V - centre if spec.similarity == "sqeuclidean" else V * 1.0  # a copy
+    if is_numpy_namespace(xp):  # in place: no second (n, D) array
+        diff = np.multiply(diff, diff, out=diff)
+    else:
+        diff = diff * diff
+    sq = xp.sum(diff, axis=1) if cw is None else diff @ cw
+    reach = math.sqrt(max(float(xp.max(sq)), 0.0))
+    if spec.similarity == "sqeuclidean":
+        span = 0.5 * spec.beta * (reach + radius) ** 2
+    else:
+        span = 2.0 * spec.beta * reach * radius
+    return span + spread < -exp_floor(V.dtype, xp) - 1.0
+
+
+# Memories whose pulled coordinates come in at most this many runs of equal
+# rows (and at most one run per RUN_MIN_LENGTH memories on average) sum the
+# softmax run by run in pulled_sums.
+MAX_RUNS = 256
+RUN_MIN_LENGTH = 8
+
+
+def pulled_sums(T, block, spec, pull_from, xp):
+    """``T @ xi[:, pull_from:]`` and the row sums of ``T``: ``(sums (n, P), r (n,))``.
+
+    ``T`` (n, K_b) holds the block's unnormalised softmax. The product with
+    the K x (P + 1) pulled coordinates and a column of ones (columns of
+    :func:`_lse_operand`) gives the row sums without a pass of their own
+    (one column more measured faster than the sum at d = 64 too). The
+    product runs far below GEMM speed
+    when ``P`` is small (the label neurons of a classifier). When the pulled
+    rows come in few runs of equal rows (a classifier's one-hot label parts,
+    stored class by class), the columns of ``T`` are summed run by run
+    instead (``np.add.reduceat``, one read of ``T``) and the (n, runs) sums
+    multiplied by the runs' rows. Needs ``block.derived``.
+    """
+    derived = block.derived
+
+    def build_runs(memories):
+        pulled = memories.patterns[:, pull_from:]
+        K = pulled.shape[0]
+        if not is_numpy_namespace(xp) or K < 2:
+            return None, None, None
+        change = np.any(pulled[1:] != pulled[:-1], axis=1)
+        n_runs = 1 + int(np.count_nonzero(change))
+        if n_runs > MAX_RUNS or n_runs * RUN_MIN_LENGTH > K:
+            return None, None, None
+        starts = np.concatenate([[0], np.flatnonzero(change) + 1])
+        run_of = np.concatenate([[0], np.cumsum(change)])  # run of each memory
+        return _with_ones(pulled[starts], xp), run_of, starts
+
+    run_rows, run_of, starts = derived.get(("pulled_runs", pull_from), build_runs)
+    if run_rows is not None:
+        if derived.rows != slice(None):  # a block: its own runs
+            run_of = run_of[derived.rows]
+            change = np.flatnonzero(run_of[1:] != run_of[:-1]) + 1
+            starts = np.concatenate([[0], change])
+            run_rows = run_rows[int(run_of[0]) : int(run_of[-1]) + 1]
+        sums = np.add.reduceat(T, starts, axis=1) @ run_rows
+    else:
+        sums = T @ _lse_operand(block, spec, xp)[:, 1 + pull_from :]
+    return sums[:, :-1], sums[:, -1]
+
+
+def _upper_shift(V, block, spec, xp):
+    """``s = beta/2 ||v||_c^2 + max log w`` per query: no logit of V exceeds it.
+
+    The shift-invariant logits are ``-beta/2 ||v - xi||^2 + beta/2 ||v||^2 +
+    log w``. Where :func:`_above_floor` holds, every ``l - s`` is above the
+    floor of :func:`exp_shifted` (its bound is on ``l - s``), so ``exp(l - s)``
+    is a normal float with full precision for every memory: ``s`` replaces
+    the row maximum, rides on the logits' GEMM, and the row maximum and the
+    shift (two passes over the (n, K) block) are not needed.
+    """
+    top = block.derived.get(("lse_bound",), None)[3]
+    sq = V * V
+    cw = block.coord_weights
+    sq = xp.sum(sq, axis=1) if cw is None else sq @ cw
+    return (0.5 * spec.beta) * sq + top
 
 
 def lse_block(V, block, spec, xp, *, pull_from=0, need_mean=True):
     """LSE state of one block and its unnormalised softmax ``T`` (and sums).
 
     Returns ``(state, T, r)``: ``T / r[:, None]`` is the block's softmax.
+    After the GEMM, the (n, K) block is passed over by the row maximum, the
+    shift, the floor of :func:`exp_shifted` (only where a bound does not
+    rule it out, :func:`_above_floor`) and ``exp``, all in place, and read
+    by the product with the pulled coordinates; with derived arrays the
+    bias is folded into the GEMM and the row sums come from that product
+    (a column of ones appended to the pulled coordinates).
     """
-    logits = lse_logits(V, block, spec, xp)
-    raw_max, row_max = _row_shift(logits, xp)
-    logits -= row_max[:, None]
-    T = exp_shifted(logits, xp)
-    r = xp.sum(T, axis=1)
+    numpy = is_numpy_namespace(xp)  # ndarray methods: a few µs less per call
+    above = _above_floor(V, block, spec, xp)
+    if above and spec.similarity == "sqeuclidean":
+        # a bound on the row maxima, subtracted by the GEMM (_upper_shift)
+        row_max = _upper_shift(V, block, spec, xp)
+        logits = lse_logits(V, block, spec, xp, pull_from, shift=row_max)
+        T = exp_shifted(logits, xp, clamp=False)
+        finite = True
+    else:
+        logits = lse_logits(V, block, spec, xp, pull_from)
+        raw_max = logits.max(axis=1) if numpy else xp.max(logits, axis=1)
+        # rows of -inf only (a block of zero-weight memories) are the exception
+        ns = np if numpy else xp
+        finite = bool(ns.all(ns.isfinite(raw_max)))
+        row_max = raw_max if finite else _finite_or_zero(raw_max, xp)
+        logits -= row_max[:, None]
+        T = exp_shifted(logits, xp, clamp=None if above is None else not above)
+    mean = None
+    if need_mean and block.derived is not None:
+        sums, r = pulled_sums(T, block, spec, pull_from, xp)
+        mean = sums / r[:, None]
+    else:
+        r = T.sum(axis=1) if numpy else xp.sum(T, axis=1)
+        if need_mean:
+            mean = (T @ block.patterns[:, pull_from:]) / r[:, None]
+    if finite:
+        return LSEState(row_max + xp.log(r), mean), T, r
     empty = raw_max == -math.inf  # zero-weight block: exactly the identity
     log_sum = xp.where(empty, -math.inf, row_max + xp.log(r))
-    mean = None
-    if need_mean:
-        mean = (T @ block.patterns[:, pull_from:]) / r[:, None]
-        if bool(xp.any(empty)):
-            mean = xp.where(empty[:, None], xp.zeros_like(mean), mean)
+    if mean is not None and bool(xp.any(empty)):
+        mean = xp.where(empty[:, None], xp.zeros_like(mean), mean)
     return LSEState(log_sum, mean), T, r
 
 
@@ -535,16 +795,50 @@ def memory_block_rows(n_rows, n_memories, itemsize, *, temporaries=None):
     return rows_per_chunk(n_memories, n_rows * itemsize * temporaries, min_rows=1)
 
 
+# On CPUs, the passes of the LSE read-out over a chunk's (n, K) logits (row
+# maximum, shift, exp) run about twice as fast on blocks of memories that stay
+# in the cache: a block aims at this many bytes of logits, unless merging the
+# blocks' states costs more than it saves (pulled width above 1/32 of the
+# block: d = 784 retrieval). Measured, one LSE step, n = K = 10 000, d = 64:
+# 4-8 MiB blocks 5-8% faster than one block of 22 MiB, 2 MiB slower.
+CPU_TILE_BYTES = 8 * 2**20
+TILE_WIDTH_RATIO = 32
+
+
+def cache_block_rows(n_rows, width, itemsize):
+    """Memories per block for the cache, on CPUs (see ``CPU_TILE_BYTES``).
+
+    Parameters
+    ----------
+    n_rows : int
+        Queries in the chunk.
+    width : int
+        Pulled coordinates of the state (0: no direction); a block keeps at
+        least ``TILE_WIDTH_RATIO * width`` memories.
+    itemsize : int
+        Bytes per element.
+    """
+    fitting = CPU_TILE_BYTES // max(1, n_rows * itemsize)
+    return max(1, int(fitting), TILE_WIDTH_RATIO * int(width))
+
+
 def reduce_blocks(
     V, memories, spec, xp, *, pull_from=0, need_direction=True, block_rows=None
 ):
-    """Partial state of all memories for one chunk, block by block."""
+    """Partial state of all memories for one chunk, block by block.
+
+    Blocks fit ``working_memory``; on CPUs (NumPy), LSE blocks are also kept
+    near ``CPU_TILE_BYTES`` per (n, K_b) array (:func:`cache_block_rows`).
+    """
     K = memories.n_memories
     if block_rows is None:
         itemsize = 4 if V.dtype == xp.float32 else 8
         block_rows = memory_block_rows(
             V.shape[0], K, itemsize, temporaries=block_temporaries(spec)
         )
+        if spec.is_lse and is_numpy_namespace(xp):
+            width = V.shape[1] - pull_from if need_direction else 0
+            block_rows = min(block_rows, cache_block_rows(V.shape[0], width, itemsize))
     if block_rows >= K:
         return block_state(
             V, memories, spec, xp, pull_from=pull_from, need_direction=need_direction

@@ -13,13 +13,14 @@ coordinates by ``1 - lam`` (the engine's ``coord_weights``).
 from dataclasses import dataclass
 from numbers import Integral, Real
 
+import numpy as np
 from array_api_compat import device as array_device
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 
 from skam._beta import resolve_beta
 from skam._chunking import itemsize, rows_per_chunk
-from skam._descent import TEMPORARIES_PER_COLUMN, descend
+from skam._descent import TEMPORARIES_PER_COLUMN, descend, step_from
 from skam._energy import (
     descent_direction,
     energy_from_log_z,
@@ -47,6 +48,7 @@ SUPERVISED_CONSTRAINTS = {
     "tol": [NON_NEGATIVE],
     "mode": [StrOptions({"nonparametric", "parametric"})],
     "n_memories": [
+        StrOptions({"auto"}),
         Interval(Integral, 1, None, closed="left"),
         Interval(RealNotInt, 0, 1, closed="right"),
     ],
@@ -171,6 +173,11 @@ class LabelCode:
 
     def start_states(self, X, xp):
         """``[X, start]``: the features followed by the label neurons' start."""
+        if type(X) is np.ndarray:  # one array filled in place: fewer calls
+            V = np.empty((X.shape[0], X.shape[1] + self.n_labels), dtype=X.dtype)
+            V[:, : X.shape[1]] = X
+            V[:, X.shape[1] :] = self.start
+            return V
         labels = xp.full(
             (X.shape[0], self.n_labels),
             self.start,
@@ -189,6 +196,11 @@ def normalise_label_neurons(R, xp):
 
     Rows whose clipped sum is 0 (no evidence) become uniform.
     """
+    if type(R) is np.ndarray:  # ndarray methods, and no where when every row
+        clipped = np.maximum(R, 0.0)  # has evidence: a few calls less
+        total = clipped.sum(axis=1, keepdims=True)
+        if bool((total > 0).all()):
+            return clipped / total
     clipped = xp.maximum(R, 0.0)
     total = xp.sum(clipped, axis=1, keepdims=True)
     uniform = xp.ones_like(R) / R.shape[1]
@@ -234,9 +246,13 @@ class LabelNeuronOracle:
         )
         return energy_from_log_z(log_z, self.spec)
 
+    def direction_from(self, V, start):
+        """The descent direction on coordinates ``start:`` (>= the features)."""
+        return descent_direction(V, self.memories, self.spec, self.xp, pull_from=start)
+
     def direction(self, V):
         xp, d = self.xp, self.n_features
-        direction = descent_direction(V, self.memories, self.spec, xp, pull_from=d)
+        direction = self.direction_from(V, d)
         frozen = xp.zeros((V.shape[0], d), dtype=V.dtype, device=array_device(V))
         return xp.concat([frozen, direction], axis=1)
 
@@ -325,6 +341,16 @@ class LabelNeuronAM(PreparedCacheMixin, BaseEstimator):
             min_rows=MIN_QUERY_ROWS,  # huge K: the memories are split instead
             xp=xp,
         )
+        if self.max_iter == 1 and prep.box is None:  # the default: one step
+            labels = step_from(
+                V0,
+                prep.oracle,
+                xp,
+                start=V0.shape[1] - prep.code.n_labels,
+                step_size=self.step_size_,
+                chunk_size=rows,
+            )
+            return prep.code.readout(labels)
         result = descend(
             V0,
             prep.oracle,
@@ -366,8 +392,19 @@ class PreparedLabelMemories:
         dev = array_device(patterns)
         d = estimator.n_features_in_
         n_labels = patterns.shape[1] - d
+        code = estimator._label_code(n_labels)
+        if code.kind == "classification":
+            # class by class: one-hot label parts then come in runs of equal
+            # rows, which the engine sums run by run (skam._partial.pulled_sums);
+            # the order of the memories changes no result
+            order = xp.argsort(xp.argmax(patterns[:, d:], axis=1), stable=True)
+            patterns = xp.take(patterns, order, axis=0)
+            if weights is not None:
+                weights = xp.take(weights, order, axis=0)
         cw = coordinate_weights(d, n_labels, estimator.lam, xp, dtype, dev)
-        memories = prepare_memories(patterns, xp, weights=weights, coord_weights=cw)
+        memories = prepare_memories(
+            patterns, xp, weights=weights, coord_weights=cw, reuse=True
+        )
         spec = make_spec(estimator, estimator.beta_)
         box = None  # the free coordinates stay in the memories' box
         if estimator.similarity == "dot":
@@ -375,7 +412,7 @@ class PreparedLabelMemories:
         return cls(
             memories=memories,
             spec=spec,
-            code=estimator._label_code(n_labels),
+            code=code,
             clamp_mask=xp.logical_not(label_update_mask(d, n_labels, xp, dev)),
             box=box,
             oracle=LabelNeuronOracle(memories, spec, xp, d),

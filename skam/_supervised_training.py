@@ -36,6 +36,18 @@ from skam._training import Adam, unrolled_backward, unrolled_forward
 
 # An epoch improves the monitored loss when it lowers it by more than this.
 IMPROVEMENT_TOL = 1e-4
+# n_memories="auto": this fraction of the rows (of each class for
+# classifiers), at most AUTO_MAX_PER_CLASS memories per class (classifiers)
+# or AUTO_MAX_MEMORIES in all (regressors). A training epoch costs
+# O(n_rows * n_memories), so a fraction alone makes it grow as n_rows**2.
+AUTO_FRACTION = 0.1
+AUTO_MAX_PER_CLASS = 100
+AUTO_MAX_MEMORIES = 1000
+# k-means runs on a random subset of at most max(KMEANS_MIN_ROWS,
+# KMEANS_ROWS_PER_CENTRE * n_clusters) rows: its cost grows as
+# n_rows * n_clusters, and the centres only start the training.
+KMEANS_ROWS_PER_CENTRE = 20
+KMEANS_MIN_ROWS = 2000
 # Floor of a probability inside the logarithm of the cross-entropy.
 _TINY = 1e-12
 
@@ -185,16 +197,34 @@ class LabelNeuronModel:
 
 # ---------------------------------------------------------- initialisation
 def kmeans_memories(X, n_clusters, sample_weight, rng):
-    """Cluster centres of ``X`` (host arrays), or ``X`` itself when small."""
-    distinct = np.unique(X, axis=0).shape[0]
-    n_clusters = max(1, min(int(n_clusters), distinct))
+    """Cluster centres of ``X`` (host arrays), or ``X`` itself when small.
+
+    k-means runs on at most ``max(KMEANS_MIN_ROWS, KMEANS_ROWS_PER_CENTRE *
+    n_clusters)`` rows, drawn at random without replacement when ``X`` has
+    more.
+    """
+    n_clusters = max(1, min(int(n_clusters), _count_distinct(X)))
     if n_clusters == X.shape[0]:
         return X.copy()
+    limit = max(KMEANS_MIN_ROWS, KMEANS_ROWS_PER_CENTRE * n_clusters)
+    if X.shape[0] > limit:
+        rows = np.sort(rng.choice(X.shape[0], size=limit, replace=False))
+        X, sample_weight = X[rows], sample_weight[rows]
+        n_clusters = min(n_clusters, _count_distinct(X))
     km = KMeans(n_clusters=n_clusters, n_init=1, random_state=rng)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         km.fit(X, sample_weight=sample_weight)
     return km.cluster_centers_.astype(X.dtype, copy=False)
+
+
+def _count_distinct(X):
+    """Number of distinct rows of ``X`` (hashing the rows' bytes: no sort).
+
+    ``X + 0.0`` turns ``-0.0`` into ``0.0``, so equal rows have equal bytes.
+    """
+    rows = np.ascontiguousarray(X + 0.0)
+    return len({row.tobytes() for row in rows})
 
 
 def memories_per_class(X, y_idx, w, n_classes, n_memories, rng):
@@ -204,7 +234,7 @@ def memories_per_class(X, y_idx, w, n_classes, n_memories, rng):
         rows = (y_idx == c) & (w > 0)
         if not rows.any():
             continue
-        count = _count(n_memories, int(rows.sum()))
+        count = _count(n_memories, int(rows.sum()), AUTO_MAX_PER_CLASS)
         centres = kmeans_memories(X[rows], count, w[rows], rng)
         feats.append(centres)
         owners.append(np.full(centres.shape[0], c))
@@ -218,7 +248,7 @@ def regression_memories(X, Z, w, n_memories, rng):
 
     rows = w > 0
     X, Z, w = X[rows], Z[rows], w[rows]
-    F = kmeans_memories(X, _count(n_memories, X.shape[0]), w, rng)
+    F = kmeans_memories(X, _count(n_memories, X.shape[0], AUTO_MAX_MEMORIES), w, rng)
     owner = pairwise_distances_argmin(X, F)
     U = np.zeros((F.shape[0], Z.shape[1]))
     for c in range(F.shape[0]):
@@ -228,8 +258,11 @@ def regression_memories(X, Z, w, n_memories, rng):
     return F, U
 
 
-def _count(n_memories, n_rows):
-    """Memories for ``n_rows`` samples: an int, or a fraction of them."""
+def _count(n_memories, n_rows, auto_max):
+    """Memories for ``n_rows`` samples: an int, a fraction of them, or
+    ``"auto"`` (``AUTO_FRACTION`` of them, at most ``auto_max``)."""
+    if isinstance(n_memories, str):  # "auto"
+        return min(_count(AUTO_FRACTION, n_rows, auto_max), auto_max)
     if isinstance(n_memories, float) or isinstance(n_memories, np.floating):
         return max(1, int(round(n_memories * n_rows)))
     return int(n_memories)
@@ -246,6 +279,10 @@ def class_label_logits(owners, n_classes, confidence=0.99):
 
 
 # ----------------------------------------------------------------- training
+def _copy(a, xp):
+    return xp.asarray(a, copy=True)
+
+
 @dataclass
 class TrainedMemories:
     """Trained feature parts ``F`` and label parts ``L`` of the memories, and how training went."""
@@ -313,7 +350,8 @@ def train(
     Xt, Tt, wt = (xp.take(a, rows(train_rows), axis=0) for a in (X, targets, w))
     if val_rows is not None:
         Xv, Tv, wv = (xp.take(a, rows(val_rows), axis=0) for a in (X, targets, w))
-    opt = Adam([F0, L0], xp, learning_rate=learning_rate)
+    # in place: ``best`` below keeps copies
+    opt = Adam([F0, L0], xp, learning_rate=learning_rate, in_place=True)
     best = (float("inf"), F0, L0)
     best_epoch = 0
     losses, val_losses, stale, epoch = [], [], 0, 0
@@ -351,7 +389,7 @@ def train(
             monitored = model.mean_loss(F, L, Xv, Tv, wv, max(batch_size, 1024))
             val_losses.append(monitored)
         if monitored < best[0] - IMPROVEMENT_TOL:
-            best, stale, best_epoch = (monitored, F, L), 0, epoch
+            best, stale, best_epoch = (monitored, _copy(F, xp), _copy(L, xp)), 0, epoch
         else:
             stale += 1
         metrics = {"loss": losses[-1]}

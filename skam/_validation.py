@@ -152,7 +152,10 @@ def validate_X(estimator, X, *, reset, method, bounded=True, **check_params):
     overflow the dtype.
     """
     _check_fitted_namespace(estimator, X, method, reset)
-    if not (reset or check_params) and _plain_fitted_input(estimator, X):
+    top = None
+    if not (reset or check_params):
+        top = _plain_fitted_input(estimator, X)
+    if top is not None:
         pass  # every check validate_data makes, passed; see _plain_fitted_input
     elif is_non_numpy_array(X):
         xp = array_namespace(X)
@@ -169,14 +172,14 @@ def validate_X(estimator, X, *, reset, method, bounded=True, **check_params):
             estimator, X, reset=reset, dtype=[np.float64, np.float32], **check_params
         )
     if bounded:
-        check_magnitude(X, "X")
+        check_magnitude(X, "X", top=top)
     check_queries = getattr(estimator, "_check_query_range", None)
     if not reset and check_queries is not None:
-        check_queries(X)
+        check_queries(X, top=top)
     return X
 
 
-def check_query_range(beta, X, memory_top):
+def check_query_range(beta, X, memory_top, top=None):
     """Raise if ``beta`` times the similarities of ``X`` to the memories overflows.
 
     The engine computes ``beta * S`` of queries against memories; its terms
@@ -192,15 +195,22 @@ def check_query_range(beta, X, memory_top):
         Validated queries.
     memory_top : float
         ``max |xi|`` over the memories.
+    top : float or None
+        ``max |X|`` when the caller has it (:func:`_plain_fitted_input`).
     """
     if 0 in X.shape:
         return
-    xp = array_namespace(X)
-    top = max(float(xp.max(X)), -float(xp.min(X)), float(memory_top))
+    if top is None:
+        xp = array_namespace(X)
+        top = max(float(xp.max(X)), -float(xp.min(X)))
+    top = max(top, float(memory_top))
     if not top > 0:
         return
     log_reach = math.log(2.0 * X.shape[1]) + 2.0 * math.log(top)
-    log_max = math.log(float(xp.finfo(X.dtype).max)) - 2.0
+    largest = _LARGEST.get(X.dtype) if type(X) is np.ndarray else None
+    if largest is None:
+        largest = float(array_namespace(X).finfo(X.dtype).max)
+    log_max = math.log(largest) - 2.0
     if math.log(beta) + log_reach > log_max:
         dtype = str(X.dtype).rsplit(".", 1)[-1].strip("'>")
         raise ValueError(
@@ -216,34 +226,41 @@ _LARGEST = {dtype: float(np.finfo(dtype).max) for dtype in _FLOATS}
 
 
 def _plain_fitted_input(estimator, X):
-    """True when ``validate_data(estimator, X, reset=False)`` would return X as is.
+    """``max |X|`` when ``validate_data(estimator, X, reset=False)`` would return X as is.
 
     The common case of a prediction, checked in a few microseconds instead
     of the few hundred ``validate_data`` spends on it (as much as a one-row
     prediction's arithmetic): a 2-D, non-empty, finite NumPy array (not a
     subclass) of float32 or float64 with as many columns as seen in ``fit``,
     for an estimator fitted without feature names (an array has none, so
-    the feature-name check has nothing to compare). Anything else, errors
-    included, goes through ``validate_data``.
+    the feature-name check has nothing to compare). Returns None otherwise:
+    anything else, errors included, goes through ``validate_data``. The
+    largest magnitude (two reductions, which also rule out NaN and inf:
+    both propagate NaN) serves the magnitude checks that follow.
     """
-    return (
+    if not (
         type(X) is np.ndarray
         and X.ndim == 2
         and X.dtype in _FLOATS
         and X.size > 0
         and X.shape[1] == getattr(estimator, "n_features_in_", None)
         and not hasattr(estimator, "feature_names_in_")
-        # one reduction, no (n, d) mask; an overflowing sum of finite values
-        # only sends X the slow way
-        and math.isfinite(float(np.sum(X)))
-    )
+    ):
+        return None
+    top = max(float(X.max()), -float(X.min()))
+    return top if math.isfinite(top) else None
 
 
-def check_magnitude(X, name="X"):
-    """Raise if squared distances between rows of ``X`` overflow its dtype."""
+def check_magnitude(X, name="X", top=None):
+    """Raise if squared distances between rows of ``X`` overflow its dtype.
+
+    ``top``: ``max |X|`` when the caller has it.
+    """
     if not hasattr(X, "shape") or len(X.shape) != 2 or 0 in X.shape:
         return
-    if type(X) is np.ndarray:  # the common case, without namespace lookups
+    if top is not None and type(X) is np.ndarray:
+        largest = _LARGEST.get(X.dtype) or float(np.finfo(X.dtype).max)
+    elif type(X) is np.ndarray:  # the common case, without namespace lookups
         top = max(float(X.max()), -float(X.min()))
         largest = _LARGEST.get(X.dtype) or float(np.finfo(X.dtype).max)
     else:
@@ -302,7 +319,8 @@ def validate_fitted_input(estimator, X, method, **check_params):
     ``check_is_fitted``, then :func:`validate_X` without reset (errors name
     ``method``) and the :class:`~skam._backend.Backend` of the computation.
     """
-    check_is_fitted(estimator)
+    if "_prepared_cache" not in estimator.__dict__:  # built at the end of fit
+        check_is_fitted(estimator)
     X = validate_X(estimator, X, reset=False, method=method, **check_params)
     return X, backend_for(estimator, X)
 

@@ -23,7 +23,13 @@ from sklearn.utils.validation import check_array
 from skam._backend import to_numpy
 from skam._beta import median_nearest_sq_distance, resolve_beta
 from skam._chunking import chunk_slices, itemsize, map_chunks, rows_per_chunk
-from skam._cluster_training import TrainingSetup, basin_labels, polish, train
+from skam._cluster_training import (
+    TrainingSetup,
+    basin_labels,
+    polish,
+    polish_tolerance,
+    train,
+)
 from skam._dask import dask_dispatch
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
@@ -55,6 +61,9 @@ _LLOYD_CANDIDATES = 10
 # When the evaluation set is a subsample, the kept restart gets at most this
 # many more polish rounds on all samples (each costs one full assignment).
 _FULL_DATA_POLISH_ROUNDS = 5
+# The polish stops when the centres moved by at most this times the mean
+# per-feature variance of the data (sum of squared shifts): KMeans's tol.
+_POLISH_TOL = 1e-4
 # beta="silhouette": the candidates, as multiples of the "scale" rule, and
 # the samples (at most) the silhouette of each is computed on.
 _SILHOUETTE_GRID = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
@@ -156,8 +165,7 @@ class AMClustering(
         each refined by Lloyd iterations on at most
         ``max(max_samples_per_epoch, 10000)`` samples; the ``n_init`` restarts
         start from those of lowest k-means
-        objective (with ``n_init=1``, one
-        ``KMeans(n_init=10, tol=0)`` fit). ``"k-means++"``: one k-means++
+        objective (with ``n_init=1``, one ``KMeans(n_init=10)`` fit). ``"k-means++"``: one k-means++
         seeding per restart.
         ``"random"``: random samples. Given centres are used for a single
         restart (``n_init`` is then ignored).
@@ -173,24 +181,33 @@ class AMClustering(
         Fixed-point polish after training: at most this many rounds of
         "assign every sample of the evaluation set to its descent basin, move
         each centre to the (weighted) mean of its basin", stopping early when
-        the basins no longer change. The labels still come from the descent
-        basins of the memory; the polish removes the small bias of the
-        stochastic, masked training. When the evaluation set is a subsample,
-        the kept restart is then polished on all samples for at most
-        ``min(n_polish, 5)`` more rounds. Each start, polished the same way
-        without the training, competes with its trained restart (see
+        the basins no longer change or the centres moved by at most ``1e-4``
+        times the mean per-feature variance of the data (the sum of their
+        squared shifts: :class:`~sklearn.cluster.KMeans`'s ``tol``). Within
+        a round, a sample whose softmax weight is already at least
+        ``1 - 1e-6`` on one centre after the first descent step goes to that
+        centre without the other steps. The labels still come from the
+        descent basins of the memory; the polish removes the small bias of
+        the stochastic, masked training. The kept restart is then polished
+        on all samples (in the dtype of ``X``) for at most
+        ``min(n_polish, 5)`` more rounds, and the labels are its exact
+        descent basins. Each start, polished the same way without the
+        training, competes with its trained restart (see
         ``training_kept_``): the training is kept only where it lowers the
         k-means objective. 0 keeps the trained centres.
     lr_decay : float, default=0.8
         Factor applied to the learning rate on a loss plateau. A restart
         stops once its learning rate has decayed below 0.9 of its initial
         value: at the first plateau with the default (early stopping).
-    patience : int, default=2
+    patience : int, default=1
         A plateau is ``patience`` epochs in a row in which the monitored loss
         did not improve on its best value by a relative ``tol``. The
         monitored loss is the masked loss of at most 512 fixed samples with
         fixed masks, after each epoch: it has none of the noise of the
-        random masks and minibatches. Training also stops at ``max_epochs``.
+        random masks and minibatches. A restart also stops once the descent
+        basins of those samples have not changed for ``patience`` epochs in
+        a row (the training no longer changes their clustering), and
+        training stops at ``max_epochs``.
     tol : float, default=1e-2
         Relative improvement of the monitored loss that counts as progress.
     verbose : int, default=0
@@ -261,6 +278,12 @@ class AMClustering(
     centre (drawn as in k-means++), and after training a centre left without
     any sample is moved onto the sample farthest from the centre it descended
     to (as :class:`~sklearn.cluster.KMeans` relocates empty clusters).
+
+    Precision: the training and the restarts' polish compute in float32, on
+    the data minus its mean (translation changes neither; the centring keeps
+    the float32 logits accurate, as :class:`~sklearn.cluster.KMeans` centres
+    its data); the polish on all samples, ``labels_``, ``inertia_`` and every
+    fitted method compute in the dtype of ``X``.
 
     The masked coordinates are drawn without replacement among all features
     (the official code draws ``int(0.2 * d)`` with replacement among the last
@@ -343,7 +366,7 @@ class AMClustering(
         n_init=1,
         n_polish=20,
         lr_decay=0.8,
-        patience=2,
+        patience=1,
         tol=1e-2,
         verbose=0,
         random_state=None,
@@ -417,29 +440,45 @@ class AMClustering(
             xp.asarray(np.stack(inits * len(betas)), device=backend.device), dtype
         )
         row_betas = np.repeat(np.asarray(betas, dtype=np.float64), n_init)
+        # the training and the restarts' polish run on a float32 copy of the
+        # centred data (translation changes none of them); the polish on all
+        # samples and the labels run on the data itself
+        offset = xp.mean(Xc, axis=0)
+        Xw = xp.astype(Xc - offset, xp.float32)
+        ww = None if weights is None else xp.astype(weights, xp.float32)
+        starts_w = xp.astype(starts - offset, xp.float32)
         setup = self._setup(
-            Xc, weights, backend, beta=row_betas, lr_scale=_centre_spacing(first)
+            Xw, ww, backend, beta=row_betas, lr_scale=_centre_spacing(first)
         )
         progress = Progress(type(self).__name__, setup.max_epochs, self.verbose)
         setup = replace(setup, progress=progress)
-        result = train(Xc, weights, starts, rng, setup)
+        result = train(Xw, ww, starts_w, rng, setup)
         # restarts are polished and compared on one fixed subset
-        X_eval, w_eval = _evaluation_set(Xc, weights, rng, setup)
+        X_eval, w_eval, eval_rows = _evaluation_set(Xw, ww, rng, setup)
         kw = dict(step_size=setup.step_size, n_steps=self.n_steps_)
         candidates, cand_betas = result.centres, row_betas
         guard = self.n_polish > 0 and self.max_epochs > 0
         if guard:  # the polished starts compete with the trained restarts
-            candidates = xp.concat([result.centres, starts], axis=0)
+            candidates = xp.concat([result.centres, starts_w], axis=0)
             cand_betas = np.concatenate([row_betas, row_betas])
+        shift_tol = polish_tolerance(Xc, _POLISH_TOL, xp)
         centres, labels = polish(
-            X_eval, w_eval, candidates, cand_betas, xp, rounds=self.n_polish, **kw
+            X_eval,
+            w_eval,
+            candidates,
+            cand_betas,
+            xp,
+            rounds=self.n_polish,
+            tol=shift_tol,
+            **kw,
         )
         objectives = [
             float(_inertia(X_eval, centres[r, ...], labels[r, ...], w_eval, xp))
             for r in range(centres.shape[0])
         ]
         groups = np.tile(np.repeat(np.arange(len(betas)), n_init), 1 + guard)
-        best = self._select(objectives, groups, labels, X_eval, betas, rng)
+        X_sil = X_host if eval_rows is None else X_host[eval_rows]
+        best = self._select(objectives, groups, labels, X_sil, betas, rng)
         R = starts.shape[0]
         for r in range(len(objectives)):
             what = f"restart {r % n_init + 1}/{n_init}"
@@ -450,12 +489,10 @@ class AMClustering(
             self._report(progress, what, objectives[r], result, r % R, X_eval)
         self.training_kept_ = bool(best < R) and self.max_epochs > 0
         self.beta_ = float(cand_betas[best])
-        centres, labels = centres[best, ...], labels[best, ...]
+        centres = xp.astype(centres[best, ...], dtype) + offset
         best = best % R  # the restart of the kept candidate
-        if X_eval.shape[0] < n:
-            rounds = min(self.n_polish, _FULL_DATA_POLISH_ROUNDS)
-            centres, labels = self._polish(backend, Xc, weights, centres, rounds)
-        # else the evaluation set is the data: its basins are the labels
+        rounds = min(self.n_polish, _FULL_DATA_POLISH_ROUNDS)
+        centres, labels = self._polish(backend, Xc, weights, centres, rounds, shift_tol)
         centres, labels = self._relocate_empty(backend, Xc, weights, centres, labels)
         self.cluster_centers_ = backend.to_output(centres)
         self.labels_ = backend.to_output(labels)
@@ -600,7 +637,10 @@ class AMClustering(
         return [resolve_beta(self.beta, first, rule="spacing")]
 
     def _select(self, objectives, groups, labels, X_eval, betas, rng):
-        """Row of the kept candidate: lowest objective per beta, then silhouette."""
+        """Row of the kept candidate: lowest objective per beta, then silhouette.
+
+        ``X_eval``: the evaluation samples (host, the input's values).
+        """
         objectives = np.asarray(objectives)
         kept = []
         for g in range(len(betas)):
@@ -696,21 +736,32 @@ class AMClustering(
             f"evaluation samples{epochs}{reseeded}"
         )
 
-    def _polish(self, backend, Xc, weights, centres, rounds):
+    def _polish(self, backend, Xc, weights, centres, rounds, tol):
         """Fixed-point polish on all samples: centres move to their basin means.
 
-        Returns the centres and the basin labels of those centres.
+        The rounds as :func:`skam._cluster_training.polish` (screened
+        assignments, KMeans's centre-shift tolerance ``tol``). Returns the
+        centres and the exact basin labels of those centres.
         """
         xp = backend.xp
-        labels = self._assign(backend, Xc, centres)
+        if rounds == 0:
+            return centres, self._assign(backend, Xc, centres)
+        kw = dict(step_size=float(self.step_size), n_steps=self.n_steps_)
+        labels = basin_labels(Xc, centres[None, ...], self.beta_, xp, screen=True, **kw)
         for _ in range(rounds):
-            centres = _basin_means(Xc, labels, weights, centres, xp)
-            new_labels = self._assign(backend, Xc, centres)
+            new = _basin_means(Xc, labels[0, ...], weights, centres, xp)
+            shift = float(xp.sum((new - centres) ** 2))
+            centres = new
+            if shift <= tol:
+                break
+            new_labels = basin_labels(
+                Xc, centres[None, ...], self.beta_, xp, screen=True, **kw
+            )
             converged = bool(xp.all(new_labels == labels))
             labels = new_labels
             if converged:
                 break
-        return centres, labels
+        return centres, self._assign(backend, Xc, centres)
 
     def _setup(self, Xc, weights, backend, *, beta, lr_scale):
         xp = backend.xp
@@ -930,15 +981,19 @@ def _centre_spacing(centres):
 
 
 def _evaluation_set(Xc, weights, rng, setup):
-    """At most ``epoch_size`` samples to polish and compare restarts."""
+    """At most ``epoch_size`` samples to polish and compare restarts.
+
+    Returns the samples, their weights and their host row numbers (None: all).
+    """
     xp = setup.xp
     n, d = Xc.shape
+    rows = None
     if setup.epoch_size < n:
-        idx = np.sort(rng.choice(n, size=setup.epoch_size, replace=False))
-        idx = xp.asarray(idx, device=setup.device)
+        rows = np.sort(rng.choice(n, size=setup.epoch_size, replace=False))
+        idx = xp.asarray(rows, device=setup.device)
         Xc = xp.take(Xc, idx, axis=0)
         weights = None if weights is None else xp.take(weights, idx, axis=0)
-    return Xc, weights
+    return Xc, weights, rows
 
 
 class _FillStats:
@@ -1002,7 +1057,6 @@ def _lloyd_candidates(X, sw, K, n_keep, max_samples, rng):
             K,
             n_init=_LLOYD_CANDIDATES,
             max_iter=_LLOYD_MAX_ITER,
-            tol=0.0,
             random_state=rng,
         ).fit(X, sample_weight=sw)
         return [best.cluster_centers_]

@@ -25,6 +25,7 @@ from skam._beta import resolve_beta, rule_for
 from skam._binary_relaxation import SelfCouplingFreeOracle
 from skam._chunking import chunk_slices, concat, itemsize, map_chunks
 from skam._dask import dask_dispatch
+from skam._descent import KernelSumOracle, step_from
 from skam._descent import descend as _descend
 from skam._docstrings import fill_doc
 from skam._energy import (
@@ -278,13 +279,23 @@ class DenseAM(
         self._finish_storing()
         return self
 
-    def _check_query_range(self, X):
-        """Queries whose energy would overflow at ``beta_`` raise (validate_X)."""
+    def _check_query_range(self, X, top=None):
+        """Queries whose energy would overflow at ``beta_`` raise (validate_X).
+
+        ``top``: ``max |X|`` when the validation has it.
+        """
         if not hasattr(self, "beta_") or not hasattr(self, "memories_"):
             return  # a sharded memory (Dask) checks nothing here
-        xp = array_namespace(self.memories_)
-        memory_top = float(xp.max(xp.abs(self.memories_)))
-        check_query_range(self.beta_, X, memory_top)
+        check_query_range(self.beta_, X, self._memory_top(), top=top)
+
+    def _memory_top(self):
+        """``max |xi|`` over the memories, once per set of memories (not per call)."""
+        entry = self.__dict__.get("_memory_top_cache")
+        if entry is None or entry[0] is not self.memories_:
+            xp = array_namespace(self.memories_)
+            entry = (self.memories_, float(xp.max(xp.abs(self.memories_))))
+            self._memory_top_cache = entry
+        return entry[1]
 
     def _resolve_beta(self):
         backend = backend_for(self, self.memories_)
@@ -305,6 +316,7 @@ class DenseAM(
         self._distinct_rows = xp_in.asarray(rows, device=_dev(self.memories_))
         backend = backend_for(self, self.memories_)
         self._memories(backend, backend.to_compute(self.memories_).dtype)
+        self._memory_top()  # at fit: calls leave the estimator's dict unchanged
 
     # ------------------------------------------------------------------ engine
     def _memories(self, backend, dtype):
@@ -317,7 +329,7 @@ class DenseAM(
         def build():
             patterns = backend.to_compute(self.memories_, dtype)
             weights = backend.to_compute(self.memory_weights_, dtype)
-            return prepare_memories(patterns, backend.xp, weights=weights)
+            return prepare_memories(patterns, backend.xp, weights=weights, reuse=True)
 
         key = (id(backend.xp), backend.device, dtype)
         return cached(self, key, (self.memories_, self.memory_weights_), build)
@@ -359,6 +371,31 @@ class DenseAM(
             compute_energy=compute_energy,
             monotone=get_separation(self.separation).can_overshoot,
         )
+
+    def _states(self, backend, X, clamp_mask):
+        """The states :meth:`_descend` reaches (transform, predict).
+
+        The default retrieval (one step, nothing clamped, the plain kernel
+        sum of a separation without overshoot or fixed point, no box) is the
+        engine's :func:`~skam._descent.step_from`: the same step, without
+        the bookkeeping of a descent (per-query stops, update norms), which
+        weighs on one-row calls.
+        """
+        separation = get_separation(self.separation)
+        if (
+            self.max_iter == 1
+            and clamp_mask is None
+            and self.self_coupling_
+            and self.similarity_ != "dot"
+            and not separation.can_overshoot
+            and not separation.constant_slope
+        ):
+            Xc = backend.to_compute(X)
+            oracle = KernelSumOracle(
+                self._memories(backend, Xc.dtype), self._spec(), backend.xp
+            )
+            return step_from(Xc, oracle, backend.xp, start=0, step_size=self.step_size)
+        return self._descend(backend, X, clamp_mask, return_trace=False).states
 
     def _reached(self, backend, states):
         """Index of the memory each state reached, -1 where none (compute ns).
@@ -446,7 +483,7 @@ class DenseAM(
             Retrieved states, in the dtype of ``X`` (float32 stays float32).
         """
         X, backend = validate_fitted_input(self, X, "transform")
-        states = self._descend(backend, X, clamp_mask, return_trace=False).states
+        states = self._states(backend, X, clamp_mask)
         return backend.to_output(states)
 
     def predict(self, X, clamp_mask=None):
@@ -469,7 +506,7 @@ class DenseAM(
             Row of ``memories_`` reached by each query, or -1.
         """
         X, backend = validate_fitted_input(self, X, "predict")
-        states = self._descend(backend, X, clamp_mask, return_trace=False).states
+        states = self._states(backend, X, clamp_mask)
         return backend.to_output(self._reached(backend, states))
 
     def energy(self, X):

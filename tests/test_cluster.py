@@ -208,7 +208,10 @@ def test_training_reduces_loss_and_stops_early(blobs):
 
 def test_masked_loss_trains_on_higher_dimensional_data():
     X, y = make_blobs(n_samples=300, n_features=10, centers=3, random_state=0)
-    am = AMClustering(n_clusters=3, mask_prob=0.3, random_state=0, **FAST).fit(X)
+    # patient: the default stops once the basins no longer change
+    am = AMClustering(
+        n_clusters=3, mask_prob=0.3, patience=3, random_state=0, **FAST
+    ).fit(X)
     assert adjusted_rand_score(y, am.labels_) > 0.95
     assert am.loss_curve_[-1] < am.loss_curve_[0]
 
@@ -280,7 +283,9 @@ def test_n_init_keeps_a_restart_and_reports(blobs, capsys):
     out = capsys.readouterr().out
     assert "restart 3/3" in out
     assert am.n_iter_ == len(am.loss_curve_)
-    AMClustering(n_clusters=4, max_epochs=2, verbose=2, random_state=0).fit(X)
+    AMClustering(n_clusters=4, max_epochs=2, patience=5, verbose=2, random_state=0).fit(
+        X
+    )
     out = capsys.readouterr().out
     # one line per epoch at verbose=2, in the shared progress format
     assert "[AMClustering] epoch 1/" in out and "[AMClustering] epoch 2/" in out
@@ -611,3 +616,132 @@ def test_partial_fit_checks_features_and_first_batch():
         AMClustering(n_clusters=3).partial_fit(X[:2])
     with pytest.raises(ValueError, match="partial_fit needs a fixed beta"):
         AMClustering(n_clusters=3, beta="silhouette").partial_fit(X)
+
+
+# ------------------------------------------- the rules that make fit fast
+def _naive_softmax(V, centres, beta):
+    sq = ((V[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+    logits = -0.5 * beta * sq
+    P = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return P / P.sum(axis=1, keepdims=True)
+
+
+def _naive_screened_labels(X, centres, beta, step_size, n_steps, settled=1e-6):
+    """Rows with a softmax weight >= 1 - settled at the start go to that centre."""
+    P = _naive_softmax(X, centres, beta)
+    out = _numpy_descent(X, centres, beta, step_size, n_steps)
+    labels = np.argmin(euclidean_distances(out, centres), axis=1)
+    done = P.max(axis=1) >= 1 - settled
+    return np.where(done, P.argmax(axis=1), labels), done
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_softmax_weights_match_a_naive_softmax_and_are_never_subnormal(dtype):
+    from skam._cluster_training import _beta_array, _prepared, _softmax_mean
+
+    rng = np.random.RandomState(0)
+    # far-apart centres: most weights are below exp(-700) (subnormal or 0)
+    centres = rng.uniform(-40, 40, size=(6, 3))
+    V = centres[rng.randint(0, 6, 50)] + rng.randn(50, 3)
+    C = centres[None].astype(dtype)
+    C_beta, hb, CT = _prepared(C, _beta_array(1.0, C, xp), xp)
+    P, M = _softmax_mean(V.T[None].astype(dtype), C_beta, hb, CT, xp)
+    ref = _naive_softmax(V, centres, 1.0)
+    atol = 1e-15 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(P[0].T, ref, rtol=1e-6, atol=atol)
+    np.testing.assert_allclose(M[0].T, ref @ centres, rtol=1e-5, atol=1e-4)
+    assert P.dtype == dtype and P.min() >= np.finfo(dtype).tiny
+    assert ref.min() < np.finfo(np.float64).tiny  # the floor was needed
+
+
+def test_screened_labels_stop_settled_rows_after_one_step(monkeypatch):
+    import skam._cluster_training as ct
+
+    X, _ = make_blobs(n_samples=400, centers=5, cluster_std=1.8, random_state=4)
+    C = X[np.random.RandomState(0).choice(400, 5, replace=False)]
+    kw = dict(step_size=0.1, n_steps=10)
+    out = {beta: _numpy_descent(X, C, beta, **kw) for beta in (0.5, 3.0)}
+    for beta in (0.5, 3.0):
+        ref, done = _naive_screened_labels(X, C, beta, **kw)
+        assert 0 < done.sum() < 400  # both kinds of rows occur
+        got = ct.basin_labels(X, C[None], beta, xp, screen=True, **kw)[0]
+        np.testing.assert_array_equal(got, ref)
+        exact = ct.basin_labels(X, C[None], beta, xp, **kw)[0]
+        nearest = np.argmin(euclidean_distances(out[beta], C), axis=1)
+        np.testing.assert_array_equal(exact, nearest)
+    # a loose threshold settles rows whose descent ends elsewhere: the rule
+    # is what decides their labels
+    monkeypatch.setattr(ct, "_SETTLED", 0.6)
+    ref, _ = _naive_screened_labels(X, C, 0.5, settled=0.6, **kw)
+    got = ct.basin_labels(X, C[None], 0.5, xp, screen=True, **kw)[0]
+    np.testing.assert_array_equal(got, ref)
+    assert (ref != np.argmin(euclidean_distances(out[0.5], C), axis=1)).any()
+
+
+def test_polish_stops_on_the_kmeans_centre_shift_tolerance():
+    from skam._cluster_training import polish, polish_tolerance
+
+    X, _ = make_blobs(n_samples=300, centers=6, cluster_std=2.5, random_state=5)
+    tol = 1e-4 * np.var(X, axis=0).mean()  # KMeans's _tolerance
+    assert polish_tolerance(X, 1e-4, xp) == pytest.approx(tol, rel=1e-12)
+    C0 = X[np.random.RandomState(1).choice(300, 6, replace=False)]
+    beta, kw = 0.8, dict(step_size=0.1, n_steps=10)
+    for shift_tol in (0.0, 200 * tol):
+        Cp, labels = polish(X, None, C0[None], beta, xp, rounds=30, tol=shift_tol, **kw)
+        # the naive loop: screened basins, means, until the basins stay or
+        # the centres moved by at most the tolerance
+        ref, rounds = C0.copy(), 0
+        lab, _ = _naive_screened_labels(X, ref, beta, **kw)
+        while rounds < 30:
+            rounds += 1
+            new = np.array([X[lab == k].mean(axis=0) for k in range(6)])
+            shift = ((new - ref) ** 2).sum()
+            ref = new
+            new_lab, _ = _naive_screened_labels(X, ref, beta, **kw)
+            stable = (new_lab == lab).all()
+            lab = new_lab
+            if stable or shift <= shift_tol:
+                break
+        np.testing.assert_allclose(Cp[0], ref, rtol=1e-10, atol=1e-10)
+        out = _numpy_descent(X, ref, beta, **kw)
+        exact = np.argmin(euclidean_distances(out, ref), axis=1)
+        np.testing.assert_array_equal(labels[0], exact)  # exact basins
+        if shift_tol > 0:
+            assert rounds < 30 and not stable  # the tolerance stopped it
+        else:
+            assert stable
+
+
+def test_training_stops_once_the_monitored_basins_no_longer_change():
+    # well-separated blobs in 64 dimensions: the masked loss keeps falling
+    # (the centres overshoot to make up for the partial contraction) while
+    # no basin changes; tol=0 and lr_decay=1 turn the loss plateau off
+    X, _ = make_blobs(n_samples=600, n_features=64, centers=5, random_state=0)
+    kw = dict(n_clusters=5, tol=0.0, lr_decay=1.0, max_epochs=30, random_state=0)
+    for patience in (1, 3):
+        am = AMClustering(patience=patience, **kw).fit(X)
+        assert am.n_iter_ == patience
+        assert np.all(np.diff(am.loss_curve_) < 0)
+    # from random samples, with many Adam steps per epoch, the basins move
+    moving = AMClustering(
+        init="random", batch_size=16, patience=1, **{**kw, "n_clusters": 5}
+    ).fit(X[:, :2])
+    assert moving.n_iter_ > 1
+
+
+def test_fit_on_the_float32_copy_is_translation_invariant():
+    # the training runs in float32 on the centred data: an offset of 1e6
+    # (float32 spacing 0.06 there) changes nothing
+    X, _ = make_blobs(n_samples=500, n_features=6, centers=4, random_state=2)
+    am = AMClustering(n_clusters=4, random_state=0).fit(X)
+    far = AMClustering(n_clusters=4, random_state=0).fit(X + 1e6)
+    np.testing.assert_array_equal(far.labels_, am.labels_)
+    # the float32 training saw the same numbers (uncentred, its logits of
+    # order 1e12 would be rounding noise)
+    assert far.n_iter_ == am.n_iter_
+    np.testing.assert_allclose(far.loss_curve_, am.loss_curve_, rtol=1e-4)
+    np.testing.assert_allclose(
+        far.cluster_centers_ - 1e6, am.cluster_centers_, atol=1e-6
+    )
+    assert far.cluster_centers_.dtype == np.float64
+    np.testing.assert_array_equal(far.predict(X + 1e6), far.labels_)

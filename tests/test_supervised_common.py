@@ -24,7 +24,7 @@ _RANDOM_INIT = (
     "does not (nonparametric mode passes this check exactly)"
 )
 _FEW_PROTOTYPES = (
-    "parametric mode keeps n_memories=0.1 of the rows (20 prototypes here) and "
+    "parametric mode keeps 10 % of the rows (n_memories='auto': 20 prototypes here) and "
     "predicts a kernel-weighted mean of their label parts; on the check's linear "
     "10-feature target that smoother reaches R^2 = 0.34 < 0.5 (nonparametric "
     "mode, which keeps every row, passes this check with R^2 = 0.999)"
