@@ -123,7 +123,8 @@ SETTINGS = {
             token_dim=32,
             n_heads=4,
             head_dim=8,
-            n_memories=128,
+            n_memories=64,
+            clamp_visible=False,
             learning_rate=1e-2,
             batch_size=32,
             max_epochs=5000,
@@ -347,7 +348,10 @@ def write_table(args, rows, et, info, per_step, rises, energy):
         "",
         f"EnergyTransformer: {p['token_dim']}-d tokens, {p['n_heads']} heads of "
         f"{p['head_dim']}, {p['n_memories']} memories, {et.n_steps} steps of "
-        f"{et.step_size}, Adam at {p['learning_rate']:g} with a cosine schedule, "
+        f"{et.step_size}"
+        + ("" if p["clamp_visible"] else " with every token moving")
+        + (f", weight decay {p['weight_decay']:g}" if p["weight_decay"] else "")
+        + f", Adam at {p['learning_rate']:g} with a cosine schedule, "
         f"batches of {p['batch_size']}, 10 % of the images held out for "
         f"early stopping; fit budget {info['budget']:.0f} CPU seconds "
         f"(`max_time` counted in CPU time)"

@@ -140,14 +140,19 @@ class DerivedArrays:
         self.memories = None  # the full memories, set by prepare_memories
         self._parent, self._rows, self._entries = parent, rows, {}
 
-    def get(self, key, build):
-        """The entry ``key``, built by ``build(full_memories)`` if absent."""
+    def get(self, key, build, version=None):
+        """The entry ``key``, built by ``build(full_memories)`` if absent.
+
+        ``version``: what the entry also depends on, for entries with one
+        slot (rebuilt, not added, when it changes).
+        """
         if self._parent is not None:
-            value = self._parent.get(key, build)
+            value = self._parent.get(key, build, version)
             return value if isinstance(value, tuple) else value[self._rows, ...]
-        if key not in self._entries:
-            self._entries[key] = build(self.memories)
-        return self._entries[key]
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != version:
+            entry = self._entries[key] = (version, build(self.memories))
+        return entry[1]
 
     @property
     def rows(self):

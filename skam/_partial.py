@@ -161,21 +161,25 @@ def exp_floor(dtype, xp):
 
 
 # ------------------------------------------------------------- block states
-def lse_logits(V, block, spec, xp):
+def lse_logits(V, block, spec, xp, pull_from=0, shift=None):
     """``beta S + log w`` of LSE, shift-invariant form for squared Euclidean.
 
     The softmax does not depend on ``1/2 ||v||^2``, so the logits are
     ``beta * (v.xi - 1/2 ||xi||^2) + log w``: one GEMM on ``beta * v`` and one
     bias vector; :func:`finish` adds ``-beta/2 ||v||^2`` to ``log_z`` only.
-    Memories that serve many calls (``block.derived``) fold the bias into the
-    GEMM instead (:func:`_folded_logits`).
+    Memories that serve many calls (``block.derived``) fold the bias, and a
+    per-query ``shift`` (n,) to subtract, into the GEMM instead
+    (:func:`_folded_logits`; ``pull_from``: the coordinates before it are the
+    only ones that may differ between queries, see there).
     """
     if block.derived is not None:
-        return _folded_logits(V, block, spec, xp)
+        return _folded_logits(V, block, spec, xp, pull_from, shift)
     logits = _cross(V, block, spec.beta)
     bias = _lse_bias(block, spec)
     if bias is not None:
         logits += bias[None, :]
+    if shift is not None:
+        logits -= shift[:, None]
     return logits
 
 
@@ -195,34 +199,95 @@ def _with_ones(M, xp):
     return xp.concat([M, ones], axis=1)
 
 
-def _folded_logits(V, block, spec, xp):
-    """The logits of :func:`lse_logits` in one GEMM: ``[beta c v, 1] @ [xi, bias].T``.
+def _lse_operand(block, spec, xp, pull_from=0, tail=None):
+    """``[bias | xi | 1]`` of the memories, (K, D + 2), built once per energy.
 
-    The per-memory bias is one more column of the memories (built once,
-    :class:`~skam._energy.DerivedArrays`), so the GEMM writes the logits and
-    no pass over the (n, K) block adds it.
+    The one derived copy of the memories that both products of the LSE
+    read-out use: the logits' GEMM reads ``[bias | xi]`` (and the ones
+    column when it also subtracts a per-query shift), the pulled product
+    ``[xi[:, pull_from:] | 1]`` (the ones give the row sums). With a uniform
+    ``tail`` (see :func:`_folded_logits`) it is ``[bias' | xi[:, :pull_from]
+    | 1]``, the tail's part of the similarity in ``bias'`` (one slot).
     """
 
     def build(memories):
         bias = _lse_bias(memories, spec)
+        head = memories.patterns
+        if tail is not None:
+            cw = memories.coord_weights
+            values = xp.asarray(tail, dtype=head.dtype, device=_device(head))
+            if cw is not None:
+                values = values * cw[pull_from:]
+            extra = spec.beta * (head[:, pull_from:] @ values)
+            bias = extra if bias is None else bias + extra
+            head = head[:, :pull_from]
         if bias is None:
-            return memories.patterns
-        return xp.concat([memories.patterns, bias[:, None]], axis=1)
+            bias = xp.zeros((head.shape[0],), dtype=head.dtype, device=_device(head))
+        return _with_ones(xp.concat([bias[:, None], head], axis=1), xp)
 
-    operand = block.derived.get(("lse_logits", spec.beta, spec.similarity), build)
-    factor = spec.beta
-    if block.coord_weights is not None:
-        factor = spec.beta * block.coord_weights
+    if tail is None:
+        return block.derived.get(("lse_operand", spec.beta, spec.similarity), build)
+    key = ("lse_operand_tail", spec.beta, spec.similarity, pull_from)
+    return block.derived.get(key, build, tail)
+
+
+# At most this many pulled coordinates equal in every query of a chunk are
+# folded into the bias (see _folded_logits).
+MAX_UNIFORM_TAIL = 64
+
+
+def _uniform_tail(V, pull_from, xp):
+    """Coordinates ``pull_from:`` as a tuple when every row of V has the same.
+
+    None when they differ, when there are none or too many, and outside
+    NumPy.
+    """
+    width = V.shape[1] - pull_from
+    if not pull_from or width > MAX_UNIFORM_TAIL or not is_numpy_namespace(xp):
+        return None
+    tail = V[:, pull_from:]
+    if not bool((tail == tail[0]).all()):
+        return None
+    return tuple(tail[0].tolist())
+
+
+def _folded_logits(V, block, spec, xp, pull_from=0, shift=None):
+    """The logits of :func:`lse_logits` in one GEMM: ``[1, beta c v, -s] @ [bias, xi, 1].T``.
+
+    The per-memory bias is one more column of the memories (built once,
+    :func:`_lse_operand`), so the GEMM writes the logits and no pass over
+    the (n, K) block adds it; a per-query ``shift`` ``s`` rides on the ones
+    column. When the pulled coordinates (``pull_from:``) hold the same
+    values in every query (the label neurons at their start: the first step
+    of a supervised prediction), their part of the similarity is one number
+    per memory, folded into the bias as well, and the GEMM runs on the other
+    coordinates only.
+    """
+    tail = _uniform_tail(V, pull_from, xp)
+    operand = _lse_operand(block, spec, xp, pull_from, tail)
+
+    def build_factor(memories):  # a tuple: the same for every block
+        cw = memories.coord_weights
+        return (spec.beta if cw is None else spec.beta * cw,)
+
+    (factor,) = block.derived.get(("lse_factor", spec.beta), build_factor)
+    if tail is not None:
+        V = V[:, :pull_from]
+        if not isinstance(factor, float):
+            factor = factor[:pull_from]
     n, D = V.shape
-    if operand.shape[1] == D:  # no bias to fold
-        return (V * factor) @ operand.T
+    width = D + 1 if shift is None else D + 2
     if is_numpy_namespace(xp):
-        A = np.empty((n, D + 1), dtype=V.dtype)
-        np.multiply(V, factor, out=A[:, :D])
-        A[:, D] = 1.0
+        A = np.empty((n, width), dtype=V.dtype)
+        A[:, 0] = 1.0
+        np.multiply(V, factor, out=A[:, 1 : D + 1])
+        if shift is not None:
+            np.negative(shift, out=A[:, D + 1])
     else:
-        A = _with_ones(V * factor, xp)
-    return A @ operand.T
+        ones = xp.ones((n, 1), dtype=V.dtype, device=_device(V))
+        parts = [ones, V * factor] + ([] if shift is None else [-shift[:, None]])
+        A = xp.concat(parts, axis=1)
+    return A @ operand[:, :width].T
 
 
 # Below this many (n, K) elements a chunk checks its shifted logits against the
@@ -250,13 +315,14 @@ def _above_floor(V, block, spec, xp):
         diff = patterns - centre
         sq = diff * diff if cw is None else cw * diff * diff
         radius = math.sqrt(float(xp.max(xp.sum(sq, axis=1))))
-        spread = 0.0
+        spread = top = 0.0
         lw = memories.log_weights
         if lw is not None:
-            spread = float(xp.max(lw)) - float(xp.min(lw))  # inf with zero weights
-        return centre, radius, spread
+            top = float(xp.max(lw))
+            spread = top - float(xp.min(lw))  # inf with zero weights
+        return centre, radius, spread, top
 
-    centre, radius, spread = block.derived.get(("lse_bound",), build)
+    centre, radius, spread, _ = block.derived.get(("lse_bound",), build)
     cw = block.coord_weights
     diff = V - centre if spec.similarity == "sqeuclidean" else V * 1.0  # a copy
     if is_numpy_namespace(xp):  # in place: no second (n, D) array
@@ -279,12 +345,14 @@ MAX_RUNS = 256
 RUN_MIN_LENGTH = 8
 
 
-def pulled_sums(T, block, pull_from, xp):
-    """``T @ [xi[:, pull_from:], 1]``: softmax-weighted sums and row sums, (n, P + 1).
+def pulled_sums(T, block, spec, pull_from, xp):
+    """``T @ xi[:, pull_from:]`` and the row sums of ``T``: ``(sums (n, P), r (n,))``.
 
     ``T`` (n, K_b) holds the block's unnormalised softmax. The product with
-    the K x (P + 1) pulled coordinates (built once, with a column of ones so
-    that the row sums need no pass of their own) runs far below GEMM speed
+    the K x (P + 1) pulled coordinates and a column of ones (columns of
+    :func:`_lse_operand`) gives the row sums without a pass of their own
+    (one column more measured faster than the sum at d = 64 too). The
+    product runs far below GEMM speed
     when ``P`` is small (the label neurons of a classifier). When the pulled
     rows come in few runs of equal rows (a classifier's one-hot label parts,
     stored class by class), the columns of ``T`` are summed run by run
@@ -293,29 +361,47 @@ def pulled_sums(T, block, pull_from, xp):
     """
     derived = block.derived
 
-    def build_pulled(memories):
-        return _with_ones(memories.patterns[:, pull_from:], xp)
-
     def build_runs(memories):
         pulled = memories.patterns[:, pull_from:]
         K = pulled.shape[0]
         if not is_numpy_namespace(xp) or K < 2:
-            return None, None
+            return None, None, None
         change = np.any(pulled[1:] != pulled[:-1], axis=1)
         n_runs = 1 + int(np.count_nonzero(change))
         if n_runs > MAX_RUNS or n_runs * RUN_MIN_LENGTH > K:
-            return None, None
+            return None, None, None
         starts = np.concatenate([[0], np.flatnonzero(change) + 1])
         run_of = np.concatenate([[0], np.cumsum(change)])  # run of each memory
-        return _with_ones(pulled[starts], xp), run_of
+        return _with_ones(pulled[starts], xp), run_of, starts
 
-    run_rows, run_of = derived.get(("pulled_runs", pull_from), build_runs)
-    if run_rows is None:
-        return T @ derived.get(("pulled", pull_from), build_pulled)
-    run_of = run_of[derived.rows]
-    starts = np.concatenate([[0], np.flatnonzero(run_of[1:] != run_of[:-1]) + 1])
-    by_run = np.add.reduceat(T, starts, axis=1)
-    return by_run @ run_rows[int(run_of[0]) : int(run_of[-1]) + 1]
+    run_rows, run_of, starts = derived.get(("pulled_runs", pull_from), build_runs)
+    if run_rows is not None:
+        if derived.rows != slice(None):  # a block: its own runs
+            run_of = run_of[derived.rows]
+            change = np.flatnonzero(run_of[1:] != run_of[:-1]) + 1
+            starts = np.concatenate([[0], change])
+            run_rows = run_rows[int(run_of[0]) : int(run_of[-1]) + 1]
+        sums = np.add.reduceat(T, starts, axis=1) @ run_rows
+    else:
+        sums = T @ _lse_operand(block, spec, xp)[:, 1 + pull_from :]
+    return sums[:, :-1], sums[:, -1]
+
+
+def _upper_shift(V, block, spec, xp):
+    """``s = beta/2 ||v||_c^2 + max log w`` per query: no logit of V exceeds it.
+
+    The shift-invariant logits are ``-beta/2 ||v - xi||^2 + beta/2 ||v||^2 +
+    log w``. Where :func:`_above_floor` holds, every ``l - s`` is above the
+    floor of :func:`exp_shifted` (its bound is on ``l - s``), so ``exp(l - s)``
+    is a normal float with full precision for every memory: ``s`` replaces
+    the row maximum, rides on the logits' GEMM, and the row maximum and the
+    shift (two passes over the (n, K) block) are not needed.
+    """
+    top = block.derived.get(("lse_bound",), None)[3]
+    sq = V * V
+    cw = block.coord_weights
+    sq = xp.sum(sq, axis=1) if cw is None else sq @ cw
+    return (0.5 * spec.beta) * sq + top
 
 
 def lse_block(V, block, spec, xp, *, pull_from=0, need_mean=True):
@@ -330,19 +416,26 @@ def lse_block(V, block, spec, xp, *, pull_from=0, need_mean=True):
     (a column of ones appended to the pulled coordinates).
     """
     numpy = is_numpy_namespace(xp)  # ndarray methods: a few µs less per call
-    logits = lse_logits(V, block, spec, xp)
     above = _above_floor(V, block, spec, xp)
-    raw_max = logits.max(axis=1) if numpy else xp.max(logits, axis=1)
-    # rows of -inf only (a block of zero-weight memories) are the exception
-    finite = bool((np if numpy else xp).all((np if numpy else xp).isfinite(raw_max)))
-    row_max = raw_max if finite else _finite_or_zero(raw_max, xp)
-    logits -= row_max[:, None]
-    T = exp_shifted(logits, xp, clamp=None if above is None else not above)
+    if above and spec.similarity == "sqeuclidean":
+        # a bound on the row maxima, subtracted by the GEMM (_upper_shift)
+        row_max = _upper_shift(V, block, spec, xp)
+        logits = lse_logits(V, block, spec, xp, pull_from, shift=row_max)
+        T = exp_shifted(logits, xp, clamp=False)
+        finite = True
+    else:
+        logits = lse_logits(V, block, spec, xp, pull_from)
+        raw_max = logits.max(axis=1) if numpy else xp.max(logits, axis=1)
+        # rows of -inf only (a block of zero-weight memories) are the exception
+        ns = np if numpy else xp
+        finite = bool(ns.all(ns.isfinite(raw_max)))
+        row_max = raw_max if finite else _finite_or_zero(raw_max, xp)
+        logits -= row_max[:, None]
+        T = exp_shifted(logits, xp, clamp=None if above is None else not above)
     mean = None
     if need_mean and block.derived is not None:
-        sums = pulled_sums(T, block, pull_from, xp)
-        r = sums[:, -1]
-        mean = sums[:, :-1] / r[:, None]
+        sums, r = pulled_sums(T, block, spec, pull_from, xp)
+        mean = sums / r[:, None]
     else:
         r = T.sum(axis=1) if numpy else xp.sum(T, axis=1)
         if need_mean:

@@ -51,6 +51,7 @@ _PARAM_NAMES = (
     "W_enc",
     "b_enc",
     "mask_token",
+    "cls_token",
     "pos",
     "Wq",
     "Wk",
@@ -76,6 +77,9 @@ _PUBLISHED_KEYS = (
     "LNORM_gamma",
     "LNORM_bias",
 )
+
+# The weight matrices that ``weight_decay`` shrinks (not biases, codes, norms).
+_DECAYED = frozenset({"W_enc", "Wq", "Wk", "Xi", "W_dec"})
 
 _FORMAT = "skam.EnergyTransformer/1"
 
@@ -148,6 +152,10 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Keep the visible tokens fixed during the descent (only masked tokens
         and the CLS token move). False lets every token move, as the published
         model was trained.
+    cls_token : bool, default=False
+        Prepend a learned CLS token to the patch tokens of every image. It is
+        never clamped and never decoded: a free token that every patch attends
+        to and that can gather the whole image (the published model has one).
     learning_rate : float, default=1e-3
         Peak Adam learning rate.
     learning_rate_schedule : {"cosine", "constant"}, default="cosine"
@@ -156,6 +164,12 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         its end; the end is ``max_epochs`` or ``max_time``, whichever comes
         first (the progress is the larger of the two fractions, so a time
         budget gets a full schedule). ``"constant"`` keeps it fixed.
+    weight_decay : float, default=0.0
+        Decoupled weight decay (AdamW): after every Adam step the weight
+        matrices ``W_enc``, ``Wq``, ``Wk``, ``Xi`` and ``W_dec`` shrink by the
+        factor ``1 - lr * weight_decay``, ``lr`` being the scheduled learning
+        rate of that step. It regularises models that are large for their
+        training set; the losses reported are the masked-pixel errors alone.
     batch_size : int, default=64
         Images per minibatch.
     max_epochs : int, default=20
@@ -185,7 +199,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         The learned arrays: ``W_enc`` (Z, D), ``b_enc`` (D,), ``mask_token``
         (D,), ``pos`` (N, D), ``Wq`` and ``Wk`` (H, Y, D), ``Xi`` (M, D),
         ``gamma`` (), ``delta`` (D,), ``W_dec`` (D, Z), ``b_dec`` (Z,), and
-        ``cls_token`` (D,) for a loaded model that has one.
+        ``cls_token`` (D,) for a model with a CLS token (N then counts it).
     image_shape_ : tuple of int
         ``(channels, height, width)``.
     patch_shape_ : tuple of int
@@ -259,8 +273,10 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "n_steps": [Interval(Integral, 0, None, closed="left")],
         "self_attention": ["boolean"],
         "clamp_visible": ["boolean"],
+        "cls_token": ["boolean"],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "learning_rate_schedule": [StrOptions({"cosine", "constant"})],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "mask_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -288,8 +304,10 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         n_steps=12,
         self_attention=False,
         clamp_visible=True,
+        cls_token=False,
         learning_rate=1e-3,
         learning_rate_schedule="cosine",
+        weight_decay=0.0,
         batch_size=64,
         max_epochs=20,
         mask_fraction=0.5,
@@ -313,8 +331,10 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.n_steps = n_steps
         self.self_attention = self_attention
         self.clamp_visible = clamp_visible
+        self.cls_token = cls_token
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
+        self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.mask_fraction = mask_fraction
@@ -352,7 +372,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             self.image_shape, self.patch_shape, X.shape[1]
         )
         patcher = Patcher(self.image_shape_, self.patch_shape_)
-        self.n_tokens_ = patcher.n_patches
+        self.n_tokens_ = patcher.n_patches + int(self.cls_token)
         self.beta_ = (
             1.0 / math.sqrt(self.head_dim) if self.beta is None else float(self.beta)
         )
@@ -381,7 +401,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 rng.normal(0.0, scale, size=shape), dtype=dtype, device=dev
             )
 
-        return {
+        params = {
             "W_enc": normal((Z, D), 1.0 / math.sqrt(Z)),
             "b_enc": xp.zeros((D,), dtype=dtype, device=dev),
             "mask_token": normal((D,), 1.0),
@@ -394,6 +414,9 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             "W_dec": normal((D, Z), 0.01 / math.sqrt(D)),
             "b_dec": xp.full((Z,), mean, dtype=dtype, device=dev),
         }
+        if self.cls_token:
+            params["cls_token"] = normal((D,), 1.0)
+        return params
 
     def _config(self, n_tokens=None):
         return ETConfig(
@@ -528,6 +551,13 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                         "or step_size."
                     )
                 new = adam.step([grads[k] for k in names])
+                if self.weight_decay > 0:
+                    shrink = 1.0 - adam.learning_rate * self.weight_decay
+                    new = [
+                        shrink * p if k in _DECAYED else p
+                        for k, p in zip(names, new, strict=True)
+                    ]
+                    adam.params = new
                 params = dict(zip(names, new, strict=True))
                 total += loss * P.shape[0]
                 seen += P.shape[0]
@@ -892,7 +922,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         **params
             Other parameters of the estimator (``step_size``, ``n_steps``...).
             By default the model runs as it was trained: ``self_attention=True``,
-            ``clamp_visible=False``, ``beta = 1/sqrt(Y)``, 12 steps of 0.1.
+            ``clamp_visible=False``, ``cls_token=True``, ``beta = 1/sqrt(Y)``, 12 steps of 0.1.
 
         Returns
         -------
@@ -923,6 +953,7 @@ class EnergyTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         settings = {
             "self_attention": True,
             "clamp_visible": False,
+            "cls_token": True,
             "step_size": 0.1,
             "n_steps": 12,
             "token_dim": D,

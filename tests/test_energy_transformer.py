@@ -366,6 +366,64 @@ def test_clamped_tokens_never_move_and_visible_pixels_kept(fitted, digits):
     assert np.abs(moved[visible] - start.tokens[visible]).max() > 1e-6
 
 
+def test_cls_token_is_trained_and_moves_freely(digits, tmp_path):
+    kw = dict(
+        image_shape=(8, 8),
+        patch_shape=(2, 4),
+        **TINY,
+        learning_rate=3e-3,
+        random_state=0,
+    )
+    plain = EnergyTransformer(**kw, max_epochs=1).fit(digits[:200])
+    one = EnergyTransformer(**kw, max_epochs=1, cls_token=True).fit(digits[:200])
+    two = EnergyTransformer(**kw, max_epochs=2, cls_token=True).fit(digits[:200])
+    assert plain.n_tokens_ == 8 and "cls_token" not in plain.weights_
+    assert two.n_tokens_ == 9 and two.weights_["pos"].shape == (9, 8)
+    # Adam updates it (the same initial draw, one more epoch)
+    assert np.abs(two.weights_["cls_token"] - one.weights_["cls_token"]).max() > 1e-6
+    patcher = Patcher(two.image_shape_, two.patch_shape_)
+    Xo, pix = _half_masked(digits[300:310], patcher, np.random.RandomState(2))
+    start, end = two.descend(Xo, n_steps=0), two.descend(Xo, n_steps=5)
+    assert end.tokens.shape == (10, 9, 8) and end.token_mask.shape == (10, 8)
+    # the CLS token is free under clamp_visible; the visible patches are not
+    assert np.abs(end.tokens[:, 0] - start.tokens[:, 0]).max() > 1e-6
+    visible = ~start.token_mask
+    np.testing.assert_array_equal(
+        end.tokens[:, 1:][visible], start.tokens[:, 1:][visible]
+    )
+    out = two.transform(Xo)
+    np.testing.assert_array_equal(out[~pix], digits[300:310][~pix])
+    two.save(tmp_path / "cls.npz")
+    loaded = EnergyTransformer.load(tmp_path / "cls.npz")
+    assert loaded.cls_token and loaded.n_tokens_ == 9
+    np.testing.assert_array_equal(loaded.transform(Xo), out)
+
+
+def test_weight_decay_shrinks_the_weight_matrices_after_each_step(digits):
+    kw = dict(
+        image_shape=(8, 8),
+        patch_shape=(2, 4),
+        **TINY,
+        learning_rate=1e-2,
+        learning_rate_schedule="constant",
+        batch_size=100,
+        max_epochs=1,
+        random_state=0,
+    )
+    plain = EnergyTransformer(**kw).fit(digits[:100])  # a single Adam step
+    decayed = EnergyTransformer(**kw, weight_decay=3.0).fit(digits[:100])
+    for name, w in plain.weights_.items():
+        if name in ("W_enc", "Wq", "Wk", "Xi", "W_dec"):
+            np.testing.assert_allclose(decayed.weights_[name], (1 - 0.03) * w)
+        else:
+            np.testing.assert_array_equal(decayed.weights_[name], w)
+    # over many steps the decayed model keeps smaller weight matrices
+    kw.update(batch_size=20, max_epochs=3)
+    plain = EnergyTransformer(**kw).fit(digits[:100])
+    decayed = EnergyTransformer(**kw, weight_decay=3.0).fit(digits[:100])
+    assert np.linalg.norm(decayed.weights_["Xi"]) < np.linalg.norm(plain.weights_["Xi"])
+
+
 def test_nan_and_clamp_mask_agree(fitted, digits):
     patcher = Patcher(fitted.image_shape_, fitted.patch_shape_)
     Xo, pix = _half_masked(digits[300:310], patcher, np.random.RandomState(3))
@@ -626,6 +684,7 @@ def test_load_published_layout_matches_notebook_pipeline(tmp_path):
     et = EnergyTransformer.load_published(path, n_steps=3)
     assert et.image_shape_ == (3, 8, 8) and et.patch_shape_ == (4, 4)
     assert et.n_tokens_ == 5 and et.self_attention and not et.clamp_visible
+    assert et.cls_token
     assert et.beta_ == pytest.approx(1 / math.sqrt(3))
     image = rng.normal(size=C * side * side)
     masked = np.array([False, True, True, False])

@@ -20,6 +20,7 @@ from skam._descent import KernelSumOracle, descend, step_from
 from skam._energy import EnergySpec, prepare_memories
 from skam._partial import (
     _above_floor,
+    _upper_shift,
     exp_floor,
     lse_block,
     lse_logits,
@@ -63,7 +64,9 @@ def test_folded_read_out_equals_the_plain_one(similarity, weights, coord_weights
         slow, T_slow, r_slow = lse_block(V, plain, spec, xp, pull_from=pull_from)
         np.testing.assert_allclose(fast.log_sum, slow.log_sum, rtol=1e-13)
         np.testing.assert_allclose(fast.mean, slow.mean, rtol=1e-12, atol=1e-14)
-        np.testing.assert_allclose(r_fast, r_slow, rtol=1e-13)
+        np.testing.assert_allclose(  # the softmax (T and r may share a factor)
+            T_fast / r_fast[:, None], T_slow / r_slow[:, None], rtol=1e-12, atol=1e-15
+        )
         assert fast.mean.shape == (400, 6 - pull_from)
 
 
@@ -94,6 +97,10 @@ def test_floor_bound_holds_and_fails_where_it_must():
         shifted = logits - logits.max(1, keepdims=True)
         if above:  # the bound's claim, checked on every logit
             assert shifted.min() > exp_floor(V.dtype, xp)
+            # ... and the shift that replaces the row maxima there
+            s = _upper_shift(V, reused, spec, xp)
+            assert (logits.max(axis=1) <= s + 1e-12).all()
+            assert (logits - s[:, None]).min() > exp_floor(V.dtype, xp)
         else:  # this sharp softmax really needs the floor
             assert shifted.min() < exp_floor(V.dtype, xp)
     # zero weights (log w = -inf) never pass the bound
@@ -113,19 +120,20 @@ def test_pulled_sums_run_by_run_equal_the_product(rows):
     block = memories.block(rows)
     T = rng.uniform(0, 1, (30, block.n_memories))
     assert ("pulled_runs", 4) not in memories.derived._entries  # built below
-    got = pulled_sums(T, block, 4, xp)
-    run_rows, run_of = memories.derived.get(("pulled_runs", 4), None)
+    sums, r = pulled_sums(T, block, EnergySpec(), 4, xp)
+    run_rows, run_of, starts = memories.derived.get(("pulled_runs", 4), None)
     assert run_rows.shape == (5, 6)  # the runs were found and used
-    expected = T @ np.concatenate([M[rows, 4:], np.ones((block.n_memories, 1))], 1)
-    np.testing.assert_allclose(got, expected, rtol=1e-13)
-    # continuous pulled coordinates have no runs: the product is used
-    dense = prepare_memories(rng.standard_normal((500, 6)), xp, reuse=True)
-    got = pulled_sums(T, dense.block(rows), 2, xp)
-    expected = T @ np.concatenate(
-        [dense.patterns[rows, 2:], np.ones((len(T[0]), 1))], 1
-    )
-    np.testing.assert_allclose(got, expected, rtol=1e-13)
-    assert dense.derived.get(("pulled_runs", 2), None) == (None, None)
+    np.testing.assert_allclose(sums, T @ M[rows, 4:], rtol=1e-13)
+    np.testing.assert_allclose(r, T.sum(axis=1), rtol=1e-13)
+    # continuous pulled coordinates have no runs: the product is used, with
+    # the row sums as a column of ones
+    for width in (4, 8):
+        dense = prepare_memories(rng.standard_normal((500, width + 2)), xp, reuse=True)
+        sums, r = pulled_sums(T, dense.block(rows), EnergySpec(), 2, xp)
+        np.testing.assert_allclose(sums, T @ dense.patterns[rows, 2:], rtol=1e-13)
+        np.testing.assert_allclose(r, T.sum(axis=1), rtol=1e-13)
+        assert dense.derived.get(("pulled_runs", 2), None) == (None, None, None)
+        assert ("lse_operand", 1.0, "sqeuclidean") in dense.derived._entries
 
 
 def test_blocks_of_a_block_see_their_rows():
@@ -193,3 +201,40 @@ def digits_data():
 
     X, y = load_digits(return_X_y=True)
     return X / 16.0, y
+
+
+@pytest.mark.parametrize("coord_weights", [False, True])
+def test_uniform_tail_is_folded_into_the_bias(coord_weights):
+    """Label neurons at their start: their part of the logits is per memory."""
+    rng = np.random.RandomState(7)
+    reused, plain = _memories(rng, K=300, D=7, coord_weights=coord_weights)
+    spec = EnergySpec(beta=1.1)
+    V = rng.standard_normal((80, 7))
+    V[:, 4:] = [0.3, -0.2, 0.5]  # the same tail in every query
+    folded = lse_logits(V, reused, spec, xp, pull_from=4)
+    np.testing.assert_allclose(
+        folded, lse_logits(V, plain, spec, xp), rtol=1e-12, atol=1e-12
+    )
+    slot = reused.derived._entries[("lse_operand_tail", 1.1, "sqeuclidean", 4)]
+    assert slot[0] == (0.3, -0.2, 0.5)
+    assert slot[1].shape == (300, 6)  # [bias | features | 1]
+    fast, _, _ = lse_block(V, reused, spec, xp, pull_from=4)
+    slow, _, _ = lse_block(V, plain, spec, xp, pull_from=4)
+    np.testing.assert_allclose(fast.mean, slow.mean, rtol=1e-12, atol=1e-14)
+    V[:, 4:] = [1.0, 0.0, -1.0]  # another tail: the one slot is rebuilt
+    np.testing.assert_allclose(
+        lse_logits(V, reused, spec, xp, pull_from=4),
+        lse_logits(V, plain, spec, xp),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+    key = ("lse_operand_tail", 1.1, "sqeuclidean", 4)
+    assert reused.derived._entries[key][0] == (1.0, 0.0, -1.0)
+    V[0, 5] += 1.0  # tails differ: the full GEMM
+    np.testing.assert_allclose(
+        lse_logits(V, reused, spec, xp, pull_from=4),
+        lse_logits(V, plain, spec, xp),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+    assert ("lse_operand", 1.1, "sqeuclidean") in reused.derived._entries

@@ -234,7 +234,10 @@ def test_huge_k_retrieval_keeps_query_chunks_and_results():
         got = am.transform(Q)
         got_e = am.energy(Q)
     np.testing.assert_allclose(got, want, atol=1e-10)
-    np.testing.assert_allclose(got_e, want_e, rtol=1e-12)
+    # the energy is a difference of terms of size beta/2 ||v||^2 (about 8 here):
+    # the two splits agree to the rounding of those, not relative to a near-0
+    # energy (-0.005)
+    np.testing.assert_allclose(got_e, want_e, rtol=1e-12, atol=1e-13)
 
 
 def test_classifier_label_direction_unchanged_by_memory_blocks():

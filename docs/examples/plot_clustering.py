@@ -146,10 +146,12 @@ fig.tight_layout()
 # is ``patience`` epochs without a relative improvement of ``tol`` in the
 # loss of a fixed monitor set; the learning rate is then multiplied by
 # ``lr_decay``, and a restart stops once it is below 0.9 of its initial
-# value (at the first plateau, by default). Each curve is divided by its
-# first epoch's loss. With the default start (Lloyd-refined k-means++, solid)
-# the centres begin almost where k-means puts them: training lowers the loss
-# by a few per cent at most and stops after a few epochs. From random data
+# value (at the first plateau, by default), or once the descent basins of
+# the monitor set have not changed for ``patience`` epochs. Each curve is
+# divided by its first epoch's loss. With the default start (Lloyd-refined
+# k-means++, solid) the centres begin almost where k-means puts them:
+# training lowers the loss by a few per cent at most and stops after one or
+# two epochs. From random data
 # points (``init="random"``, dashed, with a patient schedule: ``patience=5``,
 # ``tol=1e-3``) the same training does the whole job.
 fig, ax = plt.subplots(figsize=(6, 3.8))
