@@ -393,17 +393,15 @@ class PreparedLabelMemories:
         d = estimator.n_features_in_
         n_labels = patterns.shape[1] - d
         code = estimator._label_code(n_labels)
+        order = None
         if code.kind == "classification":
-            # class by class: one-hot label parts then come in runs of equal
-            # rows, which the engine sums run by run (skam._partial.pulled_sums);
-            # the order of the memories changes no result
+            # the engine reads the memories class by class: one-hot label parts
+            # then come in runs of equal rows, which it sums run by run
+            # (skam._partial.pulled_sums); the order changes no result
             order = xp.argsort(xp.argmax(patterns[:, d:], axis=1), stable=True)
-            patterns = xp.take(patterns, order, axis=0)
-            if weights is not None:
-                weights = xp.take(weights, order, axis=0)
         cw = coordinate_weights(d, n_labels, estimator.lam, xp, dtype, dev)
         memories = prepare_memories(
-            patterns, xp, weights=weights, coord_weights=cw, reuse=True
+            patterns, xp, weights=weights, coord_weights=cw, reuse=True, order=order
         )
         spec = make_spec(estimator, estimator.beta_)
         box = None  # the free coordinates stay in the memories' box
