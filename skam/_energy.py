@@ -212,7 +212,9 @@ def prepare_memories(
     if coord_weights is None:
         half_sqnorms = 0.5 * xp.sum(patterns * patterns, axis=1)
     else:
-        half_sqnorms = 0.5 * xp.sum(coord_weights * patterns * patterns, axis=1)
+        # one temporary and a matrix-vector product (half the passes of
+        # sum(c * X * X): it runs per minibatch in parametric training)
+        half_sqnorms = 0.5 * ((patterns * patterns) @ coord_weights)
     log_weights = None
     if weights is not None:
         positive = weights > 0
