@@ -454,9 +454,10 @@ def lse_block(V, block, spec, xp, *, pull_from=0, need_mean=True):
         T = exp_shifted(
             logits, xp, clamp=None if above is None else not above, base2=base2
         )
-        if base2:
-            row_max = row_max * (1.0 / LOG2E)  # back to natural units
-            raw_max = raw_max * (1.0 / LOG2E)
+        if base2:  # back to natural units
+            row_max = row_max * (1.0 / LOG2E)
+            if not finite:
+                raw_max = raw_max * (1.0 / LOG2E)
     mean = None
     if need_mean and block.derived is not None:
         sums, r = pulled_sums(T, block, spec, pull_from, xp)
