@@ -267,3 +267,20 @@ def test_an_order_arranges_the_derived_arrays_only(digits_data):
     log_z0, P0 = log_kernel_sum(V, plain, prep.spec, xp)
     np.testing.assert_allclose(P, P0, rtol=1e-12, atol=1e-300)
     np.testing.assert_allclose(log_z, log_z0, rtol=1e-13)
+
+
+def test_a_block_of_zero_weight_memories_is_the_identity():
+    rng = np.random.RandomState(8)
+    M = rng.standard_normal((300, 4))
+    w = rng.uniform(0.5, 2.0, 300)
+    w[100:200] = 0.0  # the second block holds no weight at all
+    reused = prepare_memories(M, xp, weights=w, reuse=True)
+    plain = replace(reused, derived=None)
+    V = rng.standard_normal((20, 4))
+    spec = EnergySpec(beta=1.5)
+    state, _, _ = lse_block(V, reused.block(slice(100, 200)), spec, xp)
+    assert np.all(state.log_sum == -np.inf) and np.all(state.mean == 0)
+    tiled = reduce_blocks(V, reused, spec, xp, block_rows=100)
+    whole = reduce_blocks(V, plain, spec, xp, block_rows=300)
+    np.testing.assert_allclose(tiled.log_sum, whole.log_sum, rtol=1e-13)
+    np.testing.assert_allclose(tiled.mean, whole.mean, rtol=1e-12, atol=1e-15)
