@@ -198,9 +198,9 @@ def normalise_label_neurons(R, xp):
     """
     if type(R) is np.ndarray:  # ndarray methods, and no where when every row
         clipped = np.maximum(R, 0.0)  # has evidence: a few calls less
-        total = clipped.sum(axis=1, keepdims=True)
-        if bool((total > 0).all()):
-            return clipped / total
+        total = np.add.reduce(clipped, axis=1, keepdims=True)
+        if float(total.min()) > 0.0:
+            return np.divide(clipped, total, out=clipped)
     clipped = xp.maximum(R, 0.0)
     total = xp.sum(clipped, axis=1, keepdims=True)
     uniform = xp.ones_like(R) / R.shape[1]
