@@ -423,13 +423,19 @@ def _upper_shift(V, block, spec, xp):
 def lse_block(V, block, spec, xp, *, pull_from=0, need_mean=True):
     """LSE state of one block and its unnormalised softmax ``T`` (and sums).
 
-    Returns ``(state, T, r)``: ``T / r[:, None]`` is the block's softmax.
-    After the GEMM, the (n, K) block is passed over by the row maximum, the
-    shift, the floor of :func:`exp_shifted` (only where a bound does not
-    rule it out, :func:`_above_floor`) and ``exp``, all in place, and read
-    by the product with the pulled coordinates; with derived arrays the
-    bias is folded into the GEMM and the row sums come from that product
-    (a column of ones appended to the pulled coordinates).
+    Returns ``(state, T, r)``: ``T / r[:, None]`` is the block's softmax
+    (``T`` and ``r`` may share a per-row factor).
+
+    Plain memories: after the GEMM, the (n, K) block is passed over by the
+    bias, the row maximum, the shift, the floor of :func:`exp_shifted` and
+    ``exp``, in place, and read by the row sum and the product with the
+    pulled coordinates. Memories with derived arrays (built once per fit):
+    the bias is folded into the GEMM, and so is the shift where the floor
+    bound holds (:func:`_above_floor`, :func:`_upper_shift`; else the row
+    maximum and the shift, the floor only where the bound fails); the
+    logits are in base 2 (``exp2``, NumPy); the row sums come from the
+    pulled product (:func:`pulled_sums`). What is left is the GEMM, one
+    ``exp2`` pass and the pulled product where the bound holds.
     """
     numpy = is_numpy_namespace(xp)  # ndarray methods: a few µs less per call
     base2 = numpy and block.derived is not None  # exp2 of base-2 logits
