@@ -359,6 +359,11 @@ def _above_floor(V, block, spec, xp):
 # softmax run by run in pulled_sums.
 MAX_RUNS = 256
 RUN_MIN_LENGTH = 8
+# ... unless the product is small: below this many multiply-adds (n x K_b x
+# (P + 1)) the GEMM beats the run sums (whose per-row reduceat costs about
+# 9 µs for n = K = 150, the product 3 µs; measured crossover at about 1e6 in
+# float32, 5e5 in float64, n, K in 150-1000, P + 1 in 4-11).
+RUN_MIN_PRODUCT = 2**19
 
 
 def pulled_sums(T, block, spec, pull_from, xp):
@@ -373,9 +378,18 @@ def pulled_sums(T, block, spec, pull_from, xp):
     rows come in few runs of equal rows (a classifier's one-hot label parts,
     stored class by class), the columns of ``T`` are summed run by run
     instead (``np.add.reduceat``, one read of ``T``) and the (n, runs) sums
-    multiplied by the runs' rows. Needs ``block.derived``.
+    multiplied by the runs' rows, unless the product is small
+    (``RUN_MIN_PRODUCT``). Needs ``block.derived``.
     """
     derived = block.derived
+    width = block.patterns.shape[1] - pull_from + 1
+    if T.shape[0] * T.shape[1] * width < RUN_MIN_PRODUCT:
+        # ``[xi[:, pull_from:] | 1]`` alone (K x (P + 1)): a small product
+        # needs no full derived operand of its own
+        key = ("pulled_ones", pull_from)
+        pulled = derived.get(key, lambda m: _with_ones(m.patterns[:, pull_from:], xp))
+        sums = T @ pulled
+        return sums[:, :-1], sums[:, -1]
 
     def build_runs(memories):
         pulled = memories.patterns[:, pull_from:]

@@ -111,7 +111,8 @@ def test_floor_bound_holds_and_fails_where_it_must():
 
 
 @pytest.mark.parametrize("rows", [slice(0, 500), slice(37, 301), slice(120, 121)])
-def test_pulled_sums_run_by_run_equal_the_product(rows):
+def test_pulled_sums_run_by_run_equal_the_product(rows, monkeypatch):
+    monkeypatch.setattr(partial, "RUN_MIN_PRODUCT", 0)  # the runs at any size
     rng = np.random.RandomState(3)
     labels = np.repeat(np.arange(5), 100)  # runs of equal label parts
     pulled = 2.0 * np.eye(5)[labels]
@@ -134,6 +135,27 @@ def test_pulled_sums_run_by_run_equal_the_product(rows):
         np.testing.assert_allclose(r, T.sum(axis=1), rtol=1e-13)
         assert dense.derived.get(("pulled_runs", 2), None) == (None, None, None)
         assert ("lse_operand", 1.0, "sqeuclidean") in dense.derived._entries
+
+
+@pytest.mark.parametrize("rows", [slice(0, 500), slice(37, 301), slice(120, 121)])
+def test_small_pulled_sums_take_the_product(rows, monkeypatch):
+    """Below RUN_MIN_PRODUCT the runs are not looked for; same sums either way."""
+    rng = np.random.RandomState(6)
+    labels = np.repeat(np.arange(5), 100)
+    M = np.concatenate([rng.standard_normal((500, 4)), 2.0 * np.eye(5)[labels]], 1)
+    T = rng.uniform(0, 1, (30, rows.stop - rows.start))
+    small = prepare_memories(M, xp, reuse=True)
+    sums, r = pulled_sums(T, small.block(rows), EnergySpec(), 4, xp)
+    assert ("pulled_runs", 4) not in small.derived._entries
+    assert ("pulled_ones", 4) in small.derived._entries
+    np.testing.assert_allclose(sums, T @ M[rows, 4:], rtol=1e-13)
+    np.testing.assert_allclose(r, T.sum(axis=1), rtol=1e-13)
+    monkeypatch.setattr(partial, "RUN_MIN_PRODUCT", 0)
+    runs = prepare_memories(M, xp, reuse=True)
+    sums_runs, r_runs = pulled_sums(T, runs.block(rows), EnergySpec(), 4, xp)
+    assert ("pulled_runs", 4) in runs.derived._entries
+    np.testing.assert_allclose(sums, sums_runs, rtol=1e-13)
+    np.testing.assert_allclose(r, r_runs, rtol=1e-13)
 
 
 def test_blocks_of_a_block_see_their_rows():
