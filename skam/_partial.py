@@ -434,6 +434,23 @@ def _upper_shift(V, block, spec, xp):
     return (0.5 * spec.beta) * sq + top
 
 
+# NumPy's row maximum of many short rows is slower than the row argmax and a
+# gather (150 x 150: 8.8 vs 4.7 µs; 1000 x 1000: 204 vs 172 µs); of few or
+# long rows it is faster (1 x 150, 256 x 5000).
+ARGMAX_MIN_ROWS = 64
+ARGMAX_MAX_LENGTH = 1024
+
+
+def _row_max(logits):
+    """``logits.max(axis=1)`` of a C-contiguous NumPy (n, K) array, the same values."""
+    n, K = logits.shape
+    if n < ARGMAX_MIN_ROWS or K > ARGMAX_MAX_LENGTH or not logits.flags.c_contiguous:
+        return logits.max(axis=1)
+    index = logits.argmax(axis=1)
+    index += np.arange(0, n * K, K)  # flat positions (a NaN's, if any)
+    return logits.ravel()[index]
+
+
 def lse_block(V, block, spec, xp, *, pull_from=0, need_mean=True):
     """LSE state of one block and its unnormalised softmax ``T`` (and sums).
 
@@ -463,7 +480,7 @@ def lse_block(V, block, spec, xp, *, pull_from=0, need_mean=True):
         finite = True
     else:
         logits = lse_logits(V, block, spec, xp, pull_from, scale=scale)
-        raw_max = logits.max(axis=1) if numpy else xp.max(logits, axis=1)
+        raw_max = _row_max(logits) if numpy else xp.max(logits, axis=1)
         # rows of -inf only (a block of zero-weight memories) are the exception
         if numpy:  # one call (a sum that overflows only takes the general way)
             finite = math.isfinite(float(raw_max.sum()))

@@ -306,3 +306,19 @@ def test_a_block_of_zero_weight_memories_is_the_identity():
     whole = reduce_blocks(V, plain, spec, xp, block_rows=300)
     np.testing.assert_allclose(tiled.log_sum, whole.log_sum, rtol=1e-13)
     np.testing.assert_allclose(tiled.mean, whole.mean, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 150), (64, 3), (150, 150), (70, 1024), (70, 1025)]
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_max_is_the_row_maximum(shape, dtype):
+    """The argmax-and-gather row maximum (short rows) gives NumPy's values."""
+    rng = np.random.RandomState(7)
+    L = rng.standard_normal(shape).astype(dtype)
+    L[0] = -np.inf  # a row of zero-weight memories
+    if shape[0] > 2:
+        L[1, shape[1] // 2] = np.nan  # NaN propagates as in max
+        L[2, -1] = np.inf
+    np.testing.assert_array_equal(partial._row_max(L), L.max(axis=1))
+    np.testing.assert_array_equal(partial._row_max(L[:, ::-1]), L[:, ::-1].max(axis=1))
