@@ -359,11 +359,12 @@ def _above_floor(V, block, spec, xp):
 # softmax run by run in pulled_sums.
 MAX_RUNS = 256
 RUN_MIN_LENGTH = 8
-# ... unless the product is small: below this many multiply-adds (n x K_b x
-# (P + 1)) the GEMM beats the run sums (whose per-row reduceat costs about
-# 9 µs for n = K = 150, the product 3 µs; measured crossover at about 1e6 in
-# float32, 5e5 in float64, n, K in 150-1000, P + 1 in 4-11).
-RUN_MIN_PRODUCT = 2**19
+# ... unless the runs are short: the product costs about K x (P + 1)
+# multiply-adds per query, the run sums about this many per run (NumPy's
+# reduceat: ~20 ns a segment; measured: n = K = 150 with 3 runs, product 3 µs,
+# run sums 9 µs; K = 898 with 10 runs, P + 1 = 11, the run sums faster from 1
+# query on).
+RUN_COST = 400
 
 
 def pulled_sums(T, block, spec, pull_from, xp):
@@ -378,18 +379,10 @@ def pulled_sums(T, block, spec, pull_from, xp):
     rows come in few runs of equal rows (a classifier's one-hot label parts,
     stored class by class), the columns of ``T`` are summed run by run
     instead (``np.add.reduceat``, one read of ``T``) and the (n, runs) sums
-    multiplied by the runs' rows, unless the product is small
-    (``RUN_MIN_PRODUCT``). Needs ``block.derived``.
+    multiplied by the runs' rows, unless the runs are short (``RUN_COST``).
+    Needs ``block.derived``.
     """
     derived = block.derived
-    width = block.patterns.shape[1] - pull_from + 1
-    if T.shape[0] * T.shape[1] * width < RUN_MIN_PRODUCT:
-        # ``[xi[:, pull_from:] | 1]`` alone (K x (P + 1)): a small product
-        # needs no full derived operand of its own
-        key = ("pulled_ones", pull_from)
-        pulled = derived.get(key, lambda m: _with_ones(m.patterns[:, pull_from:], xp))
-        sums = T @ pulled
-        return sums[:, :-1], sums[:, -1]
 
     def build_runs(memories):
         pulled = memories.patterns[:, pull_from:]
@@ -411,7 +404,12 @@ def pulled_sums(T, block, spec, pull_from, xp):
             change = np.flatnonzero(run_of[1:] != run_of[:-1]) + 1
             starts = np.concatenate([[0], change])
             run_rows = run_rows[int(run_of[0]) : int(run_of[-1]) + 1]
-        sums = np.add.reduceat(T, starts, axis=1) @ run_rows
+        if T.shape[1] * run_rows.shape[1] >= RUN_COST * len(starts):
+            sums = np.add.reduceat(T, starts, axis=1) @ run_rows
+        else:  # short runs: ``[xi[:, pull_from:] | 1]`` (K x (P + 1)) is faster
+            key = ("pulled_ones", pull_from)
+            ones = derived.get(key, lambda m: _with_ones(m.patterns[:, pull_from:], xp))
+            sums = T @ ones
     else:
         sums = T @ _lse_operand(block, spec, xp)[:, 1 + pull_from :]
     return sums[:, :-1], sums[:, -1]

@@ -112,7 +112,7 @@ def test_floor_bound_holds_and_fails_where_it_must():
 
 @pytest.mark.parametrize("rows", [slice(0, 500), slice(37, 301), slice(120, 121)])
 def test_pulled_sums_run_by_run_equal_the_product(rows, monkeypatch):
-    monkeypatch.setattr(partial, "RUN_MIN_PRODUCT", 0)  # the runs at any size
+    monkeypatch.setattr(partial, "RUN_COST", 0)  # the run sums at any length
     rng = np.random.RandomState(3)
     labels = np.repeat(np.arange(5), 100)  # runs of equal label parts
     pulled = 2.0 * np.eye(5)[labels]
@@ -137,23 +137,22 @@ def test_pulled_sums_run_by_run_equal_the_product(rows, monkeypatch):
         assert ("lse_operand", 1.0, "sqeuclidean") in dense.derived._entries
 
 
-@pytest.mark.parametrize("rows", [slice(0, 500), slice(37, 301), slice(120, 121)])
-def test_small_pulled_sums_take_the_product(rows, monkeypatch):
-    """Below RUN_MIN_PRODUCT the runs are not looked for; same sums either way."""
+@pytest.mark.parametrize("rows", [slice(0, 100), slice(17, 63), slice(40, 41)])
+def test_short_runs_take_the_product(rows, monkeypatch):
+    """Runs shorter than RUN_COST allows use the product; same sums either way."""
     rng = np.random.RandomState(6)
-    labels = np.repeat(np.arange(5), 100)
-    M = np.concatenate([rng.standard_normal((500, 4)), 2.0 * np.eye(5)[labels]], 1)
+    labels = np.repeat(np.arange(5), 20)  # 20 memories a run, P + 1 = 6
+    M = np.concatenate([rng.standard_normal((100, 4)), 2.0 * np.eye(5)[labels]], 1)
     T = rng.uniform(0, 1, (30, rows.stop - rows.start))
-    small = prepare_memories(M, xp, reuse=True)
-    sums, r = pulled_sums(T, small.block(rows), EnergySpec(), 4, xp)
-    assert ("pulled_runs", 4) not in small.derived._entries
-    assert ("pulled_ones", 4) in small.derived._entries
+    short = prepare_memories(M, xp, reuse=True)
+    sums, r = pulled_sums(T, short.block(rows), EnergySpec(), 4, xp)
+    assert ("pulled_ones", 4) in short.derived._entries
     np.testing.assert_allclose(sums, T @ M[rows, 4:], rtol=1e-13)
     np.testing.assert_allclose(r, T.sum(axis=1), rtol=1e-13)
-    monkeypatch.setattr(partial, "RUN_MIN_PRODUCT", 0)
+    monkeypatch.setattr(partial, "RUN_COST", 0)
     runs = prepare_memories(M, xp, reuse=True)
     sums_runs, r_runs = pulled_sums(T, runs.block(rows), EnergySpec(), 4, xp)
-    assert ("pulled_runs", 4) in runs.derived._entries
+    assert ("pulled_ones", 4) not in runs.derived._entries
     np.testing.assert_allclose(sums, sums_runs, rtol=1e-13)
     np.testing.assert_allclose(r, r_runs, rtol=1e-13)
 
