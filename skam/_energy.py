@@ -42,7 +42,7 @@ registered separation works in every function of this module.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from skam._separations import SEPARATIONS, get_separation
@@ -134,11 +134,35 @@ class DerivedArrays:
     scalars valid for every block of them (bounds). The view of a block
     (:meth:`Memories.block`) builds entries on the full memories and returns
     its rows of them, so every block and every call shares one copy.
+
+    ``order`` (a permutation of the memories, or None) arranges every entry:
+    the entries are built from the memories taken in that order (a copy
+    alive during the build only), so the engine reads them, and the blocks
+    of them, in that order (a classifier's memories class by class, see
+    :func:`skam._partial.pulled_sums`); the memories themselves keep theirs.
+    Results that reduce over the memories do not depend on it; an (n, K)
+    array of per-memory weights would come out in that order (see
+    :func:`log_kernel_sum`).
     """
 
-    def __init__(self, parent=None, rows=None):
+    def __init__(self, parent=None, rows=None, order=None, xp=None):
         self.memories = None  # the full memories, set by prepare_memories
         self._parent, self._rows, self._entries = parent, rows, {}
+        self.order, self._xp = order, xp
+
+    def _arranged(self):
+        memories = self.memories
+        if self.order is None:
+            return memories
+        take = self._xp.take
+        return Memories(
+            take(memories.patterns, self.order, axis=0),
+            None
+            if memories.log_weights is None
+            else take(memories.log_weights, self.order),
+            memories.coord_weights,
+            take(memories.half_sqnorms, self.order),
+        )
 
     def get(self, key, build, version=None):
         """The entry ``key``, built by ``build(full_memories)`` if absent.
@@ -151,8 +175,14 @@ class DerivedArrays:
             return value if isinstance(value, tuple) else value[self._rows, ...]
         entry = self._entries.get(key)
         if entry is None or entry[0] != version:
-            entry = self._entries[key] = (version, build(self.memories))
+            entry = self._entries[key] = (version, build(self._arranged()))
         return entry[1]
+
+    @property
+    def arranged(self):
+        """Whether the entries follow an ``order`` of their own."""
+        root = self if self._parent is None else self._parent
+        return root.order is not None
 
     @property
     def rows(self):
@@ -168,18 +198,23 @@ class DerivedArrays:
         return DerivedArrays(self._parent, slice(inner.start, inner.stop))
 
 
-def prepare_memories(patterns, xp, *, weights=None, coord_weights=None, reuse=False):
+def prepare_memories(
+    patterns, xp, *, weights=None, coord_weights=None, reuse=False, order=None
+):
     """Build :class:`Memories` (log weights, weighted half squared norms).
 
     All arrays must already live in ``xp`` with the compute dtype. ``reuse``:
     the memories will serve many calls (an estimator's cache), so operands
-    derived from them are built once and kept (:class:`DerivedArrays`);
-    otherwise (memories rebuilt per call or per batch) nothing is derived.
+    derived from them are built once and kept (:class:`DerivedArrays`, in
+    ``order`` if given); otherwise (memories rebuilt per call or per batch)
+    nothing is derived.
     """
     if coord_weights is None:
         half_sqnorms = 0.5 * xp.sum(patterns * patterns, axis=1)
     else:
-        half_sqnorms = 0.5 * xp.sum(coord_weights * patterns * patterns, axis=1)
+        # one temporary and a matrix-vector product (half the passes of
+        # sum(c * X * X): it runs per minibatch in parametric training)
+        half_sqnorms = 0.5 * ((patterns * patterns) @ coord_weights)
     log_weights = None
     if weights is not None:
         positive = weights > 0
@@ -188,7 +223,11 @@ def prepare_memories(patterns, xp, *, weights=None, coord_weights=None, reuse=Fa
     if not reuse:
         return Memories(patterns, log_weights, coord_weights, half_sqnorms)
     memories = Memories(
-        patterns, log_weights, coord_weights, half_sqnorms, DerivedArrays()
+        patterns,
+        log_weights,
+        coord_weights,
+        half_sqnorms,
+        DerivedArrays(order=order, xp=xp),
     )
     memories.derived.memories = memories
     return memories
@@ -313,6 +352,8 @@ def log_kernel_sum(V, memories, spec, xp, *, need_weights=True):
         state = reduce_blocks(V, memories, spec, xp, need_direction=False)
         return finish_log_z(state, V, memories, spec, xp), None
     if spec.is_lse:
+        if memories.derived is not None and memories.derived.arranged:
+            memories = replace(memories, derived=None)  # P in the memories' order
         state, T, r = lse_block(V, memories, spec, xp, need_mean=False)
         return finish_log_z(state, V, memories, spec, xp), T / r[:, None]
     return signed_gradient_weights(V, memories, spec, xp)

@@ -198,9 +198,9 @@ def normalise_label_neurons(R, xp):
     """
     if type(R) is np.ndarray:  # ndarray methods, and no where when every row
         clipped = np.maximum(R, 0.0)  # has evidence: a few calls less
-        total = clipped.sum(axis=1, keepdims=True)
-        if bool((total > 0).all()):
-            return clipped / total
+        total = np.add.reduce(clipped, axis=1, keepdims=True)
+        if float(total.min()) > 0.0:
+            return np.divide(clipped, total, out=clipped)
     clipped = xp.maximum(R, 0.0)
     total = xp.sum(clipped, axis=1, keepdims=True)
     uniform = xp.ones_like(R) / R.shape[1]
@@ -393,17 +393,15 @@ class PreparedLabelMemories:
         d = estimator.n_features_in_
         n_labels = patterns.shape[1] - d
         code = estimator._label_code(n_labels)
+        order = None
         if code.kind == "classification":
-            # class by class: one-hot label parts then come in runs of equal
-            # rows, which the engine sums run by run (skam._partial.pulled_sums);
-            # the order of the memories changes no result
+            # the engine reads the memories class by class: one-hot label parts
+            # then come in runs of equal rows, which it sums run by run
+            # (skam._partial.pulled_sums); the order changes no result
             order = xp.argsort(xp.argmax(patterns[:, d:], axis=1), stable=True)
-            patterns = xp.take(patterns, order, axis=0)
-            if weights is not None:
-                weights = xp.take(weights, order, axis=0)
         cw = coordinate_weights(d, n_labels, estimator.lam, xp, dtype, dev)
         memories = prepare_memories(
-            patterns, xp, weights=weights, coord_weights=cw, reuse=True
+            patterns, xp, weights=weights, coord_weights=cw, reuse=True, order=order
         )
         spec = make_spec(estimator, estimator.beta_)
         box = None  # the free coordinates stay in the memories' box

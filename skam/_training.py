@@ -33,11 +33,13 @@ constant ``1 / sum_mu P_mu`` included. Both return the same tape interface
 (``states[-1]``, ``weights[-1]``), so callers need not know which ran.
 """
 
+import math
 from dataclasses import dataclass, replace
 
 from array_api_compat import device as array_device
 from array_api_compat import is_numpy_namespace
 
+from skam._chunking import itemsize, rows_per_chunk
 from skam._energy import (
     EnergySpec,
     Memories,
@@ -67,7 +69,9 @@ def flush_subnormals(M, xp):
     1.6 ms normal, 233 ms with half of one operand subnormal), which made
     most of the parametric classifier's training time. A subnormal entry is
     below ``1e-30`` of the largest weight (1 for a softmax): setting it to 0
-    changes no result beyond rounding.
+    changes no result beyond rounding. Used on the backward terms ``A``; the
+    softmax weights themselves go through the stricter
+    :func:`drop_negligible_weights`.
     """
     tiny = xp.finfo(M.dtype).smallest_normal
     return xp.where(xp.abs(M) < tiny, xp.zeros_like(M), M)
@@ -267,9 +271,14 @@ def unrolled_backward(tape, patterns, grad_out, xp, *, beta, coord_weights=None)
     grad = A_sum.T @ V0
     if moved is not None:
         grad = _add_to_columns(grad, p, moved, xp)
-    if is_numpy_namespace(xp):  # in place: one temporary of the memories' size
-        grad -= grad_log_w[:, None] * patterns
-        grad *= beta * c
+    if is_numpy_namespace(xp):  # in place, by blocks of rows in the cache
+        scale = beta * c
+        scratch = xp.empty((_block_rows(grad), grad.shape[1]), dtype=grad.dtype)
+        for rows in _row_blocks(grad, scratch.shape[0]):
+            block, tmp = grad[rows], scratch[: rows.stop - rows.start]
+            xp.multiply(patterns[rows], grad_log_w[rows, None], out=tmp)
+            block -= tmp
+            block *= scale
     else:
         grad = (grad - grad_log_w[:, None] * patterns) * (beta * c)
     return _add_to_columns(grad, p, pulled_sum, xp), g, grad_log_w
@@ -375,8 +384,9 @@ class Adam:
     beta1, beta2, eps : float
         The usual Adam constants.
     in_place : bool, default=False
-        Update the parameters and moments in place (NumPy only; other
-        namespaces have no ``out=`` and copy as usual). The parameters are
+        Update the parameters and moments in place (NumPy arrays of at
+        least one dimension; other namespaces have no ``out=`` and copy as
+        usual). The parameters are
         copied once at construction; ``params`` then holds the same arrays
         after every step, so a caller keeping a step's values must copy
         them. The update is the same, bit for bit, and costs 12 in-place
@@ -396,7 +406,12 @@ class Adam:
         in_place=False,
     ):
         self.xp = xp
-        self.in_place = bool(in_place) and is_numpy_namespace(xp)
+        params = list(params)
+        self.in_place = (
+            bool(in_place)
+            and is_numpy_namespace(xp)
+            and all(p.ndim >= 1 for p in params)
+        )
         if self.in_place:
             params = [xp.asarray(p, copy=True) for p in params]
         self.params = list(params)
@@ -426,22 +441,57 @@ class Adam:
         return new
 
     def _step_in_place(self, grads, lr):
-        """The update of :meth:`step` with NumPy's ``out=``, one scratch array each."""
+        """The update of :meth:`step` with NumPy's ``out=``, by blocks of rows.
+
+        The same operations in the same order as :meth:`step`, on blocks of
+        about ``CACHE_BLOCK_BYTES`` per array, so that the 12 passes run in
+        the cache rather than in memory (measured, 1 000 x 784: 2.25 ->
+        1.26 ms float32, 4.9 -> 3.2 ms float64).
+        """
         xp = self.xp
         b1, b2 = self.beta1, self.beta2
         if self._scratch is None:
-            self._scratch = [(xp.empty_like(p), xp.empty_like(p)) for p in self.params]
+            self._scratch = [_block_scratch(p, xp) for p in self.params]
         arrays = zip(self.params, self.m, self.v, grads, self._scratch, strict=True)
-        for p, m, v, g, (s, r) in arrays:  # the operations of step, in order
-            m *= b1
-            xp.multiply(g, 1 - b1, out=s)
-            m += s
-            v *= b2
-            xp.multiply(g, g, out=s)
-            s *= 1 - b2
-            v += s
-            xp.sqrt(v, out=s)
-            s += self.eps
-            xp.multiply(m, lr, out=r)
-            xp.divide(r, s, out=s)
-            p -= s
+        for p_all, m_all, v_all, g_all, (s_all, r_all) in arrays:
+            for rows in _row_blocks(p_all, s_all.shape[0]):
+                p, m, v, g = p_all[rows], m_all[rows], v_all[rows], g_all[rows]
+                n = p.shape[0]
+                s, r = s_all[:n], r_all[:n]
+                m *= b1
+                xp.multiply(g, 1 - b1, out=s)
+                m += s
+                v *= b2
+                xp.multiply(g, g, out=s)
+                s *= 1 - b2
+                v += s
+                xp.sqrt(v, out=s)
+                s += self.eps
+                xp.multiply(m, lr, out=r)
+                xp.divide(r, s, out=s)
+                p -= s
+
+
+# Element-wise passes over large arrays are memory-bound: done by blocks of
+# rows of about this many bytes per array, the few arrays of a block stay
+# in a core's L2 cache (2 MiB on the machines measured).
+CACHE_BLOCK_BYTES = 2**18
+
+
+def _block_rows(a):
+    """Rows of ``a`` per block of about ``CACHE_BLOCK_BYTES``."""
+    row_bytes = itemsize(a) * max(1, math.prod(a.shape[1:]))
+    return rows_per_chunk(
+        a.shape[0], row_bytes, max_rows=CACHE_BLOCK_BYTES // row_bytes
+    )
+
+
+def _block_scratch(a, xp):
+    """Two scratch arrays of one block of ``a``'s rows (``a.ndim >= 1``)."""
+    shape = (_block_rows(a), *a.shape[1:])
+    return xp.empty(shape, dtype=a.dtype), xp.empty(shape, dtype=a.dtype)
+
+
+def _row_blocks(a, rows):
+    """Slices of ``a``'s first axis, ``rows`` at a time."""
+    return [slice(i, min(i + rows, a.shape[0])) for i in range(0, a.shape[0], rows)]

@@ -238,3 +238,49 @@ def test_uniform_tail_is_folded_into_the_bias(coord_weights):
         atol=1e-12,
     )
     assert ("lse_operand", 1.1, "sqeuclidean") in reused.derived._entries
+
+
+def test_an_order_arranges_the_derived_arrays_only(digits_data):
+    """A classifier's memories are read class by class; results do not move."""
+    from skam._energy import log_kernel_sum
+
+    X, y = digits_data
+    clf = DenseAMClassifier(beta=5.0).fit(X[:600], y[:600])  # classes mixed
+    clf.predict(X[600:700])
+    prep = clf._prepared_cache[2]
+    memories = prep.memories
+    assert memories.patterns is not None and memories.derived.arranged
+    np.testing.assert_array_equal(memories.patterns, clf.memories_)  # no copy
+    run_rows, _, starts = memories.derived.get(("pulled_runs", 64), None)
+    assert run_rows.shape == (10, 11) and len(starts) == 10  # one run per class
+    plain = replace(memories, derived=None)
+    V = prep.code.start_states(X[600:700], xp)
+    for block_rows in (600, 250):  # blocks of the arranged order
+        fast = reduce_blocks(
+            V, memories, prep.spec, xp, pull_from=64, block_rows=block_rows
+        )
+        slow = reduce_blocks(V, plain, prep.spec, xp, pull_from=64, block_rows=600)
+        np.testing.assert_allclose(fast.log_sum, slow.log_sum, rtol=1e-13)
+        np.testing.assert_allclose(fast.mean, slow.mean, rtol=1e-12, atol=1e-15)
+    # per-memory weights come out in the memories' own order
+    log_z, P = log_kernel_sum(V, memories, prep.spec, xp)
+    log_z0, P0 = log_kernel_sum(V, plain, prep.spec, xp)
+    np.testing.assert_allclose(P, P0, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(log_z, log_z0, rtol=1e-13)
+
+
+def test_a_block_of_zero_weight_memories_is_the_identity():
+    rng = np.random.RandomState(8)
+    M = rng.standard_normal((300, 4))
+    w = rng.uniform(0.5, 2.0, 300)
+    w[100:200] = 0.0  # the second block holds no weight at all
+    reused = prepare_memories(M, xp, weights=w, reuse=True)
+    plain = replace(reused, derived=None)
+    V = rng.standard_normal((20, 4))
+    spec = EnergySpec(beta=1.5)
+    state, _, _ = lse_block(V, reused.block(slice(100, 200)), spec, xp)
+    assert np.all(state.log_sum == -np.inf) and np.all(state.mean == 0)
+    tiled = reduce_blocks(V, reused, spec, xp, block_rows=100)
+    whole = reduce_blocks(V, plain, spec, xp, block_rows=300)
+    np.testing.assert_allclose(tiled.log_sum, whole.log_sum, rtol=1e-13)
+    np.testing.assert_allclose(tiled.mean, whole.mean, rtol=1e-12, atol=1e-15)

@@ -151,7 +151,8 @@ def test_negligible_softmax_weights_change_no_step_beyond_rounding():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_adam_in_place_is_the_same_update(dtype):
     rng = np.random.RandomState(6)
-    start = [rng.randn(7, 3).astype(dtype), rng.randn(4).astype(dtype)]
+    # (300, 500): several blocks of rows (CACHE_BLOCK_BYTES); (4,): one
+    start = [rng.randn(300, 500).astype(dtype), rng.randn(4).astype(dtype)]
     kept = [a.copy() for a in start]
     ref = Adam(start, xp, learning_rate=0.05)
     fast = Adam(start, xp, learning_rate=0.05, in_place=True)
@@ -164,6 +165,7 @@ def test_adam_in_place_is_the_same_update(dtype):
         assert a.dtype == dtype
         np.testing.assert_array_equal(a, b)  # the same operations, in order
     assert [id(a) for a in fast.params] == arrays  # updated in place
+    assert fast._scratch[0][0].shape[0] < 300  # by blocks
     for a, b in zip(start, kept, strict=True):  # the caller's arrays untouched
         np.testing.assert_array_equal(a, b)
 
@@ -292,3 +294,39 @@ def test_training_returns_the_best_epoch_not_the_last():
     np.testing.assert_allclose(kept, min(curve), rtol=1e-12)
     np.testing.assert_array_equal(F0, start[0])  # the start is not written to
     np.testing.assert_array_equal(L0, start[1])
+
+
+def test_backward_by_cache_blocks_equals_the_array_api_path():
+    """NumPy assembles dL/dXi in place by blocks of rows (several here); the
+    array-API path (array_api_strict, no ``out=``) in one piece."""
+    import array_api_strict
+    from array_api_compat import array_namespace
+
+    from skam._training import _block_rows
+
+    rng = np.random.RandomState(7)
+    n, K, D, p = 30, 700, 50, 45
+    V0, Xi, target = rng.randn(n, D), rng.randn(K, D), rng.randn(n, D)
+    mask = np.arange(D) >= p
+    c = rng.uniform(0.5, 1.5, D)
+    assert _block_rows(Xi) < K  # several blocks
+    out = []
+    for to in (np.asarray, array_api_strict.asarray):
+        ns = array_namespace(to(V0))
+        args = dict(beta=0.4, coord_weights=to(c))
+        tape = unrolled_forward(
+            to(V0),
+            to(Xi),
+            ns,
+            step_size=0.8,
+            n_steps=2,
+            update_mask=to(mask),
+            pull_from=p,
+            **args,
+        )
+        grads = unrolled_backward(
+            tape, to(Xi), tape.states[-1] - to(target), ns, **args
+        )
+        out.append([np.asarray(g) for g in grads])
+    for a, b in zip(*out, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
