@@ -239,6 +239,7 @@ def test_uniform_tail_is_folded_into_the_bias(coord_weights):
     slot = reused.derived._entries[("lse_operand_tail", 1.1, "sqeuclidean", 4)]
     assert slot[0] == (0.3, -0.2, 0.5)
     assert slot[1].shape == (300, 6)  # [bias | features | 1]
+    assert slot[1].flags.f_contiguous  # the GEMM reads its columns transposed
     fast, _, _ = lse_block(V, reused, spec, xp, pull_from=4)
     slow, _, _ = lse_block(V, plain, spec, xp, pull_from=4)
     np.testing.assert_allclose(fast.mean, slow.mean, rtol=1e-12, atol=1e-14)
