@@ -203,10 +203,7 @@ def descend(
     -------
     result : DescentResult
     """
-    n = V0.shape[0]
     oracle = _as_oracle(memories, spec, xp)
-    temporaries = getattr(oracle, "temporaries", TEMPORARIES_PER_COLUMN)
-    per_row = temporaries * oracle.n_columns * itemsize(V0)
     free = free_mask(clamp_mask, xp)
     parts = []
     if monotone:
@@ -215,10 +212,7 @@ def descend(
         chunk = _one_step_chunk  # the default of most estimators
     else:
         chunk = _descend_chunk
-    # the kernel-sum oracle splits its memories into blocks instead of
-    # shrinking a chunk below MIN_QUERY_ROWS queries (huge K)
-    min_rows = MIN_QUERY_ROWS if getattr(oracle, "splits_memories", False) else None
-    for sl in chunk_slices(n, per_row, chunk_size=chunk_size, min_rows=min_rows, xp=xp):
+    for sl in _query_chunks(V0, oracle, xp, chunk_size):
         parts.append(
             chunk(
                 V0[sl, :],
@@ -244,6 +238,20 @@ def descend(
         converged=concat([p.converged for p in parts], xp),
         energy=concat([p.energy for p in parts], xp) if compute_energy else None,
         energy_trace=trace,
+    )
+
+
+def _query_chunks(V0, oracle, xp, chunk_size):
+    """Slices of the queries ``V0`` for ``oracle``'s temporaries (``working_memory``).
+
+    The kernel-sum oracle splits its memories into blocks instead of
+    shrinking a chunk below ``MIN_QUERY_ROWS`` queries (huge K).
+    """
+    temporaries = getattr(oracle, "temporaries", TEMPORARIES_PER_COLUMN)
+    per_row = temporaries * oracle.n_columns * itemsize(V0)
+    min_rows = MIN_QUERY_ROWS if getattr(oracle, "splits_memories", False) else None
+    return chunk_slices(
+        V0.shape[0], per_row, chunk_size=chunk_size, min_rows=min_rows, xp=xp
     )
 
 
@@ -452,14 +460,9 @@ def step_from(V0, oracle, xp, *, start, step_size=1.0, chunk_size=None):
     -------
     free : array of shape (n, D - start)
     """
-    temporaries = getattr(oracle, "temporaries", TEMPORARIES_PER_COLUMN)
-    per_row = temporaries * oracle.n_columns * itemsize(V0)
-    min_rows = MIN_QUERY_ROWS if getattr(oracle, "splits_memories", False) else None
     parts = [
         V0[sl, start:] - step_size * oracle.direction_from(V0[sl, :], start)
-        for sl in chunk_slices(
-            V0.shape[0], per_row, chunk_size=chunk_size, min_rows=min_rows, xp=xp
-        )
+        for sl in _query_chunks(V0, oracle, xp, chunk_size)
     ]
     return concat(parts, xp)
 
